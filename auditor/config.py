@@ -1,0 +1,127 @@
+"""Every default of the tool, in one place.
+
+The CLI and the YAML config file only ever override these values; no other
+module hard-codes a limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from auditor import __version__
+from auditor.errors import ConfigError
+
+PROJECT_URL = "https://github.com/auditor-project/auditor"
+USER_AGENT = f"auditor/{__version__} (+{PROJECT_URL})"
+
+SEVERITIES = ("error", "warning", "off")
+FAIL_ON = ("error", "warning", "never")
+
+# The public contract: every finding code and its default severity.
+DEFAULT_SEVERITIES: dict[str, str] = {
+    "dead-link": "error",
+    "link-blocked": "warning",
+    "redirect": "warning",
+    "image-size-mismatch": "error",
+    "not-an-image": "error",
+    "amp-cache-mismatch": "error",
+    "provider-domain-mismatch": "warning",
+    "amp-pair-mismatch": "warning",
+    "title-mismatch": "warning",
+    "date-mismatch": "warning",
+    "flaky-link": "warning",
+    "invalid-metadata": "error",
+    "private-address": "error",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrawlConfig:
+    concurrency: int = 32
+    per_host: int = 4
+    rate: float = 10.0  # requests per second per host
+    timeout: float = 20.0  # total seconds per URL: connect, every hop, body
+    connect_timeout: float = 10.0
+    retries: int = 2
+    backoff_base: float = 0.5
+    backoff_max: float = 10.0
+    max_retry_wait: float = 60.0
+    max_redirects: int = 10
+    max_body_bytes: int = 1024 * 1024  # after decompression
+    max_head_bytes: int = 512 * 1024
+    max_image_bytes: int = 256 * 1024
+    allow_private: bool = False
+    user_agent: str = USER_AGENT
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    paths: tuple[Path, ...] = (Path("seeds"),)
+    db: Path = Path("audit.sqlite")
+    out: Path = Path("reports")
+    formats: tuple[str, ...] = ("json", "md")
+    fail_on: str = "error"
+    severities: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    offline: bool = False
+
+    def severity(self, code: str) -> str:
+        return self.severities.get(code, "error")
+
+    def fails(self, severity: str) -> bool:
+        """Whether a finding of this severity makes the run exit 1."""
+        if self.fail_on == "never" or severity == "off":
+            return False
+        if self.fail_on == "warning":
+            return severity in ("error", "warning")
+        return severity == "error"
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read the YAML config file into overrides for `Config`.
+
+    Only `severity:` is read today; an unknown key or value is a ConfigError
+    naming it, so a typo never silently does nothing.
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    overrides: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "severity":
+            overrides["severities"] = _severities(path, value)
+        else:
+            raise ConfigError(f"{path}: unknown key '{key}' (known: severity)")
+    return overrides
+
+
+def _severities(path: Path, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: 'severity' must be a mapping of finding code to severity")
+    severities = dict(DEFAULT_SEVERITIES)
+    for code, severity in value.items():
+        if code not in DEFAULT_SEVERITIES:
+            raise ConfigError(f"{path}: unknown finding code 'severity.{code}'")
+        if severity is False:  # YAML reads a bare `off` as false
+            severity = "off"
+        if severity not in SEVERITIES:
+            raise ConfigError(
+                f"{path}: 'severity.{code}' must be one of {', '.join(SEVERITIES)}, not {severity!r}"
+            )
+        severities[code] = severity
+    return severities

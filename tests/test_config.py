@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auditor.config import DEFAULT_SEVERITIES, Config, load_config_file
+from auditor.errors import ConfigError
+
+
+def test_fail_on_levels() -> None:
+    assert Config().fails("error") and not Config().fails("warning")
+    assert Config(fail_on="warning").fails("warning")
+    assert not Config(fail_on="never").fails("error")
+    assert not Config(fail_on="warning").fails("off")
+
+
+def test_severity_overrides_and_off(tmp_path: Path) -> None:
+    path = tmp_path / "auditor.yaml"
+    path.write_text("severity:\n  provider-domain-mismatch: error\n  title-mismatch: off\n")
+    config = Config(**load_config_file(path))
+    assert config.severity("provider-domain-mismatch") == "error"
+    assert config.severity("title-mismatch") == "off"
+    assert config.severity("dead-link") == DEFAULT_SEVERITIES["dead-link"]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("severty: {}\n", "'severty'"),
+        ("severity:\n  dead-links: error\n", "severity.dead-links"),
+        ("severity:\n  dead-link: fatal\n", "severity.dead-link"),
+        ("severity: [1]\n", "'severity'"),
+        ("- a\n", "mapping"),
+        ("severity: {a: [\n", "not valid YAML"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path: Path, text: str, names: str) -> None:
+    path = tmp_path / "auditor.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=names.replace("[", r"\[")):
+        load_config_file(path)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auditor.corpus import iter_corpus_files, iter_documents, load_document, parse_document
+from auditor.errors import InputPathError
+
+SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_6e5f9b61bd50d890.txt"
+
+
+def test_seed_document_has_a_line_for_every_field() -> None:
+    document = load_document(SEED)
+    assert document.problems == ()
+    assert document.data is not None
+    assert document.data["provider"]["domain"] == "govtech.com"
+    assert document.line("title") == 3
+    assert document.line("webUrl") == 7
+    assert document.line("images[0].url") == 24
+    assert document.line("images[0].width") == 25
+    assert document.line("related[2].cdnAmpWebUrl") == 67
+    assert document.line("related[1].images[0].url") == 58
+
+
+def test_line_falls_back_to_the_nearest_parent() -> None:
+    document = parse_document("x.md", "---\ntitle: a\nimages:\n  - url: http://a/\n---\n")
+    assert document.line("images[0].width") == 4
+    assert document.line("nothing.here") == 2  # the first line of the front matter
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "fragment"),
+    [
+        (b"just text\n", 1, "no YAML front matter"),
+        (b"---\ntitle: a\n", 1, "not closed"),
+        (b"---\ntitle: a\nwebUrl: [unclosed\nother: 1\n---\n", 4, "not valid YAML"),
+        (b"---\n- a\n- b\n---\n", 2, "must be a mapping"),
+        (b"---\n---\nbody\n", None, "must be a mapping"),
+        (b"---\ntitle: caf\xe9\n---\n", 2, "not valid UTF-8"),
+    ],
+)
+def test_broken_files_become_invalid_metadata(tmp_path: Path, content: bytes, line: int | None, fragment: str) -> None:
+    path = tmp_path / "broken.md"
+    path.write_bytes(content)
+    document = load_document(path)
+    assert document.data is None
+    (problem,) = document.problems
+    assert problem.code == "invalid-metadata"
+    assert fragment in problem.message
+    if line is not None:
+        assert problem.line == line
+    assert problem.document.endswith("broken.md")
+
+
+def test_unreadable_file_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "dir.md"
+    path.mkdir()
+    document = load_document(path)
+    assert document.problems[0].code == "invalid-metadata"
+    assert "cannot read" in document.problems[0].message
+
+
+def test_walks_recursively_and_picks_corpus_files(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "one.txt").write_text("---\ntitle: 1\n---\n")
+    (tmp_path / "a" / "two.md").write_text("---\ntitle: 2\n---\n")
+    (tmp_path / "a" / "three.yml").write_text("---\ntitle: 3\n---\n")  # front matter by content
+    (tmp_path / "a" / "image.png").write_bytes(b"\x89PNG")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x.md").write_text("---\ntitle: no\n---\n")
+    names = [p.name for p in iter_corpus_files([tmp_path])]
+    assert names == ["three.yml", "two.md", "one.txt"] or sorted(names) == ["one.txt", "three.yml", "two.md"]
+    assert "x.md" not in names and "image.png" not in names
+
+
+def test_missing_path_fails_before_any_document(tmp_path: Path) -> None:
+    (tmp_path / "ok.md").write_text("---\ntitle: 1\n---\n")
+    documents = iter_documents([tmp_path, tmp_path / "missing"])
+    with pytest.raises(InputPathError, match="missing"):
+        next(documents)
+
+
+def test_documents_are_streamed_lazily(tmp_path: Path) -> None:
+    for index in range(3):
+        (tmp_path / f"{index}.md").write_text(f"---\ntitle: t{index}\n---\n")
+    documents = iter_documents([tmp_path])
+    first = next(documents)
+    (tmp_path / "2.md").write_text("---\ntitle: changed\n---\n")
+    assert first.data == {"title": "t0"}
+    assert [d.data["title"] for d in documents] == ["t1", "changed"]
