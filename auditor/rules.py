@@ -1,0 +1,370 @@
+"""Stage 5: documents + checks -> findings. Rules never fetch.
+
+Three families:
+- offline rules (`document_findings`): what a document says about itself —
+  schema, AMP-cache URL, provider domain. `auditor lint` runs only these.
+- link rules (`link_findings`): one reference and the check of its URL —
+  liveness, redirects, image size.
+- page rules (`page_findings`): what the fetched page heads say about the
+  document — AMP pairs, titles, dates.
+
+Convention for metadata findings: `expected` is what the metadata should say
+(computed, or observed on the web); `actual` is what it says now.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from datetime import date, datetime, timezone
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from auditor.amp import amp_cache_url
+from auditor.corpus import Document
+from auditor.findings import Finding
+from auditor.links import InvalidURL, URL_FIELDS, article_items, field_path, normalize_url
+
+Check = Mapping[str, Any]
+Link = Mapping[str, Any]
+
+BLOCKED_STATUSES = frozenset({401, 403, 429})
+PERMANENT_REDIRECTS = frozenset({301, 308})
+DATE_TOLERANCE_SECONDS = 24 * 3600
+FLAKY_WINDOW = 5  # runs, the current one included
+
+
+# -- offline rules -----------------------------------------------------------
+def document_findings(document: Document) -> list[Finding]:
+    if document.data is None:
+        return list(document.problems)
+    findings = list(schema_findings(document))
+    for item, fields in article_items(document.data):
+        findings += amp_cache_findings(document, item, fields)
+        findings += provider_findings(document, item, fields)
+    return findings
+
+
+def schema_findings(document: Document) -> Iterable[Finding]:
+    data = document.data or {}
+
+    def bad(path: str, message: str, value: Any = None) -> Finding:
+        return Finding(
+            code="invalid-metadata", document=document.path, field=path, line=document.line(path),
+            message=f"{path}: {message}", actual=None if value is None else _short(value),
+        )
+
+    for item, fields in article_items(data):
+        where = item or "article"
+        for required in ("title", "webUrl"):
+            value = fields.get(required)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                yield bad(field_path(item, required), f"required field is missing from the {where}")
+        for name in ("title", "excerpt", "category", "type", *URL_FIELDS):
+            value = fields.get(name)
+            if value is not None and not isinstance(value, str):
+                yield bad(field_path(item, name), f"must be text, not {_type(value)}", value)
+        for name in ("quality", "heat"):
+            value = fields.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                yield bad(field_path(item, name), f"must be a number, not {_type(value)}", value)
+        value = fields.get("published")
+        if value is not None and not isinstance(value, bool):
+            yield bad(field_path(item, "published"), f"must be true or false, not {_type(value)}", value)
+        for name in ("images", "related", "topics"):
+            value = fields.get(name)
+            if value is not None and not isinstance(value, list):
+                yield bad(field_path(item, name), f"must be a list, not {_type(value)}", value)
+        if "publishedDateTime" in fields and parse_timestamp(fields["publishedDateTime"]) is None:
+            yield bad(field_path(item, "publishedDateTime"), "not an ISO 8601 date-time", fields["publishedDateTime"])
+        provider = fields.get("provider")
+        if provider is not None:
+            if not isinstance(provider, dict):
+                yield bad(field_path(item, "provider"), f"must be a mapping, not {_type(provider)}", provider)
+            elif provider.get("domain") is not None and not isinstance(provider.get("domain"), str):
+                yield bad(field_path(item, "provider.domain"), "must be text", provider.get("domain"))
+        images = fields.get("images")
+        for index, image in enumerate(images if isinstance(images, list) else []):
+            path = field_path(item, f"images[{index}]")
+            if not isinstance(image, dict):
+                yield bad(path, f"must be a mapping with url, width and height, not {_type(image)}", image)
+                continue
+            if image.get("url") is None:
+                yield bad(f"{path}.url", "required field is missing from the image")
+            elif not isinstance(image["url"], str):
+                yield bad(f"{path}.url", f"must be text, not {_type(image['url'])}", image["url"])
+            for name in ("width", "height"):
+                value = image.get(name)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                    yield bad(f"{path}.{name}", f"must be a positive whole number of pixels, not {_short(value)}", value)
+            if image.get("isCached") is not None and not isinstance(image["isCached"], bool):
+                yield bad(f"{path}.isCached", "must be true or false", image["isCached"])
+    related = data.get("related")
+    for index, item in enumerate(related if isinstance(related, list) else []):
+        if not isinstance(item, dict):
+            yield bad(f"related[{index}]", f"must be a mapping of article fields, not {_type(item)}", item)
+
+
+def amp_cache_findings(document: Document, item: str, fields: Mapping[str, Any]) -> Iterable[Finding]:
+    amp, cdn = fields.get("ampWebUrl"), fields.get("cdnAmpWebUrl")
+    if not (isinstance(amp, str) and isinstance(cdn, str)):
+        return
+    try:
+        expected = amp_cache_url(normalize_url(amp))
+        matches = normalize_url(cdn) == normalize_url(expected)
+    except (InvalidURL, ValueError):
+        return  # the link stage already reported the malformed URL
+    if not matches:
+        path = field_path(item, "cdnAmpWebUrl")
+        yield Finding(
+            code="amp-cache-mismatch", document=document.path, field=path, line=document.line(path),
+            url=cdn, expected=expected, actual=cdn,
+            message=f"{path} is not the AMP cache URL of {field_path(item, 'ampWebUrl')}: expected {expected}",
+        )
+
+
+def provider_findings(document: Document, item: str, fields: Mapping[str, Any]) -> Iterable[Finding]:
+    provider = fields.get("provider")
+    web = fields.get("webUrl")
+    if not (isinstance(provider, dict) and isinstance(provider.get("domain"), str) and isinstance(web, str)):
+        return
+    try:
+        host = _host(web)
+        domain = _host(f"http://{provider['domain'].strip().strip('.')}/")
+    except InvalidURL:
+        return
+    if host != domain and not host.endswith("." + domain):
+        path = field_path(item, "provider.domain")
+        yield Finding(
+            code="provider-domain-mismatch", document=document.path, field=path, line=document.line(path),
+            url=web, expected=host, actual=provider["domain"],
+            message=f"{field_path(item, 'webUrl')} is on {host}, which is not {provider['domain']} or a subdomain of it",
+        )
+
+
+def _host(url: str) -> str:
+    return urlsplit(normalize_url(url)).hostname or ""
+
+
+# -- link rules --------------------------------------------------------------
+def liveness(check: Check) -> tuple[str | None, str]:
+    """(finding code or None, reason) for one check: the closed set of outcomes."""
+    status, reason = check.get("status"), check.get("reason")
+    if reason == "private-address":
+        return "private-address", reason
+    if status is None:
+        return "dead-link", reason or "other"
+    if status in BLOCKED_STATUSES:
+        return "link-blocked", f"http {status}"
+    if not 200 <= status < 300:
+        return "dead-link", f"http {status}"
+    return None, "ok"
+
+
+def link_findings(link: Link, check: Check | None) -> list[Finding]:
+    if check is None:
+        return []  # not checked (interrupted run): no verdict either way
+    base = dict(document=link["document"], field=link["field"], line=link["line"], url=link["url"])
+    details = {"reason": None, "status": check.get("status"), "final_url": check.get("final_url"),
+               "redirects": check.get("redirects") or []}
+    code, reason = liveness(check)
+    details["reason"] = reason
+    if code is not None:
+        what = {"dead-link": "dead link", "link-blocked": "blocked (inconclusive)",
+                "private-address": "not fetched"}[code]
+        message = f"{what}: {reason}"
+        if check.get("message"):
+            message += f" — {check['message']}"
+        return [Finding(code=code, message=message, details=details, **base)]
+    findings: list[Finding] = []
+    redirects = check.get("redirects") or []
+    if any(hop["status"] in PERMANENT_REDIRECTS for hop in redirects):
+        final = check.get("final_url")
+        findings.append(Finding(
+            code="redirect", expected=final, actual=link["url"], details=details,
+            message=f"permanently redirected ({' → '.join(str(h['status']) for h in redirects)}) to {final}", **base,
+        ))
+    if link["kind"] == "image":
+        findings += _image_findings(link, check, base, details)
+    return findings
+
+
+def _image_findings(link: Link, check: Check, base: dict[str, Any], details: dict[str, Any]) -> list[Finding]:
+    width, height = check.get("width"), check.get("height")
+    if width is None or height is None:
+        why = check.get("image_error") or "no image size could be read"
+        ctype = check.get("content_type") or "no content type"
+        return [Finding(code="not-an-image", message=f"not an image ({ctype}): {why}", details=details, **base)]
+    declared_w, declared_h = link.get("declared_width"), link.get("declared_height")
+    if declared_w is None and declared_h is None:
+        return []
+    if (declared_w is not None and declared_w != width) or (declared_h is not None and declared_h != height):
+        declared = f"{declared_w or '?'}x{declared_h or '?'}"
+        real = f"{width}x{height}"
+        return [Finding(
+            code="image-size-mismatch", expected=real, actual=declared, details=details,
+            message=f"declared {declared}, but the image is {real} ({check.get('image_format') or 'image'})", **base,
+        )]
+    return []
+
+
+def flaky_findings(link: Link, check: Check | None, history: list[Mapping[str, Any]]) -> list[Finding]:
+    """A URL whose verdict flipped twice or more within the recent runs."""
+    if check is None:
+        return []
+    states = [bool(check.get("ok"))] + [bool(row["ok"]) for row in history[: FLAKY_WINDOW - 1]]
+    flips = sum(1 for a, b in zip(states, states[1:]) if a != b)
+    if flips < 2:
+        return []
+    pattern = "".join("✓" if ok else "✗" for ok in reversed(states))
+    return [Finding(
+        code="flaky-link", document=link["document"], field=link["field"], line=link["line"], url=link["url"],
+        message=f"flipped between ok and failing {flips} times in the last {len(states)} runs ({pattern}, oldest first)",
+        details={"history": pattern},
+    )]
+
+
+# -- page rules --------------------------------------------------------------
+def page_findings(document: Document, checks: Mapping[str, Check]) -> list[Finding]:
+    """Compare each article's metadata with what its fetched pages say."""
+    if document.data is None:
+        return []
+    findings: list[Finding] = []
+    for item, fields in article_items(document.data):
+        web_check = _check_for(fields.get("webUrl"), checks)
+        amp_check = _check_for(fields.get("ampWebUrl"), checks)
+        findings += _amp_pair(document, item, fields, web_check, amp_check)
+        web_head = (web_check or {}).get("head") if web_check and web_check.get("ok") else None
+        if web_head:
+            findings += _title(document, item, fields, web_head)
+            findings += _date(document, item, fields, web_head)
+    return findings
+
+
+def _check_for(url: Any, checks: Mapping[str, Check]) -> Check | None:
+    if not isinstance(url, str):
+        return None
+    try:
+        return checks.get(normalize_url(url))
+    except InvalidURL:
+        return None
+
+
+def _same_page(claimed: str | None, declared: str, check: Check | None) -> bool:
+    if not claimed:
+        return False
+    try:
+        claimed_n = normalize_url(claimed)
+    except InvalidURL:
+        return False
+    candidates = {normalize_url(declared)}
+    if check and check.get("final_url"):
+        candidates.add(check["final_url"])
+    return claimed_n in candidates
+
+
+def _amp_pair(document: Document, item: str, fields: Mapping[str, Any],
+              web_check: Check | None, amp_check: Check | None) -> list[Finding]:
+    web, amp = fields.get("webUrl"), fields.get("ampWebUrl")
+    if not (web_check and amp_check and web_check.get("ok") and amp_check.get("ok")):
+        return []  # a dead side is reported as dead-link; no pair to judge
+    try:
+        normalize_url(web), normalize_url(amp)
+    except InvalidURL:
+        return []
+    amphtml = (web_check.get("head") or {}).get("amphtml")
+    canonical = (amp_check.get("head") or {}).get("canonical")
+    web_claims = _same_page(amphtml, amp, amp_check)
+    amp_claims = _same_page(canonical, web, web_check)
+    findings = []
+
+    def mismatch(path_name: str, message: str, expected: str, actual: str | None) -> None:
+        path = field_path(item, path_name)
+        findings.append(Finding(
+            code="amp-pair-mismatch", document=document.path, field=path, line=document.line(path),
+            url=fields.get(path_name), expected=expected, actual=actual or "(none)", message=message,
+        ))
+
+    if amphtml and not web_claims:
+        mismatch("webUrl", f"the page's <link rel=amphtml> points to {amphtml}, not to ampWebUrl", amp, amphtml)
+    elif not amphtml and amp_claims:
+        mismatch("webUrl", "the page has no <link rel=amphtml>, but its AMP page names it as canonical", amp, None)
+    if canonical and not amp_claims:
+        mismatch("ampWebUrl", f"the AMP page's <link rel=canonical> points to {canonical}, not to webUrl", web, canonical)
+    elif not canonical and web_claims:
+        mismatch("ampWebUrl", "the AMP page has no <link rel=canonical>, but the page names it as its AMP version", web, None)
+    return findings
+
+
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"',
+                         "‟": '"', "″": '"', "«": '"', "»": '"', "–": "-", "—": "-", "―": "-", "‐": "-",
+                         "‑": "-", "‒": "-", "−": "-"})
+_SITE_SUFFIX = re.compile(r"\s+[|\-–—:·•]\s+[^|\-–—:·•]{1,60}$")
+
+
+def normalize_title(title: str) -> str:
+    text = unicodedata.normalize("NFKC", html.unescape(title)).translate(_QUOTES)
+    return " ".join(text.split()).casefold()
+
+
+def titles_match(document_title: str, page_title: str) -> bool:
+    ours, theirs = normalize_title(document_title), normalize_title(page_title)
+    if ours == theirs:
+        return True
+    # "Headline | Site" or "Headline - Site": drop one trailing site name from either side.
+    return _SITE_SUFFIX.sub("", theirs) == ours or _SITE_SUFFIX.sub("", ours) == theirs
+
+
+def _title(document: Document, item: str, fields: Mapping[str, Any], head: Mapping[str, Any]) -> list[Finding]:
+    title = fields.get("title")
+    page_title = head.get("og_title") or head.get("title")
+    if not isinstance(title, str) or not page_title or titles_match(title, page_title):
+        return []
+    path = field_path(item, "title")
+    source = "og:title" if head.get("og_title") else "<title>"
+    return [Finding(
+        code="title-mismatch", document=document.path, field=path, line=document.line(path),
+        url=fields.get("webUrl"), expected=page_title, actual=title,
+        message=f"the page's {source} is {page_title!r}: the headline changed",
+    )]
+
+
+def _date(document: Document, item: str, fields: Mapping[str, Any], head: Mapping[str, Any]) -> list[Finding]:
+    ours = parse_timestamp(fields.get("publishedDateTime"))
+    theirs = parse_timestamp(head.get("published_time"))
+    if ours is None or theirs is None:
+        return []
+    if abs((ours - theirs).total_seconds()) <= DATE_TOLERANCE_SECONDS:
+        return []
+    path = field_path(item, "publishedDateTime")
+    return [Finding(
+        code="date-mismatch", document=document.path, field=path, line=document.line(path),
+        url=fields.get("webUrl"), expected=theirs.isoformat(), actual=ours.isoformat(),
+        message=f"the page's article:published_time is {theirs.isoformat()}, more than a day from {ours.isoformat()}",
+    )]
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _type(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

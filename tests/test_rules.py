@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditor.corpus import load_document, parse_document
+from auditor.rules import (
+    document_findings,
+    flaky_findings,
+    link_findings,
+    liveness,
+    page_findings,
+    titles_match,
+)
+
+SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_6e5f9b61bd50d890.txt"
+
+
+def _doc(front: str) -> Any:
+    return parse_document("doc.md", f"---\n{front}---\n")
+
+
+def _link(**overrides: Any) -> dict[str, Any]:
+    return {"document": "doc.md", "field": "webUrl", "line": 3, "url": "https://a.example/",
+            "normalized_url": "https://a.example/", "kind": "page",
+            "declared_width": None, "declared_height": None, **overrides}
+
+
+def _check(**overrides: Any) -> dict[str, Any]:
+    return {"url": "https://a.example/", "ok": True, "status": 200, "reason": None, "message": None,
+            "final_url": "https://a.example/", "redirects": [], "head": None, **overrides}
+
+
+# -- offline ----------------------------------------------------------------
+def test_seed_file_is_clean_offline() -> None:
+    assert document_findings(load_document(SEED)) == []
+
+
+def test_schema_problems_name_field_and_line() -> None:
+    document = _doc(
+        "webUrl: https://a.example/\nquality: high\npublished: 'yes'\ntopics: AI\n"
+        "publishedDateTime: 'last tuesday'\nimages:\n  - url: https://a.example/i.png\n    width: -3\n"
+        "    height: 2.5\n  - just a string\nrelated:\n  - webUrl: https://b.example/\n"
+    )
+    found = {(f.field, f.line) for f in document_findings(document) if f.code == "invalid-metadata"}
+    assert ("title", 2) in found  # missing title: the front matter's first line
+    assert ("quality", 3) in found
+    assert ("published", 4) in found
+    assert ("topics", 5) in found
+    assert ("publishedDateTime", 6) in found
+    assert ("images[0].width", 9) in found
+    assert ("images[0].height", 10) in found
+    assert ("images[1]", 11) in found
+    assert ("related[0].title", 13) in found
+
+
+def test_unknown_fields_and_valid_types_pass() -> None:
+    document = _doc("title: t\nwebUrl: https://a.example/\nquality: 5.5\npublished: true\n"
+                    "publishedDateTime: '2020-09-22T22:36:00+02:00'\nsomethingNew: [1, 2]\n")
+    assert document_findings(document) == []
+
+
+def test_amp_cache_mismatch_carries_expected_and_actual() -> None:
+    document = _doc(
+        "title: t\nwebUrl: https://www.example.com/a\nampWebUrl: https://www.example.com/a?amp\n"
+        "cdnAmpWebUrl: https://www-example-org.cdn.ampproject.org/c/s/www.example.com/a?amp\n"
+    )
+    (finding,) = document_findings(document)
+    assert finding.code == "amp-cache-mismatch"
+    assert (finding.field, finding.line) == ("cdnAmpWebUrl", 5)
+    assert finding.expected == "https://www-example-com.cdn.ampproject.org/c/s/www.example.com/a?amp"
+    assert finding.actual.startswith("https://www-example-org")
+
+
+@pytest.mark.parametrize(
+    ("host", "domain", "mismatch"),
+    [("www.govtech.com", "govtech.com", False), ("govtech.com", "govtech.com", False),
+     ("WWW.GovTech.com", "govtech.COM", False), ("evilgovtech.com", "govtech.com", True),
+     ("www.govtech.com", "other.com", True), ("xn--bcher-kva.ch", "bücher.ch", False)],
+)
+def test_provider_domain(host: str, domain: str, mismatch: bool) -> None:
+    document = _doc(f"title: t\nwebUrl: https://{host}/a\nprovider:\n  domain: {domain}\n")
+    codes = [f.code for f in document_findings(document)]
+    assert codes == (["provider-domain-mismatch"] if mismatch else [])
+
+
+# -- links -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("check", "code", "reason"),
+    [
+        (_check(status=404, ok=False), "dead-link", "http 404"),
+        (_check(status=410, ok=False), "dead-link", "http 410"),
+        (_check(status=418, ok=False), "dead-link", "http 418"),
+        (_check(status=503, ok=False), "dead-link", "http 503"),
+        (_check(status=None, ok=False, reason="dns"), "dead-link", "dns"),
+        (_check(status=None, ok=False, reason="timeout"), "dead-link", "timeout"),
+        (_check(status=None, ok=False, reason="redirect-loop"), "dead-link", "redirect-loop"),
+        (_check(status=401, ok=False), "link-blocked", "http 401"),
+        (_check(status=403, ok=False), "link-blocked", "http 403"),
+        (_check(status=429, ok=False), "link-blocked", "http 429"),
+        (_check(status=None, ok=False, reason="private-address"), "private-address", "private-address"),
+        (_check(), None, "ok"),
+    ],
+)
+def test_liveness(check: dict[str, Any], code: str | None, reason: str) -> None:
+    assert liveness(check) == (code, reason)
+
+
+def test_dead_link_finding_keeps_reason_and_message() -> None:
+    (finding,) = link_findings(_link(), _check(status=None, ok=False, reason="dns", message="cannot resolve a.example"))
+    assert (finding.code, finding.field, finding.line, finding.url) == ("dead-link", "webUrl", 3, "https://a.example/")
+    assert finding.details["reason"] == "dns"
+    assert "cannot resolve" in finding.message
+
+
+def test_permanent_redirect_reports_final_url_but_temporary_does_not() -> None:
+    chain = [{"status": 301, "url": "https://a.example/"}]
+    (finding,) = link_findings(_link(), _check(redirects=chain, final_url="https://b.example/"))
+    assert (finding.code, finding.expected) == ("redirect", "https://b.example/")
+    assert link_findings(_link(), _check(redirects=[{"status": 302, "url": "https://a.example/"}],
+                                         final_url="https://b.example/")) == []
+
+
+def test_image_size_mismatch_and_not_an_image() -> None:
+    image = _link(kind="image", field="images[0].url", declared_width=1119, declared_height=630)
+    (finding,) = link_findings(image, _check(width=1200, height=630, image_format="jpeg"))
+    assert (finding.code, finding.expected, finding.actual) == ("image-size-mismatch", "1200x630", "1119x630")
+    assert link_findings(image, _check(width=1119, height=630)) == []
+    (finding,) = link_findings(image, _check(width=None, height=None, content_type="text/html",
+                                              image_error="looks like HTML, not an image"))
+    assert finding.code == "not-an-image" and "text/html" in finding.message
+
+
+def test_unchecked_link_has_no_verdict() -> None:
+    assert link_findings(_link(), None) == []
+
+
+def test_flaky_needs_two_flips() -> None:
+    history = [{"ok": 0}, {"ok": 1}]  # newest first
+    (finding,) = flaky_findings(_link(), _check(ok=True), history)
+    assert finding.code == "flaky-link" and "✓✗✓" in finding.message
+    assert flaky_findings(_link(), _check(ok=False), [{"ok": 1}, {"ok": 1}]) == []
+
+
+# -- pages -------------------------------------------------------------------
+PAIR = "title: Big News\nwebUrl: https://a.example/n\nampWebUrl: https://a.example/n/amp\npublishedDateTime: 2020-09-22T22:36:00Z\n"
+
+
+def _pages(web_head: dict[str, Any], amp_head: dict[str, Any]) -> dict[str, Any]:
+    return {"https://a.example/n": _check(url="https://a.example/n", final_url="https://a.example/n", head=web_head),
+            "https://a.example/n/amp": _check(url="https://a.example/n/amp", final_url="https://a.example/n/amp",
+                                              head=amp_head)}
+
+
+def test_amp_pair_that_points_at_each_other_is_fine() -> None:
+    checks = _pages({"amphtml": "https://a.example/n/amp", "title": "Big News"}, {"canonical": "https://a.example/n"})
+    assert page_findings(_doc(PAIR), checks) == []
+
+
+def test_amp_pair_mismatches() -> None:
+    checks = _pages({"amphtml": "https://a.example/other/amp"}, {"canonical": "https://a.example/n"})
+    (finding,) = page_findings(_doc(PAIR), checks)
+    assert (finding.code, finding.field, finding.actual) == ("amp-pair-mismatch", "webUrl", "https://a.example/other/amp")
+    # Missing link on one side is a mismatch only when the other side claims the pair.
+    checks = _pages({}, {"canonical": "https://a.example/n"})
+    assert [f.field for f in page_findings(_doc(PAIR), checks)] == ["webUrl"]
+    assert page_findings(_doc(PAIR), _pages({}, {})) == []
+
+
+def test_title_and_date_mismatch() -> None:
+    checks = _pages({"og_title": "Bigger News", "published_time": "2020-09-25T10:00:00Z"}, {})
+    codes = sorted(f.code for f in page_findings(_doc(PAIR), checks))
+    assert codes == ["date-mismatch", "title-mismatch"]
+    checks = _pages({"title": "Big News | Example Times", "published_time": "2020-09-23T10:00:00+00:00"}, {})
+    assert page_findings(_doc(PAIR), checks) == []
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [("It’s “big” — news", "It's \"big\" - news"), ("A  B", "a b"), ("Tom &amp; Jerry", "Tom & Jerry"),
+     ("Headline", "Headline - Site Name"), ("Headline", "Headline | Site")],
+)
+def test_titles_match_after_normalising(ours: str, theirs: str) -> None:
+    assert titles_match(ours, theirs)
+
+
+def test_titles_that_differ() -> None:
+    assert not titles_match("LAPD used facial recognition", "LAPD denies facial recognition")
