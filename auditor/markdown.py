@@ -1,0 +1,125 @@
+"""report.md: fits a CI job summary or a PR comment.
+
+Corpus and network text is escaped with HTML entities, so no title or URL can
+break a table, open a code span or inject a link or tag.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+# GitHub's step summary takes at most 1 MiB; stay well under it.
+MAX_BYTES = 900 * 1024
+_ESCAPES = {
+    "&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "`": "&#96;", "[": "&#91;", "]": "&#93;",
+    "*": "&#42;", "_": "&#95;", "~": "&#126;", "\\": "&#92;", "#": "&#35;", "!": "&#33;",
+}
+
+
+def escape(value: Any) -> str:
+    """Make any text inert inside a Markdown table cell."""
+    if value is None:
+        return ""
+    text = " ".join(str(value).split())
+    return "".join(_ESCAPES.get(ch, ch) for ch in text)
+
+
+def verdict_line(report: dict[str, Any]) -> str:
+    summary, run = report["summary"], report["run"]
+    status = "" if run.get("status") == "finished" else f" (run {run.get('status')}: partial results)"
+    if summary["errors"]:
+        icon, word = "❌", "failed"
+    elif summary["warnings"]:
+        icon, word = "⚠️", "passed with warnings"
+    else:
+        icon, word = "✅", "passed"
+    return (
+        f"{icon} **auditor {word}**{status}: {summary['errors']} errors, {summary['warnings']} warnings "
+        f"in {summary['documents']} documents, {summary['urls']} unique URLs."
+    )
+
+
+def render_markdown(report: dict[str, Any], max_bytes: int = MAX_BYTES) -> str:
+    summary, run = report["summary"], report["run"]
+    head = [
+        "# Link and metadata audit",
+        "",
+        verdict_line(report),
+        "",
+        f"Run {run['id']} ({escape(run.get('mode'))}), started {escape(run.get('started_at'))}"
+        + (f", {run['duration_s']:.1f}s" if run.get("duration_s") is not None else "")
+        + f"; corpus: {escape(', '.join(run.get('corpus') or []))}.",
+        "",
+        "| documents | references | unique URLs | checked | errors | warnings |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {summary['documents']} | {summary['references']} | {summary['urls']} | {summary['checked']} "
+        f"| {summary['errors']} | {summary['warnings']} |",
+        "",
+    ]
+    if summary["by_code"]:
+        head += ["| finding | count |", "|---|---:|"]
+        head += [f"| `{code}` | {count} |" for code, count in summary["by_code"].items()]
+        head.append("")
+    changes = report.get("changes")
+    if changes is not None:
+        head.append(
+            f"Since run {run['previous_run']}: {len(changes['new'])} new findings, {len(changes['fixed'])} fixed."
+        )
+        head.append("")
+
+    by_code: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for finding in report["findings"]:
+        by_code[finding["code"]].append(finding)
+
+    lines = list(head)
+    size = sum(len(line.encode()) + 1 for line in lines)
+    shown = 0
+    truncated = False
+    for code, findings in by_code.items():
+        block = [
+            "<details>",
+            f"<summary><code>{code}</code> ({findings[0]['severity']}): {len(findings)}</summary>",
+            "",
+            "| where | field | URL | reason / detail |",
+            "|---|---|---|---|",
+        ]
+        block_size = sum(len(line.encode()) + 1 for line in block) + 20
+        if size + block_size > max_bytes:
+            truncated = True
+            break
+        lines += block
+        size += block_size
+        for finding in findings:
+            row = _row(finding)
+            if size + len(row.encode()) + 1 > max_bytes - 200:
+                truncated = True
+                break
+            lines.append(row)
+            size += len(row.encode()) + 1
+            shown += 1
+        lines += ["", "</details>", ""]
+        if truncated:
+            break
+    if truncated:
+        lines.append(
+            f"**Truncated:** showing {shown} of {summary['findings']} findings to stay within "
+            f"{max_bytes // 1024} KiB; `report.json` and `report.html` have all of them."
+        )
+    elif not report["findings"]:
+        lines.append("No findings.")
+    return "\n".join(lines) + "\n"
+
+
+def _row(finding: dict[str, Any]) -> str:
+    where = f"{finding['document']}:{finding['line']}" if finding.get("line") else finding["document"]
+    detail = finding.get("reason") if finding.get("reason") not in (None, "ok") else None
+    parts = [detail] if detail else []
+    if finding.get("expected") is not None or finding.get("actual") is not None:
+        parts.append(f"expected {finding.get('expected')}, found {finding.get('actual')}")
+    if finding.get("redirects"):
+        chain = " → ".join(f"{hop['status']} {hop['url']}" for hop in finding["redirects"])
+        parts.append(f"{chain} → {finding.get('final_url')}")
+    if not parts:
+        parts.append(finding["message"])
+    return f"| {escape(where)} | {escape(finding['field'])} | {escape(finding.get('url'))} | {escape('; '.join(parts))} |"
