@@ -1,0 +1,218 @@
+"""The pipeline, top-down: corpus -> links -> crawl -> store -> rules -> report.
+
+`audit` runs every stage; `lint` stops before the network. Both return an
+Outcome whose exit code the CLI passes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any
+
+from auditor import __version__
+from auditor.config import Config
+from auditor.corpus import Document, iter_documents
+from auditor.crawl import Check, Crawler
+from auditor.findings import Finding
+from auditor.links import extract_links
+from auditor.report import build_report, write_reports
+from auditor.rules import FLAKY_WINDOW, document_findings, flaky_findings, link_findings, page_findings
+from auditor.store import FINISHED, INTERRUPTED, BatchWriter, Store
+
+CHECK_BATCH = 50
+CHECK_FLUSH_SECONDS = 2.0
+EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+ProgressHook = Callable[[Check, int, int], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run_id: int
+    exit_code: int
+    report: dict[str, Any]
+    interrupted: bool = False
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def audit(config: Config, *, crawler: Crawler | None = None, progress: ProgressHook | None = None) -> Outcome:
+    return _run(config, "audit", crawler=crawler, progress=progress)
+
+
+def lint(config: Config) -> Outcome:
+    return _run(config, "lint")
+
+
+def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress: ProgressHook | None = None) -> Outcome:
+    # Walk the paths before touching the database: a bad path is a usage error, not a run.
+    documents = iter_documents(config.paths)
+    first = next(documents, None)
+    store = Store(config.db)
+    run_id = store.start_run(
+        mode=mode, corpus=[str(p) for p in config.paths], tool_version=__version__,
+        config=_config_record(config),
+    )
+    findings = store.writer("findings", run_id)
+    status, interrupted_by = FINISHED, None
+    counts: dict[str, int] = {}
+    try:
+        with _signals_raise():
+            counts = _ingest(store, run_id, config, _chain(first, documents), findings)
+            if mode == "audit":
+                _crawl(store, run_id, config, crawler, progress)
+                _judge(store, run_id, config, findings)
+    except Interrupted as stop:
+        status, interrupted_by = INTERRUPTED, stop.signum
+        findings.pending.clear()  # half-judged verdicts would mislead; checks are kept
+    finally:
+        findings.flush()
+        counts = counts or {"documents": store.count("documents", run_id), "references": store.count("links", run_id)}
+        counts["urls"] = len(store.unique_urls(run_id))
+        store.finish_run(run_id, status=status, **counts)
+    report = build_report(store, run_id)
+    write_reports(report, config.out, config.formats)
+    store.close()
+    if interrupted_by is not None:
+        return Outcome(run_id, EXIT_FOR_SIGNAL.get(interrupted_by, 130), report, interrupted=True)
+    failing = any(config.fails(f["severity"]) for f in report["findings"])
+    return Outcome(run_id, 1 if failing else 0, report)
+
+
+def _chain(first: Document | None, rest: Iterator[Document]) -> Iterator[Document]:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _ingest(store: Store, run_id: int, config: Config, documents: Iterator[Document], findings: BatchWriter) -> dict[str, int]:
+    """Stream documents into the store with their links and offline findings."""
+    docs, links = store.writer("documents", run_id), store.writer("links", run_id)
+    for document in documents:
+        docs.add({"path": document.path, "ok": int(document.data is not None),
+                  "data": document.data, "lines": document.lines})
+        refs, problems = extract_links(document)
+        links.add_all(
+            {"document": ref.document, "item": ref.item, "field": ref.field, "line": ref.line, "kind": ref.kind,
+             "url": ref.url, "normalized_url": ref.normalized, "declared_width": ref.declared_width,
+             "declared_height": ref.declared_height}
+            for ref in refs
+        )
+        _add_findings(findings, config, [*document_findings(document), *problems])
+    docs.flush()
+    links.flush()
+    return {"documents": docs.written, "references": links.written}
+
+
+def _crawl(store: Store, run_id: int, config: Config, crawler: Crawler | None, progress: ProgressHook | None) -> None:
+    targets = store.unique_urls(run_id)
+    checks = store.writer("checks", run_id, batch_size=CHECK_BATCH)
+    try:
+        asyncio.run(_crawl_async(targets, config, crawler or Crawler(config.crawl), checks, progress))
+    finally:
+        checks.flush()
+
+
+async def _crawl_async(targets: list[tuple[str, str]], config: Config, crawler: Crawler,
+                       checks: BatchWriter, progress: ProgressHook | None) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    def stop(signum: int) -> None:
+        received.append(signum)
+        task.cancel()
+
+    handled = _in_main_thread()
+    for signum in EXIT_FOR_SIGNAL if handled else ():
+        loop.add_signal_handler(signum, stop, signum)
+    last_flush = time.monotonic()
+    try:
+        async with crawler:
+            done = 0
+            async for check in crawler.crawl(targets):
+                done += 1
+                checks.add(check.to_row())
+                if time.monotonic() - last_flush > CHECK_FLUSH_SECONDS:
+                    checks.flush()
+                    last_flush = time.monotonic()
+                if progress:
+                    progress(check, done, len(targets))
+    except asyncio.CancelledError:
+        if received:
+            raise Interrupted(received[0]) from None
+        raise
+    finally:
+        for signum in EXIT_FOR_SIGNAL if handled else ():
+            loop.remove_signal_handler(signum)
+
+
+def _judge(store: Store, run_id: int, config: Config, findings: BatchWriter) -> None:
+    """Verdicts: every reference against its check, every document against its pages."""
+    checks = store.checks(run_id)
+    history_cache: dict[str, list[dict[str, Any]]] = {}
+    links_by_document = groupby(store.links(run_id), key=lambda link: link["document"])
+    pending = next(links_by_document, None)
+    for row in store.iter_documents(run_id):
+        document = Document(path=row["path"], data=row["data"], lines=row["lines"] or {})
+        out: list[Finding] = []
+        if pending is not None and pending[0] == document.path:
+            for link in pending[1]:
+                check = checks.get(link["normalized_url"])
+                out += link_findings(link, check)
+                if check is not None:
+                    url = link["normalized_url"]
+                    if url not in history_cache:
+                        history_cache[url] = store.url_history(url, run_id, FLAKY_WINDOW - 1)
+                    out += flaky_findings(link, check, history_cache[url])
+            pending = next(links_by_document, None)
+        out += page_findings(document, checks)
+        _add_findings(findings, config, out)
+
+
+def _add_findings(writer: BatchWriter, config: Config, findings: list[Finding]) -> None:
+    for finding in findings:
+        severity = config.severity(finding.code)
+        if severity != "off":
+            writer.add({**finding.to_dict(), "severity": severity})
+
+
+def _config_record(config: Config) -> dict[str, Any]:
+    record = dataclasses.asdict(config)
+    record["paths"] = [str(p) for p in config.paths]
+    record["db"], record["out"] = str(config.db), str(config.out)
+    return record
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Outside the event loop, SIGINT/SIGTERM become Interrupted so writers can flush."""
+    def handler(signum: int, _frame: Any) -> None:
+        raise Interrupted(signum)
+
+    if not _in_main_thread():  # signal handlers can only be set from the main thread
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in EXIT_FOR_SIGNAL}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
