@@ -112,6 +112,25 @@ def host_bucket(host: str) -> str:
     return "cdn.ampproject.org" if host.endswith(AMP_CACHE_SUFFIX) else host
 
 
+class _Budget:
+    """The per-attempt deadline, spent only while resolving or talking to the
+    server: waiting in a host's politeness queue is our choice, not its fault."""
+
+    def __init__(self, seconds: float) -> None:
+        self.remaining = seconds
+
+    @asynccontextmanager
+    async def spend(self) -> AsyncIterator[None]:
+        if self.remaining <= 0:
+            raise TimeoutError
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.remaining):
+                yield
+        finally:
+            self.remaining -= time.monotonic() - started
+
+
 class HostGate:
     """Per-host politeness: concurrency, rate, and a delay that adapts to 429/503."""
 
@@ -248,11 +267,10 @@ class Crawler:
         return backoff * random.uniform(0.5, 1.0)
 
     async def _attempt(self, url: str, kind: str) -> Check:
-        """One try: the whole redirect chain and the body, within one deadline."""
+        """One try: the whole redirect chain and the body, within one time budget."""
         hops: list[Hop] = []
         try:
-            async with asyncio.timeout(self.config.timeout):
-                return await self._follow(url, kind, hops)
+            return await self._follow(url, kind, hops, _Budget(self.config.timeout))
         except TimeoutError:
             return Check(url=url, kind=kind, ok=False, reason="timeout", redirects=tuple(hops),
                          message=f"no complete answer within {self.config.timeout:g}s")
@@ -260,15 +278,16 @@ class Crawler:
             return Check(url=url, kind=kind, ok=False, reason=failure.reason, message=str(failure),
                          redirects=tuple(hops), final_url=hops[-1].url if hops else None)
 
-    async def _follow(self, url: str, kind: str, hops: list[Hop]) -> Check:
+    async def _follow(self, url: str, kind: str, hops: list[Hop], budget: _Budget) -> Check:
         assert self.client is not None, "use Crawler as an async context manager"
         cookies = httpx.Cookies()
         seen = {url}
         current = url
         method = "HEAD" if kind == AMP_CACHE else "GET"
         while True:
-            host = await self._guard(current)
-            async with self.gate(host).slot():
+            async with budget.spend():
+                host = await self._guard(current)
+            async with self.gate(host).slot(), budget.spend():
                 first_range = (0, FIRST_RANGE_BYTES - 1) if kind == IMAGE else None
                 response = await self._send(method, current, kind, cookies, range_=first_range)
                 try:

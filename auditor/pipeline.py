@@ -10,7 +10,6 @@ import asyncio
 import dataclasses
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -139,16 +138,19 @@ async def _crawl_async(targets: list[tuple[str, str]], config: Config, crawler: 
     handled = _in_main_thread()
     for signum in EXIT_FOR_SIGNAL if handled else ():
         loop.add_signal_handler(signum, stop, signum)
-    last_flush = time.monotonic()
+    async def flush_periodically() -> None:
+        # A slow tail of URLs must not keep finished checks in memory only.
+        while True:
+            await asyncio.sleep(CHECK_FLUSH_SECONDS)
+            checks.flush()
+
+    flusher = asyncio.create_task(flush_periodically())
     try:
         async with crawler:
             done = 0
             async for check in crawler.crawl(targets):
                 done += 1
                 checks.add(check.to_row())
-                if time.monotonic() - last_flush > CHECK_FLUSH_SECONDS:
-                    checks.flush()
-                    last_flush = time.monotonic()
                 if progress:
                     progress(check, done, len(targets))
     except asyncio.CancelledError:
@@ -156,6 +158,7 @@ async def _crawl_async(targets: list[tuple[str, str]], config: Config, crawler: 
             raise Interrupted(received[0]) from None
         raise
     finally:
+        flusher.cancel()
         for signum in EXIT_FOR_SIGNAL if handled else ():
             loop.remove_signal_handler(signum)
 
