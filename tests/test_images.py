@@ -1,0 +1,438 @@
+from __future__ import annotations
+
+import io
+import random
+import statistics
+import struct
+from dataclasses import dataclass
+from functools import cache
+
+import pytest
+from PIL import Image, ImageDraw, features
+
+from auditor.images import (
+    EMPTY_ERROR,
+    FIRST_RANGE_BYTES,
+    HTML_ERROR,
+    TRUNCATED_ERROR,
+    UNKNOWN_ERROR,
+    ImageInfo,
+    ImageProbe,
+    next_range,
+    probe_bytes,
+)
+
+
+@dataclass(frozen=True)
+class Golden:
+    data: bytes
+    expected: ImageInfo
+
+
+def _picture(mode: str = "RGB", size: tuple[int, int] = (37, 23)) -> Image.Image:
+    # Some structure, so the encoders emit real image data after the header.
+    image = Image.new(mode, size, (255, 255, 255, 0) if mode == "RGBA" else "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((3, 2, 20, 15), fill="red")
+    draw.ellipse((10, 5, 35, 22), fill="blue")
+    return image
+
+
+def _encode(image: Image.Image, format: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format, **options)
+    return buffer.getvalue()
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _full_box(kind: bytes, payload: bytes) -> bytes:
+    return _box(kind, b"\x00\x00\x00\x00" + payload)  # version 0, flags 0
+
+
+def _heif(brands: bytes) -> bytes:
+    """Minimal HEIF: a 160x120 thumbnail `ispe` listed first, the primary item's 4032x3024 second."""
+    ftyp = _box(b"ftyp", brands[:4] + b"\x00\x00\x00\x00" + brands)
+    hdlr = _full_box(b"hdlr", b"\x00" * 4 + b"pict" + b"\x00" * 13)
+    pitm = _full_box(b"pitm", struct.pack(">H", 1))
+    ipco = _box(
+        b"ipco",
+        _full_box(b"ispe", struct.pack(">II", 160, 120)) + _full_box(b"ispe", struct.pack(">II", 4032, 3024)),
+    )
+    # item 1 (primary) -> property 2, item 2 (thumbnail) -> property 1; 0x80 marks "essential".
+    ipma = _full_box(b"ipma", struct.pack(">IHBBHBB", 2, 1, 1, 0x82, 2, 1, 0x81))
+    meta = _full_box(b"meta", hdlr + pitm + _box(b"iprp", ipco + ipma))
+    return ftyp + meta + _box(b"mdat", bytes(range(256)) * 12)
+
+
+def _big_endian_tiff() -> bytes:
+    width, height = 300, 20
+    pixels_at = 8 + 2 + 8 * 12 + 4
+    entries = [
+        struct.pack(">HHIHH", 256, 3, 1, width, 0),  # ImageWidth, SHORT, left-justified
+        struct.pack(">HHII", 257, 4, 1, height),  # ImageLength, LONG
+        struct.pack(">HHIHH", 258, 3, 1, 8, 0),  # BitsPerSample
+        struct.pack(">HHIHH", 259, 3, 1, 1, 0),  # Compression: none
+        struct.pack(">HHIHH", 262, 3, 1, 1, 0),  # PhotometricInterpretation: black is zero
+        struct.pack(">HHII", 273, 4, 1, pixels_at),  # StripOffsets
+        struct.pack(">HHII", 278, 4, 1, height),  # RowsPerStrip
+        struct.pack(">HHII", 279, 4, 1, width * height),  # StripByteCounts
+    ]
+    ifd = struct.pack(">H", len(entries)) + b"".join(entries) + struct.pack(">I", 0)
+    return b"MM\x00*" + struct.pack(">I", 8) + ifd + bytes(range(200)) * (width * height // 200)
+
+
+def _os2_bmp() -> bytes:
+    # BITMAPCOREHEADER: 16-bit width/height, which a 32-bit read would garble.
+    pixels = b"\x00" * (3 * 5 + 1) * 7
+    header = struct.pack("<2sIHHI", b"BM", 26 + len(pixels), 0, 0, 26) + struct.pack("<IHHHH", 12, 5, 7, 1, 24)
+    return header + pixels
+
+
+def _vp8_with_scale_bits() -> bytes:
+    data = bytearray(_encode(_picture(), "WEBP"))
+    assert data[12:16] == b"VP8 "
+    data[27] |= 0xC0  # upscale hint in the top bits of the width field
+    data[29] |= 0x40
+    return bytes(data)
+
+
+@cache
+def goldens() -> dict[str, Golden]:
+    picture = _picture()
+    size = picture.size
+    exif = Image.Exif()
+    exif[0x010F] = "Test camera"
+    result = {
+        "png": Golden(_encode(picture, "PNG"), ImageInfo(*size, "png")),
+        "png-rgba-large": Golden(_encode(_picture("RGBA", (1500, 900)), "PNG"), ImageInfo(1500, 900, "png")),
+        "gif": Golden(_encode(picture, "GIF"), ImageInfo(*size, "gif")),
+        "jpeg": Golden(_encode(picture, "JPEG"), ImageInfo(*size, "jpeg")),
+        "jpeg-progressive": Golden(_encode(picture, "JPEG", progressive=True), ImageInfo(*size, "jpeg")),
+        "webp-lossy": Golden(_encode(picture, "WEBP"), ImageInfo(*size, "webp")),
+        "webp-lossless": Golden(_encode(picture, "WEBP", lossless=True), ImageInfo(*size, "webp")),
+        "webp-vp8x-alpha": Golden(_encode(_picture("RGBA"), "WEBP"), ImageInfo(*size, "webp")),
+        "webp-vp8x-exif": Golden(_encode(picture, "WEBP", exif=exif.tobytes()), ImageInfo(*size, "webp")),
+        "webp-vp8-scale-bits": Golden(_vp8_with_scale_bits(), ImageInfo(*size, "webp")),
+        "bmp": Golden(_encode(picture, "BMP"), ImageInfo(*size, "bmp")),
+        "bmp-os2": Golden(_os2_bmp(), ImageInfo(5, 7, "bmp")),
+        "tiff": Golden(_encode(picture, "TIFF"), ImageInfo(*size, "tiff")),
+        "tiff-big-endian": Golden(_big_endian_tiff(), ImageInfo(300, 20, "tiff")),
+        "heif": Golden(_heif(b"heicmif1heic"), ImageInfo(4032, 3024, "heif")),
+        # Unsigned 16-bit sizes: a signed read turns 40000 into -25536.
+        "gif-wide": Golden(b"GIF89a" + struct.pack("<HH", 40000, 30) + b"\x00\x00\x00;", ImageInfo(40000, 30, "gif")),
+        "svg": Golden(
+            b'<?xml version="1.0" encoding="UTF-8"?>\n'
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="120" height="80px">'
+            b'<rect width="5" height="6" fill="red"/></svg>\n',
+            ImageInfo(120, 80, "svg"),
+        ),
+    }
+    if features.check("avif"):
+        result["avif"] = Golden(_encode(picture, "AVIF"), ImageInfo(*size, "avif"))
+    else:  # this Pillow cannot write AVIF: the same box structure with AVIF brands
+        result["avif"] = Golden(_heif(b"avifmif1miaf"), ImageInfo(4032, 3024, "avif"))
+    return result
+
+
+GOLDEN_NAMES = sorted(goldens())
+
+
+def _feed(data: bytes, chunk_size: int) -> ImageProbe:
+    """Stream `data` the way the crawler does: feed until done, finish() at the end of the body."""
+    probe = ImageProbe()
+    for start in range(0, len(data), chunk_size):
+        if probe.feed(data[start:start + chunk_size]):
+            return probe
+    probe.finish()
+    return probe
+
+
+def test_golden_images_are_what_pillow_says() -> None:
+    # Guards the fixtures themselves: a wrong expectation would make every other test meaningless.
+    not_for_pillow = {"svg", "heif", "gif-wide"} | (set() if features.check("avif") else {"avif"})
+    for name, golden in goldens().items():
+        if name in not_for_pillow:
+            continue
+        with Image.open(io.BytesIO(golden.data)) as image:
+            assert image.size == (golden.expected.width, golden.expected.height), name
+
+
+def test_vp8x_goldens_really_use_vp8x() -> None:
+    assert goldens()["webp-vp8x-alpha"].data[12:16] == b"VP8X"
+    assert goldens()["webp-vp8x-exif"].data[12:16] == b"VP8X"
+    assert goldens()["webp-lossy"].data[12:16] == b"VP8 "
+    assert goldens()["webp-lossless"].data[12:16] == b"VP8L"
+
+
+@pytest.mark.parametrize("name", GOLDEN_NAMES)
+@pytest.mark.parametrize("chunk_size", [1, 7, None])
+def test_golden_image_fed_in_chunks(name: str, chunk_size: int | None) -> None:
+    golden = goldens()[name]
+    size = chunk_size or len(golden.data)
+    probe = ImageProbe()
+    # feed() itself says "done" (the caller may close the response) without waiting for the end.
+    assert any(probe.feed(golden.data[start:start + size]) for start in range(0, len(golden.data), size))
+    assert probe.info == golden.expected
+    assert probe.error is None
+    assert probe.bytes_read < len(golden.data)
+    assert probe.feed(b"more") is True
+    assert probe.info == golden.expected
+
+
+@pytest.mark.parametrize("name", GOLDEN_NAMES)
+def test_bytes_read_does_not_depend_on_chunking(name: str) -> None:
+    data = goldens()[name].data
+    assert len({_feed(data, size).bytes_read for size in (1, 7, 100, len(data))}) == 1
+
+
+def test_median_bytes_read_is_below_first_range() -> None:
+    reads = [_feed(golden.data, len(golden.data)).bytes_read for golden in goldens().values()]
+    assert statistics.median(reads) < FIRST_RANGE_BYTES
+    assert max(reads) < FIRST_RANGE_BYTES  # every header here fits in the first range request
+
+
+def _prefix_lengths(data: bytes) -> range | list[int]:
+    if len(data) <= 4000:
+        return range(len(data) + 1)
+    return sorted({*range(0, 600), *range(600, len(data) + 1, 97), len(data)})
+
+
+@pytest.mark.parametrize("name", GOLDEN_NAMES)
+def test_every_prefix_is_undecided_or_right(name: str) -> None:
+    golden = goldens()[name]
+    first_answer = None
+    for length in _prefix_lengths(golden.data):
+        prefix = golden.data[:length]
+        info = probe_bytes(prefix)
+        assert info in (None, golden.expected), (name, length)
+        probe = ImageProbe()
+        probe.feed(prefix)
+        assert probe.error is None, (name, length, probe.error)
+        assert probe.info == info, (name, length)
+        if info is None:
+            probe.finish()
+            assert probe.error in (EMPTY_ERROR if length == 0 else TRUNCATED_ERROR, UNKNOWN_ERROR), (name, length)
+            if length >= 32 and golden.expected.format != "svg":
+                assert probe.error == TRUNCATED_ERROR, (name, length)
+        elif first_answer is None:
+            first_answer = length
+    # Once known, the size stays known: the first answer is exactly the bytes it needed.
+    assert first_answer == _feed(golden.data, len(golden.data)).bytes_read
+
+
+# --- JPEG with a big EXIF block ----------------------------------------------------------
+
+
+def _exif_app1_with_thumbnail(thumbnail: bytes, total_payload: int) -> bytes:
+    """An APP1 segment: Exif header, TIFF with IFD0 -> IFD1 pointing at `thumbnail`, then padding."""
+    tiff = bytearray(b"II*\x00" + struct.pack("<I", 8))
+    tiff += struct.pack("<H", 0) + struct.pack("<I", 14)  # IFD0: no entries, next IFD at 14
+    thumbnail_offset = 14 + 2 + 2 * 12 + 4
+    tiff += struct.pack("<H", 2)
+    tiff += struct.pack("<HHII", 0x0201, 4, 1, thumbnail_offset)  # JPEGInterchangeFormat
+    tiff += struct.pack("<HHII", 0x0202, 4, 1, len(thumbnail))  # JPEGInterchangeFormatLength
+    tiff += struct.pack("<I", 0)
+    tiff += thumbnail
+    payload = b"Exif\x00\x00" + bytes(tiff)
+    payload += b"\x00" * (total_payload - len(payload))
+    return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+
+
+@cache
+def exif_jpeg() -> bytes:
+    main = _encode(_picture(size=(640, 480)), "JPEG")
+    thumbnail = _encode(_picture(size=(160, 120)), "JPEG")
+    return main[:2] + _exif_app1_with_thumbnail(thumbnail, 60_000) + main[2:]
+
+
+def test_exif_jpeg_gives_the_real_size_not_the_thumbnails() -> None:
+    data = exif_jpeg()
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == (640, 480)
+    # The trap is real: a raw scan for SOF0 would land in the thumbnail first.
+    first_sof = data.index(b"\xff\xc0")
+    assert first_sof < 60_000
+    assert struct.unpack(">HH", data[first_sof + 5:first_sof + 9]) == (120, 160)
+    for chunk_size in (1, 7, 4096, len(data)):
+        probe = _feed(data, chunk_size)
+        assert probe.info == ImageInfo(640, 480, "jpeg")
+        assert 60_000 < probe.bytes_read < 61_000
+
+
+def test_exif_jpeg_prefixes_are_undecided_or_right() -> None:
+    data = exif_jpeg()
+    answer_at = _feed(data, len(data)).bytes_read
+    lengths = {*range(0, len(data), 251), *range(answer_at - 40, answer_at + 40), len(data)}
+    for length in sorted(lengths):
+        info = probe_bytes(data[:length])
+        assert info == (ImageInfo(640, 480, "jpeg") if length >= answer_at else None), length
+
+
+def test_exif_jpeg_beyond_the_cap_gives_up_early() -> None:
+    probe = ImageProbe(max_bytes=4096)
+    assert probe.feed(exif_jpeg()[:100]) is True  # the APP1 length already says the SOF is past 4096
+    assert probe.info is None
+    assert probe.error == "no image size within the first 4096 bytes"
+    assert probe.bytes_read == 100
+
+
+# --- SVG ---------------------------------------------------------------------------------
+
+SVG_NS = b'xmlns="http://www.w3.org/2000/svg"'
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        (b"<svg " + SVG_NS + b' width="120" height="80"/>', (120, 80)),
+        (b"<svg " + SVG_NS + b' width="120px" height="80.4px"></svg>', (120, 80)),
+        (b"<svg " + SVG_NS + b' viewBox="0 0 300 150"><rect width="5" height="6"/></svg>', (300, 150)),
+        (b"<svg " + SVG_NS + b' width="100%" height="100%" viewBox="0,0,64,32"></svg>', (64, 32)),
+        (b"<svg " + SVG_NS + b' width="200" viewBox="0 0 100 50"></svg>', (200, 100)),
+        (b"<svg " + SVG_NS + b' height="10" viewBox="0 0 100 50"></svg>', (20, 10)),
+        (b"<svg " + SVG_NS + b' width="10em" height="4" viewBox="0 0 30 40"></svg>', (3, 4)),
+        (b"<svg data-note='a > b' " + SVG_NS + b" width='10' height='20'></svg>", (10, 20)),
+        (b'<svg:svg xmlns:svg="http://www.w3.org/2000/svg" width="7" height="9"/>', (7, 9)),
+        (
+            b"\xef\xbb\xbf\n  <?xml version='1.0'?>\n<!-- <svg width=\"1\" height=\"1\"> -->\n"
+            b'<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "svg11.dtd" [ <!ENTITY arrow "->"> ]>\n'
+            b"<svg " + SVG_NS + b' width="48" height="36"></svg>',
+            (48, 36),
+        ),
+    ],
+)
+def test_svg_sizes(text: bytes, size: tuple[int, int]) -> None:
+    expected = ImageInfo(*size, "svg")
+    assert probe_bytes(text) == expected
+    for length in range(len(text)):
+        assert probe_bytes(text[:length]) in (None, expected)
+    assert _feed(text, 1).info == expected
+
+
+def test_svg_without_any_size_is_an_error() -> None:
+    probe = ImageProbe()
+    assert probe.feed(b"<svg " + SVG_NS + b"><circle r='4'/></svg>") is True
+    assert probe.info is None
+    assert probe.error is not None and "svg" in probe.error
+
+
+# --- not images ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<!DOCTYPE html>\n<html><head><title>404</title></head></html>",
+        b"\xef\xbb\xbf \r\n\t<html lang='en'><body>Not found</body></html>",
+        b'<?xml version="1.0"?>\n<!-- error page -->\n<html xmlns="http://www.w3.org/1999/xhtml"></html>',
+        b"<!doctype HTML PUBLIC '-//W3C//DTD HTML 4.01//EN'>",
+        b"<HEAD><META http-equiv='refresh' content='0;url=/'></HEAD>",
+        b"<body>gone</body>",
+    ],
+)
+def test_html_is_not_an_image(body: bytes) -> None:
+    for chunk_size in (1, len(body)):
+        probe = _feed(body, chunk_size)
+        assert probe.info is None
+        assert probe.error == HTML_ERROR
+    assert probe_bytes(body) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        random.Random(20200922).randbytes(512),
+        b"Not Found",
+        b'{"error": "forbidden"}',
+        b"<rss version='2.0'><channel/></rss>",
+        b"BM this is text, not a bitmap header",
+        b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2\x00\x00\x00\x08free",
+    ],
+)
+def test_unknown_bytes_are_rejected(body: bytes) -> None:
+    probe = ImageProbe()
+    assert probe.feed(body) is True
+    assert probe.info is None
+    assert probe.error is not None and probe.error.startswith(UNKNOWN_ERROR)
+    assert probe_bytes(body) is None
+
+
+def test_random_bytes_are_rejected_within_a_few_bytes() -> None:
+    probe = _feed(random.Random(1).randbytes(4096), 1)
+    assert probe.error == UNKNOWN_ERROR
+    assert probe.bytes_read <= 16
+
+
+def test_slow_stream_of_tiny_segments_stays_fast() -> None:
+    # 1-byte chunks of a JPEG made only of empty APP0 segments: re-parsing on
+    # every byte would be quadratic (minutes); the probe must hit the cap quickly.
+    probe = _feed(b"\xff\xd8" + b"\xff\xe0\x00\x02" * 70_000, 1)
+    assert probe.error == "no image size within the first 262144 bytes"
+
+
+def test_finish_names_the_problem() -> None:
+    empty = ImageProbe()
+    empty.finish()
+    assert empty.error == EMPTY_ERROR
+
+    truncated = ImageProbe()
+    assert truncated.feed(goldens()["png"].data[:20]) is False
+    truncated.finish()
+    assert (truncated.info, truncated.error) == (None, TRUNCATED_ERROR)
+
+    finished = _feed(goldens()["gif"].data, 1)
+    finished.finish()
+    assert (finished.info, finished.error) == (goldens()["gif"].expected, None)
+
+
+def test_cap_counts_at_most_max_bytes() -> None:
+    probe = ImageProbe(max_bytes=100)
+    assert probe.feed(b" " * 60) is False
+    assert probe.feed(b" " * 60) is True
+    assert probe.bytes_read == 100
+    assert probe.info is None
+    assert probe.error == "no image size within the first 100 bytes"
+
+
+def test_default_cap_is_named_in_the_error() -> None:
+    probe = ImageProbe()
+    probe.feed(b"\n" * (256 * 1024 + 10))
+    assert probe.error == "no image size within the first 262144 bytes"
+    assert probe.bytes_read == 256 * 1024
+
+
+# --- range requests -----------------------------------------------------------------------
+
+
+def test_next_range_doubles_up_to_the_cap() -> None:
+    assert next_range(0, 262_144) == (0, 4095)
+    assert next_range(4096, 262_144) == (4096, 8191)
+    assert next_range(200_000, 262_144) == (200_000, 262_143)
+    assert next_range(262_144, 262_144) is None
+    assert next_range(0, 1000) == (0, 999)
+
+
+def test_ranges_grow_contiguously_and_reach_the_cap_quickly() -> None:
+    have, requests = FIRST_RANGE_BYTES, 1
+    while (span := next_range(have, 262_144)) is not None:
+        start, end = span
+        assert start == have and end >= start
+        have, requests = end + 1, requests + 1
+    assert have == 262_144
+    assert requests == 7
+
+
+def test_exif_jpeg_over_range_requests() -> None:
+    # What the crawler does with 206 responses: feed each range, ask for the next while undecided.
+    data = exif_jpeg()
+    probe = ImageProbe()
+    probe.feed(data[:FIRST_RANGE_BYTES])
+    requests = 1
+    while not probe.done and (span := next_range(probe.bytes_read, 256 * 1024)) is not None:
+        probe.feed(data[span[0]:span[1] + 1])
+        requests += 1
+    assert probe.info == ImageInfo(640, 480, "jpeg")
+    assert requests == 5  # 4 KB, then up to 8, 16, 32 and 64 KB: the SOF sits past 60 KB
