@@ -374,43 +374,51 @@ class Crawler:
             return await self._probe_image(base, response, cookies)
         if response.request.method == "HEAD":
             return Check(**base)
-        parser = HeadParser(final_url, max_bytes=self.config.max_head_bytes)
+        parser = HeadParser(final_url, max_bytes=self.config.max_head_bytes, encoding=response.charset_encoding)
         read = await _consume(response, parser.feed, self.config.max_body_bytes)
         return Check(**base, bytes_read=read, head=parser.result().to_dict())
 
     async def _probe_image(self, base: dict[str, Any], response: httpx.Response, cookies: httpx.Cookies) -> Check:
-        """Ask for the first bytes only, grow the range while the size is unknown."""
+        """Ask for the first bytes only; grow the range while the size is unknown.
+
+        A 200 means the server ignored Range: stream that body and stop as soon
+        as the size is known. A 416 means it disliked our range: ask once without.
+        `bytes_read` is what came off the wire, never more than the image cap.
+        """
         probe = ImageProbe(max_bytes=self.config.max_image_bytes)
         url = str(base["final_url"])
-        # 416: the server dislikes our range; ask once without one. A 200 means
-        # Range was ignored: stream the body and stop as soon as the size is known.
-        if response.status_code == 416:
-            await response.aclose()
-            response = await self._send("GET", url, IMAGE, cookies)
-            base = {**base, "status": response.status_code, "ok": 200 <= response.status_code < 300}
+        received = 0
+        current = response  # the caller closes `response`; we close what we open
+        try:
+            if current.status_code == 416:
+                current = await self._send("GET", url, IMAGE, cookies)
+                base = {**base, "status": current.status_code, "ok": 200 <= current.status_code < 300}
+            while base["ok"]:
+                received += await _consume(current, probe.feed, self.config.max_image_bytes - received, raw=True)
+                if probe.done or current.status_code != 206:
+                    break
+                span = next_range(received, self.config.max_image_bytes)
+                total = _content_range_total(current.headers.get("content-range"))
+                if span is None or (total is not None and span[0] >= total):
+                    break
+                if current is not response:
+                    await current.aclose()
+                current = await self._send("GET", url, IMAGE, cookies, range_=span)
+                if current.status_code == 200:  # Range dropped mid-way: the body starts over
+                    probe = ImageProbe(max_bytes=self.config.max_image_bytes)
+                elif current.status_code != 206:
+                    break
+        finally:
+            if current is not response:
+                await current.aclose()
         if not base["ok"]:
             return Check(**base)
-        done = False
-        while True:
-            await _consume(response, probe.feed, self.config.max_image_bytes, raw=True)
-            done = probe.info is not None or probe.error is not None
-            if done or response.status_code != 206:
-                break
-            span = next_range(probe.bytes_read, self.config.max_image_bytes)
-            total = _content_range_total(response.headers.get("content-range"))
-            if span is None or (total is not None and span[0] >= total):
-                break
-            await response.aclose()
-            response = await self._send("GET", url, IMAGE, cookies, range_=span)
-            if response.status_code != 206:
-                break
-        if not done:
+        if not probe.done:
             probe.finish()
-        await response.aclose()
         info = probe.info
         return Check(
-            **{**base, "content_type": response.headers.get("content-type", base["content_type"])},
-            bytes_read=probe.bytes_read,
+            **{**base, "content_type": current.headers.get("content-type", base["content_type"])},
+            bytes_read=received,
             width=info.width if info else None,
             height=info.height if info else None,
             image_format=info.format if info else None,

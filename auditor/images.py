@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import imagesize
 
 DEFAULT_MAX_BYTES = 256 * 1024
-FIRST_RANGE_BYTES = 4096
+FIRST_RANGE_BYTES = 2048
 
 HTML_ERROR = "looks like HTML, not an image"
 UNKNOWN_ERROR = "unknown image format"
