@@ -8,6 +8,7 @@ documents cite it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +52,12 @@ def normalize_url(url: str) -> str:
     """
     if not isinstance(url, str):
         raise InvalidURL(f"expected a URL string, got {type(url).__name__}")
+    return _normalize(url)
+
+
+# Rules normalise the same few URLs of a document several times over.
+@functools.lru_cache(maxsize=65_536)
+def _normalize(url: str) -> str:
     if url != url.strip() or any(ch in url for ch in " \t\r\n"):
         raise InvalidURL("URL contains white space")
     try:

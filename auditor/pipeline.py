@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import groupby
@@ -79,7 +80,7 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
     finally:
         findings.flush()
         counts = counts or {"documents": store.count("documents", run_id), "references": store.count("links", run_id)}
-        counts["urls"] = len(store.unique_urls(run_id))
+        counts["urls"] = store.count_unique_urls(run_id)
         store.finish_run(run_id, status=status, **counts)
     report = build_report(store, run_id)
     write_reports(report, config.out, config.formats)
@@ -116,15 +117,16 @@ def _ingest(store: Store, run_id: int, config: Config, documents: Iterator[Docum
 
 
 def _crawl(store: Store, run_id: int, config: Config, crawler: Crawler | None, progress: ProgressHook | None) -> None:
-    targets = store.unique_urls(run_id)
+    total = store.count_unique_urls(run_id)
     checks = store.writer("checks", run_id, batch_size=CHECK_BATCH)
     try:
-        asyncio.run(_crawl_async(targets, config, crawler or Crawler(config.crawl), checks, progress))
+        asyncio.run(_crawl_async(store.unique_urls(run_id), total, config, crawler or Crawler(config.crawl),
+                                 checks, progress))
     finally:
         checks.flush()
 
 
-async def _crawl_async(targets: list[tuple[str, str]], config: Config, crawler: Crawler,
+async def _crawl_async(targets: Iterable[tuple[str, str]], total: int, config: Config, crawler: Crawler,
                        checks: BatchWriter, progress: ProgressHook | None) -> None:
     task = asyncio.current_task()
     assert task is not None
@@ -152,7 +154,7 @@ async def _crawl_async(targets: list[tuple[str, str]], config: Config, crawler: 
                 done += 1
                 checks.add(check.to_row())
                 if progress:
-                    progress(check, done, len(targets))
+                    progress(check, done, total)
     except asyncio.CancelledError:
         if received:
             raise Interrupted(received[0]) from None
@@ -164,24 +166,29 @@ async def _crawl_async(targets: list[tuple[str, str]], config: Config, crawler: 
 
 
 def _judge(store: Store, run_id: int, config: Config, findings: BatchWriter) -> None:
-    """Verdicts: every reference against its check, every document against its pages."""
-    checks = store.checks(run_id)
-    history_cache: dict[str, list[dict[str, Any]]] = {}
+    """Verdicts: every reference against its check, every document against its pages.
+
+    Checks are read per document, so memory follows the largest document,
+    not the corpus.
+    """
+    # Many documents cite the same URL; bounded, so a huge corpus stays flat.
+    history = functools.lru_cache(maxsize=65_536)(
+        lambda url: store.url_history(url, run_id, FLAKY_WINDOW - 1)
+    )
     links_by_document = groupby(store.links(run_id), key=lambda link: link["document"])
     pending = next(links_by_document, None)
     for row in store.iter_documents(run_id):
         document = Document(path=row["path"], data=row["data"], lines=row["lines"] or {})
-        out: list[Finding] = []
-        if pending is not None and pending[0] == document.path:
-            for link in pending[1]:
-                check = checks.get(link["normalized_url"])
-                out += link_findings(link, check)
-                if check is not None:
-                    url = link["normalized_url"]
-                    if url not in history_cache:
-                        history_cache[url] = store.url_history(url, run_id, FLAKY_WINDOW - 1)
-                    out += flaky_findings(link, check, history_cache[url])
+        links = list(pending[1]) if pending is not None and pending[0] == document.path else []
+        if links:
             pending = next(links_by_document, None)
+        checks = store.checks(run_id, [link["normalized_url"] for link in links])
+        out: list[Finding] = []
+        for link in links:
+            check = checks.get(link["normalized_url"])
+            out += link_findings(link, check)
+            if check is not None:
+                out += flaky_findings(link, check, history(link["normalized_url"]))
         out += page_findings(document, checks)
         _add_findings(findings, config, out)
 

@@ -124,31 +124,61 @@ class Store:
         return BatchWriter(self, table, run_id, batch_size)
 
     def insert_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
+        # executemany with the known columns: the hot path of ingesting a large
+        # corpus, about 3x faster than sqlite-utils' insert_all, which re-derives
+        # columns and types for every batch.
+        columns = [c for c in _SCHEMA[table] if c != "id"]
+        sql = f"insert into [{table}] ({', '.join(f'[{c}]' for c in columns)}) values ({', '.join('?' * len(columns))})"
         with self.db.conn:
-            self.db.table(table).insert_all(rows, batch_size=500)
+            self.db.conn.executemany(sql, [tuple(row.get(c) for c in columns) for row in rows])
 
     # -- reading ------------------------------------------------------------
-    def unique_urls(self, run_id: int) -> list[tuple[str, str]]:
+    def _stream(self, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
+        """Rows from a second, read-only connection.
+
+        Long scans (the crawl feed, the judging pass) run while the one writer
+        commits; a separate connection keeps the two from disturbing each other,
+        and rows are yielded, never listed, so memory stays flat.
+        """
+        reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        reader.row_factory = sqlite3.Row
+        try:
+            for row in reader.execute(sql, params):
+                yield dict(row)
+        finally:
+            reader.close()
+
+    def unique_urls(self, run_id: int) -> Iterator[tuple[str, str]]:
         """Each normalised URL once, with the kind that asks the most of the fetch."""
-        rows = self.db.query(
-            "select normalized_url, max(kind = 'image') as is_image, min(kind) as kind "
-            "from links where run_id = ? group by normalized_url order by min(rowid)",
+        rows = self._stream(
+            "select normalized_url, max(kind = 'image') as is_image, min(kind) as kind from links "
+            "where run_id = ? group by normalized_url order by min(rowid)",
             [run_id],
         )
-        return [(row["normalized_url"], "image" if row["is_image"] else row["kind"]) for row in rows]
+        for row in rows:
+            yield row["normalized_url"], "image" if row["is_image"] else row["kind"]
 
-    def checks(self, run_id: int) -> dict[str, dict[str, Any]]:
-        return {row["url"]: _decode(row) for row in self.db.query("select * from checks where run_id = ?", [run_id])}
+    def count_unique_urls(self, run_id: int) -> int:
+        row = next(self.db.query("select count(distinct normalized_url) as n from links where run_id = ?", [run_id]))
+        return int(row["n"])
 
-    def links(self, run_id: int, document: str | None = None) -> list[dict[str, Any]]:
-        if document is None:
-            return list(self.db.query("select * from links where run_id = ? order by rowid", [run_id]))
-        return list(
-            self.db.query("select * from links where run_id = ? and document = ? order by rowid", [run_id, document])
-        )
+    def checks(self, run_id: int, urls: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Checks of a run by URL: all of them, or only the given URLs (bounded memory per document)."""
+        if urls is None:
+            rows = self.db.query("select * from checks where run_id = ?", [run_id])
+        else:
+            wanted = sorted(set(urls))
+            if not wanted:
+                return {}
+            marks = ",".join("?" * len(wanted))
+            rows = self.db.query(f"select * from checks where run_id = ? and url in ({marks})", [run_id, *wanted])
+        return {row["url"]: _decode(row) for row in rows}
+
+    def links(self, run_id: int) -> Iterator[dict[str, Any]]:
+        return self._stream("select * from links where run_id = ? order by rowid", [run_id])
 
     def iter_documents(self, run_id: int) -> Iterator[dict[str, Any]]:
-        for row in self.db.query("select * from documents where run_id = ? order by rowid", [run_id]):
+        for row in self._stream("select * from documents where run_id = ? order by rowid", [run_id]):
             yield _decode(row)
 
     def findings(self, run_id: int) -> list[dict[str, Any]]:

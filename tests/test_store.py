@@ -52,7 +52,7 @@ def test_unique_urls_prefers_image_kind_and_keeps_first_seen_order(tmp_path: Pat
     for url, kind in [("https://b/", "page"), ("https://a/", "page"), ("https://a/", "image"), ("https://b/", "amp")]:
         links.add({"document": "d", "field": "f", "kind": kind, "url": url, "normalized_url": url})
     links.flush()
-    assert store.unique_urls(run_id) == [("https://b/", "amp"), ("https://a/", "image")]
+    assert list(store.unique_urls(run_id)) == [("https://b/", "amp"), ("https://a/", "image")]
 
 
 def test_history_and_previous_run(tmp_path: Path) -> None:
