@@ -9,20 +9,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import os
 import signal
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import chain, groupby, islice
+from pathlib import Path
 from typing import Any
 
 from auditor import __version__
 from auditor.config import Config
-from auditor.corpus import Document, iter_documents
+from auditor.corpus import Document, iter_corpus_files, load_document
 from auditor.crawl import Check, Crawler
 from auditor.findings import Finding
-from auditor.links import extract_links
+from auditor.links import LinkRef, extract_links
 from auditor.report import build_report, write_reports
 from auditor.rules import FLAKY_WINDOW, document_findings, flaky_findings, link_findings, page_findings
 from auditor.store import FINISHED, INTERRUPTED, BatchWriter, Store
@@ -31,7 +35,12 @@ CHECK_BATCH = 50
 CHECK_FLUSH_SECONDS = 2.0
 EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
+# Below one window of files the process pool costs more than it saves.
+PARALLEL_WINDOW = 512
+MAX_WORKERS = 8
+
 ProgressHook = Callable[[Check, int, int], None]
+Prepared = tuple[Document, list[LinkRef], list[Finding]]
 
 
 @dataclass(frozen=True)
@@ -57,9 +66,9 @@ def lint(config: Config) -> Outcome:
 
 
 def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress: ProgressHook | None = None) -> Outcome:
-    # Walk the paths before touching the database: a bad path is a usage error, not a run.
-    documents = iter_documents(config.paths)
-    first = next(documents, None)
+    # Check the paths before touching the database: a bad path is a usage error, not a run.
+    files = iter_corpus_files(config.paths)
+    first = next(files, None)
     store = Store(config.db)
     run_id = store.start_run(
         mode=mode, corpus=[str(p) for p in config.paths], tool_version=__version__,
@@ -70,7 +79,7 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
     counts: dict[str, int] = {}
     try:
         with _signals_raise():
-            counts = _ingest(store, run_id, config, _chain(first, documents), findings)
+            counts = _ingest(store, run_id, config, _prepare_all(chain([first] if first else [], files)), findings)
             if mode == "audit":
                 _crawl(store, run_id, config, crawler, progress)
                 _judge(store, run_id, config, findings)
@@ -91,26 +100,53 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
     return Outcome(run_id, 1 if failing else 0, report)
 
 
-def _chain(first: Document | None, rest: Iterator[Document]) -> Iterator[Document]:
-    if first is not None:
-        yield first
-        yield from rest
+def _prepare(path: Path) -> Prepared:
+    """Everything one file yields without the network: pure, so it runs in worker processes."""
+    document = load_document(path)
+    refs, problems = extract_links(document)
+    return document, refs, [*document_findings(document), *problems]
 
 
-def _ingest(store: Store, run_id: int, config: Config, documents: Iterator[Document], findings: BatchWriter) -> dict[str, int]:
+def _prepare_all(files: Iterator[Path]) -> Iterator[Prepared]:
+    """Parse files in order, on every core once the corpus is big enough to pay for the pool.
+
+    YAML parsing dominates `auditor lint`; files go to the workers in windows,
+    the next window queued while this one is written, so memory stays bounded.
+    """
+    window = list(islice(files, PARALLEL_WINDOW))
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    if len(window) < PARALLEL_WINDOW or workers < 2:
+        yield from map(_prepare, window)
+        yield from map(_prepare, files)
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_signals) as pool:
+        in_flight = deque([pool.map(_prepare, window, chunksize=32)])
+        while in_flight:
+            window = list(islice(files, PARALLEL_WINDOW))
+            if window:
+                in_flight.append(pool.map(_prepare, window, chunksize=32))
+            yield from in_flight.popleft()
+
+
+def _worker_ignores_signals() -> None:
+    # Ctrl-C reaches the whole process group; only the parent decides what an interrupt means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _ingest(store: Store, run_id: int, config: Config, prepared: Iterator[Prepared], findings: BatchWriter) -> dict[str, int]:
     """Stream documents into the store with their links and offline findings."""
     docs, links = store.writer("documents", run_id), store.writer("links", run_id)
-    for document in documents:
+    for document, refs, offline in prepared:
         docs.add({"path": document.path, "ok": int(document.data is not None),
                   "data": document.data, "lines": document.lines})
-        refs, problems = extract_links(document)
         links.add_all(
             {"document": ref.document, "item": ref.item, "field": ref.field, "line": ref.line, "kind": ref.kind,
              "url": ref.url, "normalized_url": ref.normalized, "declared_width": ref.declared_width,
              "declared_height": ref.declared_height}
             for ref in refs
         )
-        _add_findings(findings, config, [*document_findings(document), *problems])
+        _add_findings(findings, config, offline)
     docs.flush()
     links.flush()
     return {"documents": docs.written, "references": links.written}

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+try:
+    from tests.loopback import LoopbackServer, refused_port
+except ImportError:  # tests/ is not a package and the repo root is not on sys.path
+    from loopback import LoopbackServer, refused_port  # type: ignore[no-redef]
+
+
+@pytest.fixture(scope="session")
+def loopback() -> Iterator[LoopbackServer]:
+    """Plain HTTP server on 127.0.0.1, shared by the session: use unique paths."""
+    with LoopbackServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def loopback_tls() -> Iterator[LoopbackServer]:
+    """HTTPS server on 127.0.0.1; trust ``loopback_tls.ca_pem_path`` or ``.client_ssl_context()``."""
+    with LoopbackServer(tls=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def loopback_tls_wrong_name(loopback_tls: LoopbackServer) -> Iterator[LoopbackServer]:
+    """HTTPS server whose cert (same CA as ``loopback_tls``) names only wrong.example."""
+    with loopback_tls.wrong_name_server("wrong.example") as server:
+        yield server
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens, so connecting is refused."""
+    return f"http://127.0.0.1:{refused_port()}/"

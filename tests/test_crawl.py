@@ -1,0 +1,372 @@
+"""The crawler against a real server on 127.0.0.1 (sockets), and respx (pure logic)."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import io
+import time
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from PIL import Image
+
+from auditor.config import CrawlConfig
+from auditor.images import FIRST_RANGE_BYTES
+from auditor.crawl import Check, Crawler, HostGate, host_bucket, is_public_address, parse_retry_after
+
+FAST = CrawlConfig(
+    concurrency=16, per_host=8, rate=1000.0, timeout=2.0, connect_timeout=1.0, retries=1,
+    backoff_base=0.05, backoff_max=0.1, max_retry_wait=3.0, allow_private=True,
+)
+
+
+def check(url: str, kind: str = "page", config: CrawlConfig = FAST, **crawler_args: Any) -> Check:
+    async def run() -> Check:
+        async with Crawler(config, **crawler_args) as crawler:
+            return await crawler.check(url, kind)
+
+    return asyncio.run(run())
+
+
+def crawl(targets: list[tuple[str, str]], config: CrawlConfig = FAST) -> list[Check]:
+    async def run() -> list[Check]:
+        async with Crawler(config) as crawler:
+            return [c async for c in crawler.crawl(targets)]
+
+    return asyncio.run(run())
+
+
+# -- statuses and retries -------------------------------------------------------
+@pytest.mark.parametrize("status", [404, 410, 403, 401, 418])
+def test_final_statuses_are_not_retried(loopback: Any, status: int) -> None:
+    path = f"/status/{status}/final"
+    result = check(loopback.url_for(path))
+    assert (result.ok, result.status, result.attempts) == (False, status, 1)
+
+
+def test_500_is_retried_then_reported(loopback: Any) -> None:
+    result = check(loopback.url_for("/status/500/retried"))
+    assert (result.ok, result.status, result.attempts) == (False, 500, 2)
+
+
+def test_503_once_recovers(loopback: Any) -> None:
+    result = check(loopback.url_for("/flaky/503/recovers"))
+    assert (result.ok, result.status, result.attempts) == (True, 200, 2)
+
+
+def test_429_with_retry_after_seconds_is_honoured(loopback: Any) -> None:
+    started = time.monotonic()
+    result = check(loopback.url_for("/retry-after/1/seconds"))
+    assert (result.ok, result.attempts) == (True, 2)
+    assert time.monotonic() - started >= 0.95
+
+
+def test_429_with_retry_after_http_date_is_honoured(loopback: Any) -> None:
+    result = check(loopback.url_for("/retry-after-date/1/date"))
+    assert (result.ok, result.attempts) == (True, 2)
+
+
+def test_retry_after_beyond_the_cap_ends_the_retries(loopback: Any) -> None:
+    started = time.monotonic()
+    result = check(loopback.url_for("/retry-after/120/too-long"))
+    assert (result.status, result.attempts) == (429, 1)
+    assert time.monotonic() - started < 1
+
+
+def test_429_always_stays_429(loopback: Any) -> None:
+    result = check(loopback.url_for("/always-429/x"), config=replace(FAST, retries=1))
+    assert (result.ok, result.status, result.attempts) == (False, 429, 2)
+
+
+def test_parse_retry_after_both_forms() -> None:
+    assert parse_retry_after("7") == 7.0
+    now = time.time()
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert 28 <= parse_retry_after(date, now=now) <= 31
+    assert parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+# -- redirects -----------------------------------------------------------------
+def test_permanent_redirect_keeps_chain_and_cookies(loopback: Any) -> None:
+    result = check(loopback.url_for("/redirect/301/cookie"))
+    assert result.ok and result.status == 200
+    assert [(hop.status, hop.url) for hop in result.redirects] == [(301, loopback.url_for("/redirect/301/cookie"))]
+    assert result.final_url == loopback.url_for("/ok")
+    cookie_headers = [r.headers.get("cookie", "") for r in loopback.requests.for_path("/ok")]
+    assert any("hop=1" in header for header in cookie_headers)
+
+
+def test_temporary_redirect(loopback: Any) -> None:
+    result = check(loopback.url_for("/redirect/302/temp"))
+    assert result.ok and [hop.status for hop in result.redirects] == [302]
+
+
+def test_redirect_loop(loopback: Any) -> None:
+    result = check(loopback.url_for("/loop/a-one"))
+    assert (result.ok, result.reason, result.attempts) == (False, "redirect-loop", 1)
+    assert len(result.redirects) == 2
+
+
+def test_too_many_redirects(loopback: Any) -> None:
+    result = check(loopback.url_for("/chain/5/many"), config=replace(FAST, max_redirects=3))
+    assert (result.ok, result.reason) == (False, "too-many-redirects")
+    assert check(loopback.url_for("/chain/3/enough"), config=replace(FAST, max_redirects=3)).ok
+
+
+# -- network failures ------------------------------------------------------------
+def test_hang_times_out_within_the_deadline(loopback: Any) -> None:
+    started = time.monotonic()
+    result = check(loopback.url_for("/hang/1"), config=replace(FAST, timeout=0.5, retries=0))
+    assert (result.ok, result.reason) == (False, "timeout")
+    assert time.monotonic() - started < 1.5
+
+
+def test_dripping_body_cannot_hold_a_worker(loopback: Any) -> None:
+    started = time.monotonic()
+    result = check(loopback.url_for("/drip/1"), config=replace(FAST, timeout=1.0, retries=0))
+    assert (result.ok, result.reason) == (False, "timeout")
+    assert time.monotonic() - started < 2
+
+
+def test_reset_is_retried_and_reported(loopback: Any) -> None:
+    result = check(loopback.url_for("/reset/1"))
+    assert (result.ok, result.reason, result.attempts) == (False, "reset", 2)
+
+
+def test_close_without_response_is_reset(loopback: Any) -> None:
+    assert check(loopback.url_for("/close/1")).reason == "reset"
+
+
+def test_refused(refused_url: str) -> None:
+    assert check(refused_url).reason == "refused"
+
+
+def test_dns_failure_is_final() -> None:
+    result = check("http://name.invalid/", config=replace(FAST, allow_private=False, retries=2))
+    assert (result.reason, result.attempts) == ("dns", 1)
+
+
+# -- HEAD and bodies -------------------------------------------------------------
+def test_head_405_falls_back_to_get(loopback: Any) -> None:
+    result = check(loopback.url_for("/head405/x"), kind="amp-cache")
+    assert (result.ok, result.status) == (True, 200)
+    assert [r.method for r in loopback.requests.for_path("/head405/x")] == ["HEAD", "GET"]
+
+
+def test_gzip_bomb_is_read_only_to_the_cap(loopback: Any) -> None:
+    started = time.monotonic()
+    result = check(loopback.url_for("/gzip-bomb/1"), config=replace(FAST, max_body_bytes=256 * 1024,
+                                                                       max_head_bytes=1024 * 1024))
+    assert result.ok
+    assert result.bytes_read <= 256 * 1024
+    assert time.monotonic() - started < 2
+
+
+def test_endless_body_is_closed_early(loopback: Any) -> None:
+    result = check(loopback.url_for("/big/1"), config=replace(FAST, max_body_bytes=100_000))
+    assert result.ok and result.bytes_read <= 100_000
+
+
+def test_page_head_is_parsed_with_absolute_links(loopback: Any) -> None:
+    head = (b"<html><head><title>Hello &amp; bye</title><link rel=amphtml href='/amp/x'>"
+            b"<link rel='canonical' href='https://example.com/x'></head><body>" + b"x" * 100_000)
+    url = loopback.add_route("/page/head", lambda request: (200, {"Content-Type": "text/html"}, head))
+    result = check(url)
+    assert result.head is not None
+    assert result.head["title"] == "Hello & bye"
+    assert result.head["amphtml"] == loopback.url_for("/amp/x")
+    assert result.head["canonical"] == "https://example.com/x"
+    assert result.bytes_read < 100_000
+
+
+def test_user_agent_names_the_tool(loopback: Any) -> None:
+    check(loopback.url_for("/ok/ua"))
+    (request,) = loopback.requests.for_path("/ok/ua")
+    assert request.headers["user-agent"].startswith("auditor/")
+    assert "+http" in request.headers["user-agent"]
+    assert "gzip" in request.headers["accept-encoding"]
+
+
+# -- images ------------------------------------------------------------------------
+def _jpeg(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def test_image_size_from_a_range_request(loopback: Any) -> None:
+    data = _jpeg((640, 360))
+    url = loopback.add_file("ranged.jpg", data, "image/jpeg")
+    result = check(url, kind="image")
+    assert (result.ok, result.width, result.height, result.image_format) == (True, 640, 360, "jpeg")
+    (request,) = loopback.requests.for_path("/image/ranged.jpg")
+    assert request.headers["range"] == f"bytes=0-{FIRST_RANGE_BYTES - 1}"
+    assert request.headers["accept-encoding"] == "identity"
+    assert result.bytes_read == FIRST_RANGE_BYTES  # what came off the wire, not just what the parser needed
+
+
+def test_image_whose_size_is_late_grows_the_range(loopback: Any) -> None:
+    # A 20 KB comment segment pushes the SOF past the first range.
+    image = Image.new("RGB", (33, 44))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", comment=b"c" * 20_000)
+    url = loopback.add_file("late.jpg", buffer.getvalue(), "image/jpeg")
+    result = check(url, kind="image")
+    assert (result.width, result.height) == (33, 44)
+    ranges = [r.headers["range"] for r in loopback.requests.for_path("/image/late.jpg")]
+    assert ranges[0] == f"bytes=0-{FIRST_RANGE_BYTES - 1}" and len(ranges) > 1
+    assert result.bytes_read < 40_000
+
+
+def test_server_ignoring_range_is_read_only_until_the_size(loopback: Any) -> None:
+    data = _jpeg((300, 200)) + b"\0" * 500_000
+    loopback.add_file("norange.jpg", data, "image/jpeg")
+    result = check(loopback.url_for("/noimagerange/norange.jpg"), kind="image")
+    assert (result.status, result.width, result.height) == (200, 300, 200)
+    assert result.bytes_read < 100_000
+
+
+def test_416_retries_without_range(loopback: Any) -> None:
+    loopback.add_file("r416.jpg", _jpeg((12, 34)), "image/jpeg")
+    result = check(loopback.url_for("/range416/r416.jpg"), kind="image")
+    assert (result.ok, result.width, result.height) == (True, 12, 34)
+
+
+def test_html_served_as_image(loopback: Any) -> None:
+    url = loopback.add_route("/fake/image.png", lambda request: (200, {"Content-Type": "text/html"},
+                                                                 b"<!doctype html><html>nope</html>"))
+    result = check(url, kind="image")
+    assert result.ok and result.width is None and "HTML" in (result.image_error or "")
+
+
+# -- TLS --------------------------------------------------------------------------
+def test_tls_verified_with_a_private_ca_from_ssl_cert_file(loopback_tls: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(loopback_tls.ca_pem_path))
+    assert check(loopback_tls.url_for("/ok/tls")).ok
+
+
+def test_unknown_ca_is_tls_error(loopback_tls: Any, monkeypatch: Any) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    result = check(loopback_tls.url_for("/ok/untrusted"))
+    assert (result.ok, result.reason, result.attempts) == (False, "tls", 1)
+
+
+def test_hostname_mismatch_is_tls_error(loopback_tls_wrong_name: Any, loopback_tls: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(loopback_tls.ca_pem_path))
+    result = check(loopback_tls_wrong_name.url_for("/ok/wrong-name"))
+    assert (result.ok, result.reason) == (False, "tls")
+
+
+# -- private-address guard ---------------------------------------------------------------
+PRETEND_PUBLIC = "93.184.216.34"
+
+
+async def loopback_looks_public(host: str, port: int) -> list[str]:
+    """127.0.0.1 passes the guard so the test server can play a public site; nothing else changes."""
+    if host == "127.0.0.1":
+        return [PRETEND_PUBLIC]
+    return [info[4][0] for info in await asyncio.get_running_loop().getaddrinfo(host, port)]
+
+
+@pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/",
+                                    "http://[::1]/", "http://localhost/"])
+def test_redirect_to_a_private_address_is_refused_without_connecting(loopback: Any, target: str) -> None:
+    url = loopback.url_for("/redirect-to?url=" + httpx.QueryParams({"u": target})["u"].replace(":", "%3A").replace("/", "%2F"))
+    result = check(url, config=replace(FAST, allow_private=False), resolver=loopback_looks_public)
+    assert (result.ok, result.reason, result.attempts) == (False, "private-address", 1)
+    assert [hop.status for hop in result.redirects] == [302]
+
+
+def test_private_target_refused_unless_allowed(loopback: Any) -> None:
+    url = loopback.url_for("/ok/private")
+    before = loopback.hits("/ok/private")
+    assert check(url, config=replace(FAST, allow_private=False)).reason == "private-address"
+    assert loopback.hits("/ok/private") == before  # never connected
+    assert check(url, config=replace(FAST, allow_private=True)).ok
+
+
+def test_redirect_to_loopback_is_followed_when_allowed(loopback: Any) -> None:
+    target = loopback.url_for("/ok/allowed").replace("127.0.0.1", "localhost")
+    url = loopback.url_for("/redirect-to?url=" + target.replace(":", "%3A").replace("/", "%2F"))
+    assert check(url, config=replace(FAST, allow_private=True)).ok
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [("93.184.216.34", True), ("127.0.0.1", False), ("10.1.2.3", False), ("172.16.0.1", False),
+     ("192.168.1.1", False), ("169.254.169.254", False), ("0.0.0.0", False), ("224.0.0.1", False),
+     ("240.0.0.1", False), ("100.64.0.1", False), ("2606:4700::1111", True), ("::1", False), ("fe80::1", False),
+     ("fc00::1", False), ("::ffff:127.0.0.1", False), ("::", False), ("ff02::1", False)],
+)
+def test_public_address_classification(address: str, public: bool) -> None:
+    assert is_public_address(address) is public
+
+
+# -- politeness ------------------------------------------------------------------------
+def test_per_host_concurrency_is_enforced(loopback: Any) -> None:
+    config = replace(FAST, per_host=2)
+    started = time.monotonic()
+    results = crawl([(loopback.url_for(f"/slow-headers/0.3/p{i}"), "page") for i in range(6)], config)
+    assert all(r.ok for r in results)
+    assert time.monotonic() - started >= 0.85  # 6 requests, 2 at a time, 0.3 s each
+
+
+def test_per_host_rate_is_enforced(loopback: Any) -> None:
+    config = replace(FAST, rate=10.0)
+    started = time.monotonic()
+    results = crawl([(loopback.url_for(f"/ok/rate{i}"), "page") for i in range(6)], config)
+    assert len(results) == 6
+    assert time.monotonic() - started >= 0.45  # 6 requests spaced 0.1 s apart
+
+
+def test_amp_cache_hosts_share_one_bucket() -> None:
+    assert host_bucket("www-a-com.cdn.ampproject.org") == host_bucket("B-org.cdn.AMPproject.org")
+    assert host_bucket("www.a.com") != host_bucket("www.b.com")
+
+
+def test_gate_slows_down_on_429_and_recovers() -> None:
+    gate = HostGate(FAST)
+    gate.slow_down()
+    gate.slow_down()
+    assert gate.delay == 2.0
+    for _ in range(6):
+        gate.recover()
+    assert gate.delay == 0.0
+
+
+def test_whole_corpus_of_bad_servers_finishes_in_bounded_time(loopback: Any, refused_url: str) -> None:
+    paths = ["/status/404/c", "/status/410/c", "/status/500/c", "/flaky/503/c", "/retry-after/1/c",
+             "/always-429/c", "/status/403/c", "/redirect/301/c", "/redirect/302/c", "/loop/a-c", "/hang/c",
+             "/drip/c", "/reset/c", "/head405/c", "/gzip-bomb/c"]
+    targets = [(loopback.url_for(p), "page") for p in paths] + [(refused_url, "page")]
+    started = time.monotonic()
+    results = crawl(targets, replace(FAST, timeout=1.0))
+    assert len(results) == len(targets)
+    assert time.monotonic() - started < 8
+    by_url = {r.url: r for r in results}
+    assert by_url[loopback.url_for("/hang/c")].reason == "timeout"
+    assert by_url[loopback.url_for("/flaky/503/c")].ok
+
+
+# -- respx: pure classification ----------------------------------------------------------------
+@respx.mock
+def test_respx_statuses_and_redirect_chain() -> None:
+    respx.get("https://a.example/old").mock(return_value=httpx.Response(308, headers={"Location": "/new"}))
+    respx.get("https://a.example/new").mock(return_value=httpx.Response(200, html="<title>x</title>"))
+    result = check("https://a.example/old")
+    assert result.ok and [h.status for h in result.redirects] == [308]
+    assert result.final_url == "https://a.example/new"
+
+
+@respx.mock
+def test_respx_connect_errors_are_classified() -> None:
+    respx.get("https://refused.example/").mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
+    respx.get("https://slow.example/").mock(side_effect=httpx.ReadTimeout("timed out"))
+    assert check("https://refused.example/", config=replace(FAST, retries=0)).reason == "refused"
+    assert check("https://slow.example/", config=replace(FAST, retries=0)).reason == "timeout"

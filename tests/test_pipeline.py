@@ -1,0 +1,177 @@
+"""The stages together: corpus on disk -> store -> reports, with the network mocked or on loopback."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from PIL import Image
+
+from auditor import pipeline
+from auditor.config import Config, CrawlConfig
+
+CRAWL = CrawlConfig(timeout=2.0, retries=0, rate=1000.0, allow_private=True)
+
+
+def _config(tmp_path: Path, *paths: Path, **overrides: Any) -> Config:
+    return Config(paths=paths or (tmp_path / "corpus",), db=tmp_path / "audit.sqlite", out=tmp_path / "reports",
+                  crawl=overrides.pop("crawl", CRAWL), **overrides)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+ARTICLE = """---
+title: "Big News"
+webUrl: https://news.example/a
+ampWebUrl: https://news.example/a?amp
+cdnAmpWebUrl: https://news-example.cdn.ampproject.org/c/s/news.example/a?amp
+provider:
+  domain: news.example
+images:
+  - url: https://img.example/a.png
+    width: 100
+    height: 50
+---
+"""
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@respx.mock
+def test_audit_end_to_end_with_respx(tmp_path: Path) -> None:
+    _write(tmp_path / "corpus" / "a.md", ARTICLE)
+    _write(tmp_path / "corpus" / "b.md", ARTICLE.replace("Big News", "Other"))  # same URLs: fetched once
+    # respx ignores the query unless a route names it: the ?amp route goes first.
+    respx.get("https://news.example/a?amp").mock(return_value=httpx.Response(
+        200, html='<head><link rel="canonical" href="https://news.example/a"></head>'))
+    web = respx.get("https://news.example/a").mock(return_value=httpx.Response(
+        200, html='<head><title>Big News</title><link rel="amphtml" href="/a?amp"></head>'))
+    respx.head("https://news-example.cdn.ampproject.org/c/s/news.example/a?amp").mock(
+        return_value=httpx.Response(404))
+    respx.get("https://news-example.cdn.ampproject.org/c/s/news.example/a?amp").mock(
+        return_value=httpx.Response(200))
+    respx.get("https://img.example/a.png").mock(return_value=httpx.Response(
+        200, content=_png((120, 50)), headers={"Content-Type": "image/png"}))
+
+    outcome = pipeline.audit(_config(tmp_path))
+
+    assert web.call_count == 1
+    report = outcome.report
+    assert report["summary"]["documents"] == 2 and report["summary"]["references"] == 8
+    assert report["summary"]["urls"] == 4
+    codes = sorted((f["code"], f["document"].rsplit("/", 1)[-1]) for f in report["findings"])
+    assert codes == [("image-size-mismatch", "a.md"), ("image-size-mismatch", "b.md"), ("title-mismatch", "b.md")]
+    assert outcome.exit_code == 1
+    written = json.loads((tmp_path / "reports" / "report.json").read_text())
+    assert written["findings"] == json.loads(json.dumps(report["findings"]))
+    assert "image-size-mismatch" in (tmp_path / "reports" / "report.md").read_text()
+    image = next(u for u in written["urls"] if u["kind"] == "image")
+    assert (image["width"], image["height"], image["image_format"]) == (120, 50, "png")
+
+
+def test_broken_file_next_to_good_ones_does_not_stop_the_audit(tmp_path: Path) -> None:
+    _write(tmp_path / "corpus" / "1.md", "---\ntitle: ok\nwebUrl: https://x.example/\n---\n")
+    _write(tmp_path / "corpus" / "2.md", "---\ntitle: [unclosed\n---\n")
+    (tmp_path / "corpus" / "3.md").write_bytes(b"---\ntitle: \xff\n---\n")
+    _write(tmp_path / "corpus" / "4.md", "---\ntitle: ok too\nwebUrl: ftp://x.example/\n---\n")
+    outcome = pipeline.lint(_config(tmp_path))
+    findings = outcome.report["findings"]
+    assert outcome.report["summary"]["documents"] == 4
+    assert sorted((f["document"].rsplit("/", 1)[-1], f["code"]) for f in findings) == [
+        ("2.md", "invalid-metadata"), ("3.md", "invalid-metadata"), ("4.md", "invalid-metadata")]
+    assert outcome.exit_code == 1
+    assert not any("x.example/" == f["url"] for f in findings)
+
+
+def test_lint_never_touches_the_network(tmp_path: Path) -> None:
+    _write(tmp_path / "corpus" / "a.md", ARTICLE)
+    with respx.mock(assert_all_called=False) as mock:
+        outcome = pipeline.lint(_config(tmp_path))
+        assert not mock.calls
+    assert outcome.exit_code == 0 and outcome.report["urls"] == []
+
+
+def test_severity_off_and_fail_on(tmp_path: Path) -> None:
+    _write(tmp_path / "corpus" / "a.md", ARTICLE.replace("domain: news.example", "domain: other.example"))
+    config = _config(tmp_path)
+    outcome = pipeline.lint(config)
+    assert [f["code"] for f in outcome.report["findings"]] == ["provider-domain-mismatch"]
+    assert outcome.exit_code == 0  # a warning, and --fail-on error
+    assert pipeline.lint(replace(config, fail_on="warning")).exit_code == 1
+    silenced = replace(config, severities={**config.severities, "provider-domain-mismatch": "off"})
+    assert pipeline.lint(silenced).report["findings"] == []
+
+
+def test_history_gives_diffs_and_flaky_links(tmp_path: Path, loopback: Any) -> None:
+    url = loopback.url_for("/ok/flaky-history")
+    _write(tmp_path / "corpus" / "a.md", f"---\ntitle: OK\nwebUrl: {url}\n---\n")  # the page's title
+    config = _config(tmp_path)
+    first = pipeline.audit(config)
+    assert first.report["findings"] == []
+    loopback.add_route("/ok/flaky-history", lambda request: (500, {}, b"down"))
+    second = pipeline.audit(config)
+    assert [f["code"] for f in second.report["changes"]["new"]] == ["dead-link"]
+    loopback.remove_route("/ok/flaky-history")
+    third = pipeline.audit(config)
+    assert [f["code"] for f in third.report["findings"]] == ["flaky-link"]
+    assert [f["code"] for f in third.report["changes"]["fixed"]] == ["dead-link"]
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_marks_the_run_interrupted_and_keeps_checks(tmp_path: Path, loopback: Any, signum: int,
+                                                           exit_code: int) -> None:
+    fast = [loopback.url_for(f"/ok/sig{signum}-{i}") for i in range(3)]
+    hanging = [loopback.url_for(f"/hang/sig{signum}-{i}") for i in range(3)]
+    lines = "".join(f"  - title: r\n    webUrl: {url}\n" for url in fast + hanging)
+    _write(tmp_path / "corpus" / "a.md", f"---\ntitle: t\nwebUrl: {fast[0]}\nrelated:\n{lines}---\n")
+    db = tmp_path / "audit.sqlite"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auditor", "audit", str(tmp_path / "corpus"), "--db", str(db), "--out",
+         str(tmp_path / "reports"), "--allow-private", "--timeout", "30", "--retries", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if db.exists() and _count(db, "checks") >= 3:
+            break
+    # Checks are flushed in batches; by now the fast ones are done in memory at least.
+    time.sleep(0.5)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == exit_code, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select status from runs").fetchone()[0] == "interrupted"
+        checked = {row[0] for row in conn.execute("select url from checks")}
+    assert set(fast) <= checked and not (set(hanging) & checked)
+    report = json.loads((tmp_path / "reports" / "report.json").read_text())
+    assert report["run"]["status"] == "interrupted"
+
+
+def _count(db: Path, table: str) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute(f"select count(*) from {table}").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
