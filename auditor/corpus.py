@@ -117,9 +117,12 @@ def parse_document(name: str, text: str) -> Document:
     # newline that ends the opening '---' at the start of `front`).
     offset = text[: text.find(front)].count("\n") if front else 0
     loader = _Loader(front)
+    lines: dict[str, int] = {}
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        data = _build(loader, node, "", offset, lines, 0) if node is not None else None
+    except _TooDeep:
+        return _broken(name, offset + 1, f"front matter nests deeper than {MAX_DEPTH} levels")
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = offset + mark.line + 1 if mark else offset + 1
@@ -132,24 +135,57 @@ def parse_document(name: str, text: str) -> Document:
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         return _broken(name, start, f"front matter must be a mapping of fields, not {kind}")
-    lines = {"": start}
-    _map_lines(node, "", offset, lines)
+    lines[""] = start
     return Document(path=name, data=data, lines=lines)
 
 
-def _map_lines(node: yaml.Node, prefix: str, offset: int, lines: dict[str, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
+MAX_DEPTH = 32
+_TAG = "tag:yaml.org,2002:"
+_PLAIN_SCALARS = {
+    _TAG + "int": yaml.constructor.SafeConstructor.construct_yaml_int,
+    _TAG + "float": yaml.constructor.SafeConstructor.construct_yaml_float,
+    _TAG + "bool": yaml.constructor.SafeConstructor.construct_yaml_bool,
+    _TAG + "null": yaml.constructor.SafeConstructor.construct_yaml_null,
+    _TAG + "timestamp": yaml.constructor.SafeConstructor.construct_yaml_timestamp,
+}
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _build(loader: Any, node: yaml.Node, prefix: str, offset: int, lines: dict[str, int], depth: int) -> Any:
+    """Python values and a line per field path in one walk of the composed tree.
+
+    PyYAML's generic constructor costs as much as parsing; plain maps, lists
+    and scalars (all a front matter has) are built directly, anything exotic
+    (merge keys, sets, binary) goes back to the safe constructor.
+    """
+    if depth > MAX_DEPTH:  # also stops alias cycles
+        raise _TooDeep
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _TAG + "str":
+            return node.value
+        construct = _PLAIN_SCALARS.get(node.tag)
+        return construct(loader, node) if construct else loader.construct_object(node, deep=True)
+    if isinstance(node, yaml.MappingNode) and node.tag == _TAG + "map" and all(
+        isinstance(key, yaml.ScalarNode) and key.tag != _TAG + "merge" for key, _ in node.value
+    ):
+        mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                continue
-            path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+            key = _build(loader, key_node, prefix, offset, lines, depth + 1)
+            path = f"{prefix}.{key}" if prefix else str(key)
             lines[path] = key_node.start_mark.line + 1 + offset
-            _map_lines(value_node, path, offset, lines)
-    elif isinstance(node, yaml.SequenceNode):
+            mapping[key] = _build(loader, value_node, path, offset, lines, depth + 1)
+        return mapping
+    if isinstance(node, yaml.SequenceNode) and node.tag == _TAG + "seq":
+        items = []
         for index, item in enumerate(node.value):
             path = f"{prefix}[{index}]"
             lines[path] = item.start_mark.line + 1 + offset
-            _map_lines(item, path, offset, lines)
+            items.append(_build(loader, item, path, offset, lines, depth + 1))
+        return items
+    return loader.construct_object(node, deep=True)
 
 
 def _broken(name: str, line: int | None, message: str) -> Document:

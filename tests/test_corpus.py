@@ -89,3 +89,24 @@ def test_documents_are_streamed_lazily(tmp_path: Path) -> None:
     (tmp_path / "2.md").write_text("---\ntitle: changed\n---\n")
     assert first.data == {"title": "t0"}
     assert [d.data["title"] for d in documents] == ["t1", "changed"]
+
+
+def test_fast_builder_agrees_with_pyyaml_safe_load() -> None:
+    import yaml
+
+    front = (
+        "title: t\nn: 3\nf: 2.5\nneg: -1\nhex: 0x1f\nyes_no: true\nnothing: ~\nwhen: 2020-09-22T22:36:00Z\n"
+        "day: 2020-09-22\nquoted: '42'\nlist: [1, two, 3.0]\nbase: &base {a: 1, b: 2}\nmerged:\n  <<: *base\n"
+        "  c: 3\nalias: *base\nnested:\n  - x: {y: [z]}\nset: !!set {a, b}\n"
+    )
+    document = parse_document("d.md", f"---\n{front}---\n")
+    assert document.data == yaml.safe_load(front)
+    assert document.line("nested[0].x.y[0]") == 19
+    assert document.line("merged") == 14
+
+
+def test_alias_cycles_and_deep_nesting_are_findings() -> None:
+    document = parse_document("d.md", "---\na: &x [*x]\n---\n")
+    assert document.data is None and "deeper" in document.problems[0].message
+    deep = "a: " + "[" * 40 + "]" * 40 + "\n"
+    assert parse_document("d.md", f"---\n{deep}---\n").problems[0].code == "invalid-metadata"
