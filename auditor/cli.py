@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+from collections import Counter, defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
-from auditor import __version__, pipeline
+from auditor import __version__, annotations, pipeline
 from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file
-from auditor.errors import AuditorError, ConfigError
-from auditor.report import FORMATS
+from auditor.errors import AuditorError, ConfigError, DatabaseError
+from auditor.progress import Progress
+from auditor.report import FORMATS, build_report, write_reports
+from auditor.store import Store
 
 DEFAULTS = Config()
 CRAWL_DEFAULTS = CrawlConfig()
@@ -31,16 +36,25 @@ def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="SQLite database that keeps every run."),
         click.option("--out", type=click.Path(path_type=Path), default=DEFAULTS.out, show_default=True,
                      help="Directory the reports are written to."),
-        click.option("--format", "formats", default=",".join(DEFAULTS.formats), show_default=True,
-                     help=f"Comma-separated report formats: {', '.join(FORMATS)}."),
+        _formats_option,
         click.option("--fail-on", type=click.Choice(FAIL_ON), default=DEFAULTS.fail_on, show_default=True,
                      help="Exit 1 when a finding reaches this severity."),
         click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
                      help=f"YAML config file (default: {DEFAULT_CONFIG_FILE} if present)."),
+        click.option("--annotations", type=click.Choice(annotations.MODES), default=None,
+                     help="Print findings as CI annotations; 'github' also appends report.md to "
+                          "$GITHUB_STEP_SUMMARY. Default: github when GITHUB_ACTIONS=true, else none."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary line; errors only."),
+        click.option("--verbose", "-v", is_flag=True, help="Log every check on stderr."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _formats_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--format", "formats", default=",".join(DEFAULTS.formats), show_default=True,
+                        help=f"Comma-separated report formats: {', '.join(FORMATS)}.")(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,7 +82,15 @@ def cli() -> None:
 @click.option("--allow-private", is_flag=True, help="Allow fetching loopback, private and link-local addresses.")
 def audit(paths: tuple[Path, ...], **options: Any) -> None:
     """Check every link in the corpus (default: seeds/) and write reports."""
-    _exit(lambda config: pipeline.audit(config), paths, options)
+    progress = Progress.for_stream(quiet=options["quiet"], verbose=options["verbose"])
+
+    def run(config: Config) -> pipeline.Outcome:
+        try:
+            return pipeline.audit(config, progress=None if progress.silent else progress)
+        finally:
+            progress.close()
+
+    _exit(run, paths, options)
 
 
 @cli.command()
@@ -79,19 +101,140 @@ def lint(paths: tuple[Path, ...], **options: Any) -> None:
 
 
 def _exit(run: Callable[[Config], pipeline.Outcome], paths: tuple[Path, ...], options: dict[str, Any]) -> None:
+    quiet, verbose = options.pop("quiet"), options.pop("verbose")
+    annotations_option = options.pop("annotations")
     try:
+        if quiet and verbose:
+            raise ConfigError("--quiet and --verbose contradict each other; pick one")
+        annotate = annotations.resolve_mode(annotations_option)
         config = build_config(paths, options)
         outcome = run(config)
     except AuditorError as exc:
         raise UsageProblem(str(exc)) from exc
-    summary = outcome.report["summary"]
-    status = " (interrupted)" if outcome.interrupted else ""
-    click.echo(
-        f"auditor: run {outcome.run_id}{status}: {summary['documents']} documents, {summary['urls']} URLs, "
-        f"{summary['errors']} errors, {summary['warnings']} warnings; reports in {config.out}/",
-        err=True,
-    )
+    if annotate == "github":
+        _github(outcome.report)
+    if not quiet:
+        summary = outcome.report["summary"]
+        status = " (interrupted)" if outcome.interrupted else ""
+        click.echo(
+            f"auditor: run {outcome.run_id}{status}: {summary['documents']} documents, {summary['urls']} URLs, "
+            f"{summary['errors']} errors, {summary['warnings']} warnings; reports in {config.out}/",
+            err=True,
+        )
     sys.exit(outcome.exit_code)
+
+
+def _github(report: dict[str, Any]) -> None:
+    """Annotations on stdout, where the runner reads workflow commands; report.md to the step summary."""
+    for line in annotations.github_annotations(report):
+        click.echo(line)
+    try:
+        annotations.append_step_summary(report)
+    except OSError as exc:
+        # The audit's verdict matters more than its summary: warn, keep the exit code.
+        click.echo(f"auditor: warning: cannot append to $GITHUB_STEP_SUMMARY: {exc.strerror or exc}", err=True)
+
+
+@cli.command()
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULTS.db, show_default=True,
+              help="SQLite database the run is stored in.")
+@click.option("--run", "run_id", type=click.IntRange(min=1), default=None, help="Run id (default: the latest run).")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULTS.out, show_default=True,
+              help="Directory the reports are written to.")
+@_formats_option
+def report(db: Path, run_id: int | None, out: Path, formats: str) -> None:
+    """Re-render the reports of a stored run, offline: nothing is fetched."""
+    try:
+        chosen = parse_formats(formats)
+        store = open_existing_store(db)
+        try:
+            run_id = run_id if run_id is not None else store.latest_run_id()
+            model = build_report(store, run_id)
+        finally:
+            store.close()
+        written = write_reports(model, out, chosen)
+    except AuditorError as exc:
+        raise UsageProblem(str(exc)) from exc
+    except OSError as exc:
+        raise UsageProblem(f"cannot write reports to {out}: {exc.strerror or exc}") from exc
+    click.echo(f"auditor: run {run_id}: wrote {', '.join(str(path) for path in written.values())}", err=True)
+
+
+@cli.command()
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULTS.db, show_default=True,
+              help="SQLite database to list.")
+def runs(db: Path) -> None:
+    """List the runs stored in a database, with their counts."""
+    try:
+        store = open_existing_store(db)
+        try:
+            stored = store.runs()
+            counts = _finding_counts(store)
+        finally:
+            store.close()
+    except AuditorError as exc:
+        raise UsageProblem(str(exc)) from exc
+    if not stored:
+        click.echo(f"auditor: {db} holds no runs yet", err=True)
+        return
+    header = ("run", "mode", "status", "started", "took", "documents", "references", "URLs", "errors", "warnings")
+    rows = [header]
+    for run in stored:
+        by_severity = counts.get(run["id"], Counter())
+        duration = _seconds(run.get("started_at"), run.get("finished_at"))
+        rows.append((
+            str(run["id"]), run.get("mode") or "", run.get("status") or "", run.get("started_at") or "",
+            f"{duration:.1f}s" if duration is not None else "-", str(run.get("documents") or 0),
+            str(run.get("references") or 0), str(run.get("urls") or 0),
+            str(by_severity.get("error", 0)), str(by_severity.get("warning", 0)),
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    text_columns = {1, 2, 3}
+    for row in rows:
+        cells = [cell.ljust(width) if i in text_columns else cell.rjust(width)
+                 for i, (cell, width) in enumerate(zip(row, widths))]
+        click.echo("  ".join(cells).rstrip())
+
+
+def open_existing_store(db: Path) -> Store:
+    """A store for reading: the file must exist and hold auditor's tables (never create one)."""
+    if not db.exists():
+        raise DatabaseError(f"database not found: {db}")
+    if not db.is_file():
+        raise DatabaseError(f"not a database file: {db}")
+    try:
+        connection = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"cannot use database {db}: {exc}") from exc
+    if "runs" not in tables:
+        raise DatabaseError(f"{db} is not an auditor database (it has no runs table)")
+    return Store(db)
+
+
+def _finding_counts(store: Store) -> dict[int, Counter[str]]:
+    # One grouped query rather than every run's findings read back into memory.
+    counts: dict[int, Counter[str]] = defaultdict(Counter)
+    for row in store.db.query("select run_id, severity, count(*) as n from findings group by run_id, severity"):
+        counts[row["run_id"]][row["severity"]] = row["n"]
+    return counts
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def parse_formats(value: str) -> tuple[str, ...]:
+    formats = tuple(f.strip() for f in value.split(",") if f.strip())
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ConfigError(f"--format: unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
+    return formats
 
 
 def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
@@ -103,10 +246,7 @@ def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
         overrides = load_config_file(config_file)
     elif DEFAULT_CONFIG_FILE.exists():
         overrides = load_config_file(DEFAULT_CONFIG_FILE)
-    formats = tuple(f.strip() for f in options.pop("formats").split(",") if f.strip())
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ConfigError(f"--format: unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
+    formats = parse_formats(options.pop("formats"))
     crawl_fields = {name: options.pop(name) for name in list(options) if hasattr(CRAWL_DEFAULTS, name)}
     return Config(
         paths=paths or DEFAULTS.paths,

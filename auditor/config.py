@@ -64,7 +64,7 @@ class Config:
     paths: tuple[Path, ...] = (Path("seeds"),)
     db: Path = Path("audit.sqlite")
     out: Path = Path("reports")
-    formats: tuple[str, ...] = ("json", "md")
+    formats: tuple[str, ...] = ("json", "md", "html", "junit")
     fail_on: str = "error"
     severities: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
     crawl: CrawlConfig = field(default_factory=CrawlConfig)

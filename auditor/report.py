@@ -51,6 +51,9 @@ def build_report(store: Store, run_id: int) -> dict[str, Any]:
         "changes": changes,
         "findings": findings,
         "urls": urls,
+        # Every link reference, so renderers can show each document and each
+        # citation (JUnit's testcases, the HTML per-document view).
+        "references": [_reference(row) for row in store.links(run_id)],
     }
 
 
@@ -62,6 +65,13 @@ def _finding(row: dict[str, Any]) -> dict[str, Any]:
         "expected": row.get("expected"), "actual": row.get("actual"),
         "reason": details.get("reason"), "status": details.get("status"),
         "final_url": details.get("final_url"), "redirects": details.get("redirects") or [],
+    }
+
+
+def _reference(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "document": row["document"], "field": row["field"], "line": row["line"], "kind": row["kind"],
+        "url": row["url"], "normalized_url": row["normalized_url"],
     }
 
 
@@ -99,15 +109,18 @@ def render_json(report: dict[str, Any]) -> str:
 
 
 def _renderers() -> dict[str, tuple[str, Callable[[dict[str, Any]], str]]]:
-    from auditor import markdown
+    # Imported lazily: reading a report model should not load Jinja2 and the templates.
+    from auditor import html_report, junit, markdown
 
     return {
         "json": ("report.json", render_json),
         "md": ("report.md", markdown.render_markdown),
+        "html": ("report.html", html_report.render_html),
+        "junit": ("junit.xml", junit.render_junit),
     }
 
 
-FORMATS = ("json", "md")
+FORMATS = ("json", "md", "html", "junit")
 
 
 def write_reports(report: dict[str, Any], out: Path, formats: tuple[str, ...]) -> dict[str, Path]:

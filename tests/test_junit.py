@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from auditor import pipeline
+from auditor.config import Config
+from auditor.junit import OFFLINE_RULES, PAGE_RULES, clean, render_junit
+
+
+def _finding(**overrides: Any) -> dict[str, Any]:
+    base = {"code": "dead-link", "severity": "error", "document": "c/a.txt", "field": "webUrl", "line": 7,
+            "url": "https://a.example/", "message": "dead link: dns", "expected": None, "actual": None,
+            "reason": "dns", "status": None, "final_url": None, "redirects": []}
+    return {**base, **overrides}
+
+
+def _ref(document: str, field: str, line: int, url: str) -> dict[str, Any]:
+    return {"document": document, "field": field, "line": line, "kind": "page", "url": url, "normalized_url": url}
+
+
+def _report(findings: list[dict[str, Any]], references: list[dict[str, Any]], *, mode: str = "audit",
+            fail_on: str = "error", checked: list[str] | None = None) -> dict[str, Any]:
+    urls = [{"url": url, "elapsed_ms": 250} for url in (checked if checked is not None else
+                                                       [r["normalized_url"] for r in references])]
+    return {"run": {"id": 1, "mode": mode, "status": "finished", "duration_s": 2.5, "fail_on": fail_on},
+            "summary": {}, "changes": None, "findings": findings, "urls": urls, "references": references}
+
+
+def _parse(report: dict[str, Any]) -> ET.Element:
+    return ET.fromstring(render_junit(report).encode("utf-8"))
+
+
+def test_a_suite_per_document_a_case_per_reference_and_rule() -> None:
+    references = [_ref("c/a.txt", "webUrl", 7, "https://a.example/"), _ref("c/a.txt", "images[0].url", 12, "https://i.example/x.jpg"),
+                  _ref("c/b.txt", "webUrl", 3, "https://b.example/")]
+    findings = [
+        _finding(),
+        _finding(code="provider-domain-mismatch", severity="warning", field="provider.domain", line=20, url=None,
+                 message="webUrl host a.example is not under provider.domain z.example"),
+        _finding(code="amp-cache-mismatch", document="c/b.txt", field="cdnAmpWebUrl", line=5, url="https://x/",
+                 message="cdnAmpWebUrl is not the AMP cache URL", expected="https://good/", actual="https://x/"),
+    ]
+    root = _parse(_report(findings, references))
+    suites = {suite.get("name"): suite for suite in root.iter("testsuite")}
+    assert list(suites) == ["c/a.txt", "c/b.txt"]
+    rules = len(OFFLINE_RULES) + len(PAGE_RULES)
+    a = suites["c/a.txt"]
+    assert a.get("file") == "c/a.txt" and a.get("tests") == str(2 + rules) and a.get("failures") == "1"
+    cases = {case.get("name"): case for case in a.iter("testcase")}
+    dead = cases["webUrl https://a.example/"]
+    assert (dead.get("file"), dead.get("line"), dead.get("classname"), dead.get("time")) == ("c/a.txt", "7", "c/a.txt", "0.250")
+    failure = dead.find("failure")
+    assert failure is not None and failure.get("type") == "dead-link" and failure.get("message") == "dead link: dns"
+    assert "c/a.txt:7" in (failure.text or "")
+    assert cases["images[0].url https://i.example/x.jpg"].find("failure") is None
+    provider = cases["metadata: provider-domain-mismatch"]
+    assert provider.find("failure") is None  # a warning below --fail-on error
+    assert "provider.domain z.example" in (provider.findtext("system-out") or "")
+    assert provider.get("line") == "20"
+    amp = {c.get("name"): c for c in suites["c/b.txt"].iter("testcase")}["metadata: amp-cache-mismatch"]
+    assert amp.get("line") == "5" and "expected: https://good/" in (amp.findtext("failure") or "")
+    assert root.get("tests") == str(3 + 2 * rules) and root.get("failures") == "2" and root.get("time") == "2.500"
+
+
+def test_warnings_fail_with_fail_on_warning() -> None:
+    findings = [_finding(code="redirect", severity="warning", message="permanently redirected",
+                         redirects=[{"status": 301, "url": "https://a.example/"}], final_url="https://b.example/")]
+    root = _parse(_report(findings, [_ref("c/a.txt", "webUrl", 7, "https://a.example/")], fail_on="warning"))
+    failure = next(root.iter("failure"))
+    assert failure.get("type") == "redirect"
+    assert "redirects: 301 https://a.example/ -> https://b.example/" in (failure.text or "")
+
+
+def test_lint_runs_skip_references_and_judge_only_offline_rules() -> None:
+    root = _parse(_report([], [_ref("c/a.txt", "webUrl", 7, "https://a.example/")], mode="lint", checked=[]))
+    cases = list(root.iter("testcase"))
+    assert len(cases) == 1 + len(OFFLINE_RULES)
+    skipped = cases[0].find("skipped")
+    assert skipped is not None and "lint" in (skipped.get("message") or "")
+    assert [c.get("name") for c in cases[1:]] == [f"metadata: {rule}" for rule in OFFLINE_RULES]
+    assert root.get("skipped") == "1" and root.get("failures") == "0"
+
+
+def test_a_broken_document_without_references_still_has_its_suite() -> None:
+    root = _parse(_report([_finding(document="c/broken.txt", field="", line=None, url=None,
+                                    code="invalid-metadata", message="front matter is not valid YAML")], []))
+    suite = next(root.iter("testsuite"))
+    assert suite.get("name") == "c/broken.txt" and suite.get("failures") == "1"
+    case = next(c for c in suite.iter("testcase") if c.find("failure") is not None)
+    assert case.get("name") == "metadata: invalid-metadata" and case.get("line") == "1"
+
+
+def test_any_input_gives_valid_xml() -> None:
+    hostile = "bad \x00\x01\x08\x0b\x1b[31m\ufffe\uffff\ud800 <tag> & \"quotes\" ]]> end"
+    findings = [_finding(document=f"c/{hostile}.txt", message=hostile, url=f"https://a.example/{hostile}",
+                         expected=hostile, actual=hostile)]
+    references = [_ref(f"c/{hostile}.txt", "webUrl", 7, f"https://a.example/{hostile}")]
+    text = render_junit(_report(findings, references))
+    root = ET.fromstring(text.encode("utf-8"))  # raises if not well-formed
+    failure = next(root.iter("failure"))
+    assert failure.get("message") == "bad [31m <tag> & \"quotes\" ]]> end"
+    assert next(root.iter("testsuite")).get("name") == "c/bad [31m <tag> & \"quotes\" ]]> end.txt"
+
+
+def test_clean_keeps_what_xml_allows() -> None:
+    assert clean("tab\tnl\ncr\r é 😀 \U0010ffff") == "tab\tnl\ncr\r é 😀 \U0010ffff"
+    assert clean("\x00\x1f\x7f") == "\x7f"  # DEL is legal XML 1.0
+    assert clean(None) == ""
+
+
+def test_written_by_a_real_lint_run(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text(
+        "---\ntitle: Fine\nwebUrl: https://news.example/a\nprovider:\n  domain: news.example\n---\n", encoding="utf-8")
+    (corpus / "broken.txt").write_text("---\ntitle: [unclosed\n---\n", encoding="utf-8")
+    config = Config(paths=(corpus,), db=tmp_path / "a.sqlite", out=tmp_path / "out", formats=("junit",))
+    outcome = pipeline.lint(config)
+    root = ET.parse(tmp_path / "out" / "junit.xml").getroot()
+    suites = {Path(s.get("name") or "").name: s for s in root.iter("testsuite")}
+    assert set(suites) == {"good.txt", "broken.txt"}
+    assert suites["good.txt"].get("failures") == "0"
+    assert suites["broken.txt"].get("failures") == "1"
+    assert outcome.exit_code == 1
