@@ -1,0 +1,238 @@
+from __future__ import annotations
+
+import io
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+from click.testing import CliRunner, Result
+from PIL import Image
+
+from auditor.cli import cli
+
+GOOD = """---
+title: "Big News"
+webUrl: https://news.example/a
+provider:
+  domain: news.example
+images:
+  - url: https://img.example/a.png
+    width: 120
+    height: 50
+---
+"""
+# cdnAmpWebUrl is not the AMP cache URL of ampWebUrl: an error `lint` finds offline.
+BAD_AMP = GOOD.replace(
+    "provider:", "ampWebUrl: https://news.example/a?amp\ncdnAmpWebUrl: https://wrong.cdn.ampproject.org/x\nprovider:")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test in its own directory (no stray auditor.yaml, reports/ or audit.sqlite) and outside CI."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _corpus(tmp_path: Path, **files: str) -> Path:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    return corpus
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def _one_error_line(result: Result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+# -- exit codes ---------------------------------------------------------------
+def test_lint_clean_corpus_exits_0_and_writes_all_four_reports(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    result = _run("lint", str(corpus))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("auditor: run 1: 1 documents, 2 URLs, 0 errors, 0 warnings; reports in reports/")
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["junit.xml", "report.html", "report.json",
+                                                                       "report.md"]
+
+
+def test_lint_with_an_error_exits_1(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": BAD_AMP})
+    result = _run("lint", str(corpus), "--format", "json")
+    assert result.exit_code == 1
+    report = json.loads((tmp_path / "reports" / "report.json").read_text())
+    assert [f["code"] for f in report["findings"]] == ["amp-cache-mismatch"]
+    assert "1 errors" in result.stderr
+
+
+def test_fail_on_never_exits_0_even_with_errors(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": BAD_AMP})
+    assert _run("lint", str(corpus), "--fail-on", "never").exit_code == 0
+
+
+def test_missing_path_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    line = _one_error_line(_run("lint", str(tmp_path / "nowhere")))
+    assert line == f"Error: no such file or directory: {tmp_path / 'nowhere'}"
+
+
+def test_garbage_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    (tmp_path / "junk.sqlite").write_bytes(b"definitely not sqlite " * 100)
+    line = _one_error_line(_run("lint", str(corpus), "--db", "junk.sqlite"))
+    assert line.startswith("Error: cannot use database junk.sqlite")
+
+
+def test_bad_config_key_is_named_and_exit_2(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    (tmp_path / "auditor.yaml").write_text("severity:\n  dead-link: warning\nconcurency: 3\n")
+    line = _one_error_line(_run("lint", str(corpus)))  # found in the working directory without --config
+    assert "unknown key 'concurency'" in line
+    (tmp_path / "other.yaml").write_text("severity:\n  dead-links: off\n")
+    assert "severity.dead-links" in _one_error_line(_run("lint", str(corpus), "--config", "other.yaml"))
+    assert "config file not found" in _one_error_line(_run("lint", str(corpus), "--config", "missing.yaml"))
+
+
+def test_unknown_format_is_exit_2(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    line = _one_error_line(_run("lint", str(corpus), "--format", "json,pdf"))
+    assert line == "Error: --format: unknown format pdf; choose from json, md, html, junit"
+    assert not (tmp_path / "audit.sqlite").exists()  # refused before any run was started
+
+
+def test_quiet_and_verbose_together_is_exit_2(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    assert "contradict" in _one_error_line(_run("lint", str(corpus), "--quiet", "--verbose"))
+
+
+def test_quiet_prints_nothing(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    result = _run("lint", str(corpus), "-q")
+    assert result.exit_code == 0 and result.output == ""
+
+
+def test_one_broken_file_next_to_good_ones(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD, "b.md": "---\ntitle: [unclosed\n---\n",
+                                  "c.md": GOOD.replace("Big News", "Other News")})
+    result = _run("lint", str(corpus))
+    assert result.exit_code == 1
+    report = json.loads((tmp_path / "reports" / "report.json").read_text())
+    assert report["summary"]["documents"] == 3
+    assert [(Path(f["document"]).name, f["code"]) for f in report["findings"]] == [("b.md", "invalid-metadata")]
+    assert {Path(r["document"]).name for r in report["references"]} == {"a.md", "c.md"}  # still read
+    suites = {Path(s.get("name") or "").name for s in ET.parse(tmp_path / "reports" / "junit.xml").iter("testsuite")}
+    assert suites == {"a.md", "b.md", "c.md"}
+
+
+# -- audit with the network mocked ---------------------------------------------
+def _mock_news(router: respx.MockRouter, image: httpx.Response) -> None:
+    router.get("https://news.example/a").mock(return_value=httpx.Response(200, html="<head><title>Big News</title></head>"))
+    router.get("https://img.example/a.png").mock(return_value=image)
+
+
+def test_audit_exit_codes_with_mocked_network(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    with respx.mock(assert_all_called=False) as router:
+        _mock_news(router, httpx.Response(200, content=_png((120, 50)), headers={"Content-Type": "image/png"}))
+        clean = _run("audit", str(corpus), "--allow-private", "--retries", "0")
+    assert clean.exit_code == 0, clean.output
+    with respx.mock(assert_all_called=False) as router:
+        _mock_news(router, httpx.Response(404))
+        dead = _run("audit", str(corpus), "--allow-private", "--retries", "0", "--verbose")
+    assert dead.exit_code == 1
+    assert "auditor: [1/2] 200 page https://news.example/a" in dead.stderr or \
+        "auditor: [2/2] 200 page https://news.example/a" in dead.stderr
+    assert "404 image https://img.example/a.png" in dead.stderr
+    assert "\r" not in dead.stderr  # not a terminal: no progress line
+
+
+def test_github_annotations_and_step_summary(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    summary = tmp_path / "summary.md"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    with respx.mock(assert_all_called=False) as router:
+        _mock_news(router, httpx.Response(404))
+        result = _run("audit", str(corpus), "--allow-private", "--retries", "0", env=env)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [  # the path as the corpus was named: relative to the checkout
+        "::error file=corpus/a.md,line=7,title=dead-link%3A images[0].url::dead link: http 404 (https://img.example/a.png)"
+    ]
+    assert "❌ **auditor failed**" in summary.read_text(encoding="utf-8")
+    # Told otherwise, it stays quiet even on GitHub.
+    assert _run("lint", str(corpus), "--annotations", "none", env=env).stdout == ""
+
+
+def test_annotations_on_request_outside_github(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": BAD_AMP})
+    result = _run("lint", "corpus", "--annotations", "github")
+    assert result.stdout.startswith("::error file=corpus/a.md,line=5,title=amp-cache-mismatch%3A cdnAmpWebUrl::")
+
+
+# -- report and runs -------------------------------------------------------------
+def test_report_re_renders_a_stored_run(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": BAD_AMP})
+    _run("lint", str(corpus), "--format", "json")
+    (corpus / "a.md").write_text(GOOD)
+    _run("lint", str(corpus), "--format", "json")
+    result = _run("report", "--run", "1", "--out", "again", "--format", "html,junit,md")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["junit.xml", "report.html", "report.md"]
+    assert "amp-cache-mismatch" in (tmp_path / "again" / "report.md").read_text()
+    latest = _run("report", "--out", "latest", "--format", "json")
+    assert latest.exit_code == 0
+    report = json.loads((tmp_path / "latest" / "report.json").read_text())
+    assert report["run"]["id"] == 2 and report["findings"] == []
+    assert [f["code"] for f in report["changes"]["fixed"]] == ["amp-cache-mismatch"]
+
+
+def test_report_refuses_missing_database_and_run(tmp_path: Path) -> None:
+    assert _one_error_line(_run("report", "--db", "nope.sqlite")) == "Error: database not found: nope.sqlite"
+    assert not (tmp_path / "nope.sqlite").exists()  # not created by asking
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    _run("lint", str(corpus))
+    assert _one_error_line(_run("report", "--run", "42")) == "Error: audit.sqlite has no run 42"
+    assert "unknown format" in _one_error_line(_run("report", "--format", "xml"))
+    (tmp_path / "junk.sqlite").write_bytes(b"garbage " * 200)
+    assert "cannot use database junk.sqlite" in _one_error_line(_run("report", "--db", "junk.sqlite"))
+
+
+def test_report_refuses_a_database_that_is_not_auditors(tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "other.sqlite") as connection:
+        connection.execute("create table things (x)")
+    line = _one_error_line(_run("runs", "--db", "other.sqlite"))
+    assert line == "Error: other.sqlite is not an auditor database (it has no runs table)"
+
+
+def test_runs_lists_every_run_with_counts(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": BAD_AMP})
+    _run("lint", str(corpus), "--format", "json")
+    (corpus / "b.md").write_text(GOOD.replace("domain: news.example", "domain: elsewhere.example"))
+    _run("lint", str(corpus), "--format", "json")
+    result = _run("runs")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["run", "mode", "status", "started", "took", "documents", "references", "URLs",
+                                "errors", "warnings"]
+    first, second = (line.split() for line in lines[1:])
+    assert (first[0], first[1], first[2], first[5:]) == ("1", "lint", "finished", ["1", "4", "4", "1", "0"])
+    assert (second[0], second[5:]) == ("2", ["2", "6", "4", "1", "1"])
+    assert _one_error_line(_run("runs", "--db", "missing.sqlite")) == "Error: database not found: missing.sqlite"
