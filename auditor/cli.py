@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -13,7 +12,7 @@ import click
 
 from auditor import __version__, annotations, pipeline
 from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file
-from auditor.errors import AuditorError, ConfigError, DatabaseError
+from auditor.errors import AuditorError, ConfigError
 from auditor.progress import Progress
 from auditor.report import FORMATS, build_report, write_reports
 from auditor.store import Store
@@ -113,6 +112,8 @@ def _exit(run: Callable[[Config], pipeline.Outcome], paths: tuple[Path, ...], op
         raise UsageProblem(str(exc)) from exc
     if annotate == "github":
         _github(outcome.report)
+    elif not quiet:
+        _print_findings(outcome.report)
     if not quiet:
         summary = outcome.report["summary"]
         status = " (interrupted)" if outcome.interrupted else ""
@@ -122,6 +123,22 @@ def _exit(run: Callable[[Config], pipeline.Outcome], paths: tuple[Path, ...], op
             err=True,
         )
     sys.exit(outcome.exit_code)
+
+
+def _print_findings(report: dict[str, Any]) -> None:
+    """One line per finding on stdout, compiler-style, so editors and pre-commit can jump to it."""
+    for finding in report["findings"]:
+        where = f"{finding['document']}:{finding['line']}" if finding["line"] else finding["document"]
+        url = finding.get("url")
+        tail = f" ({url})" if url and url not in finding["message"] else ""
+        click.echo(terminal_safe(
+            f"{where}: {finding['severity']} [{finding['code']}] {finding['field'] or '-'}: {finding['message']}{tail}"
+        ))
+
+
+def terminal_safe(text: str) -> str:
+    """Corpus and network text may carry escape sequences; never let them reach the terminal raw."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _github(report: dict[str, Any]) -> None:
@@ -146,7 +163,7 @@ def report(db: Path, run_id: int | None, out: Path, formats: str) -> None:
     """Re-render the reports of a stored run, offline: nothing is fetched."""
     try:
         chosen = parse_formats(formats)
-        store = open_existing_store(db)
+        store = Store.open_existing(db)
         try:
             run_id = run_id if run_id is not None else store.latest_run_id()
             model = build_report(store, run_id)
@@ -166,10 +183,10 @@ def report(db: Path, run_id: int | None, out: Path, formats: str) -> None:
 def runs(db: Path) -> None:
     """List the runs stored in a database, with their counts."""
     try:
-        store = open_existing_store(db)
+        store = Store.open_existing(db)
         try:
             stored = store.runs()
-            counts = _finding_counts(store)
+            counts = store.finding_counts()
         finally:
             store.close()
     except AuditorError as exc:
@@ -194,33 +211,6 @@ def runs(db: Path) -> None:
         cells = [cell.ljust(width) if i in text_columns else cell.rjust(width)
                  for i, (cell, width) in enumerate(zip(row, widths))]
         click.echo("  ".join(cells).rstrip())
-
-
-def open_existing_store(db: Path) -> Store:
-    """A store for reading: the file must exist and hold auditor's tables (never create one)."""
-    if not db.exists():
-        raise DatabaseError(f"database not found: {db}")
-    if not db.is_file():
-        raise DatabaseError(f"not a database file: {db}")
-    try:
-        connection = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"cannot use database {db}: {exc}") from exc
-    if "runs" not in tables:
-        raise DatabaseError(f"{db} is not an auditor database (it has no runs table)")
-    return Store(db)
-
-
-def _finding_counts(store: Store) -> dict[int, Counter[str]]:
-    # One grouped query rather than every run's findings read back into memory.
-    counts: dict[int, Counter[str]] = defaultdict(Counter)
-    for row in store.db.query("select run_id, severity, count(*) as n from findings group by run_id, severity"):
-        counts[row["run_id"]][row["severity"]] = row["n"]
-    return counts
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:

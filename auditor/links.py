@@ -125,7 +125,7 @@ def extract_links(document: Document) -> tuple[list[LinkRef], list[Finding]]:
                     document=document.path,
                     field=path,
                     line=line,
-                    message=f"{path}: {exc}",
+                    message=str(exc),
                     url=value if isinstance(value, str) else None,
                     actual=str(value),
                 )

@@ -52,7 +52,7 @@ def schema_findings(document: Document) -> Iterable[Finding]:
     def bad(path: str, message: str, value: Any = None) -> Finding:
         return Finding(
             code="invalid-metadata", document=document.path, field=path, line=document.line(path),
-            message=f"{path}: {message}", actual=None if value is None else _short(value),
+            message=message, actual=None if value is None else _short(value),
         )
 
     for item, fields in article_items(data):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -77,6 +78,25 @@ class Store:
                 missing = {c: t for c, t in columns.items() if c not in table.columns_dict}
                 for column, column_type in missing.items():
                     table.add_column(column, column_type)
+
+    @classmethod
+    def open_existing(cls, path: Path) -> Store:
+        """A store for reading a past run: the file must exist and be auditor's (never create one)."""
+        if not path.exists():
+            raise DatabaseError(f"database not found: {path}")
+        if not path.is_file():
+            raise DatabaseError(f"not a database file: {path}")
+        try:
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
+            finally:
+                connection.close()
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(f"cannot use database {path}: {exc}") from exc
+        if "runs" not in tables:
+            raise DatabaseError(f"{path} is not an auditor database (it has no runs table)")
+        return cls(path)
 
     def close(self) -> None:
         self.db.close()
@@ -183,6 +203,13 @@ class Store:
 
     def findings(self, run_id: int) -> list[dict[str, Any]]:
         return [_decode(row) for row in self.db.query("select * from findings where run_id = ? order by rowid", [run_id])]
+
+    def finding_counts(self) -> dict[int, Counter[str]]:
+        """Findings per run and severity, in one grouped query."""
+        counts: dict[int, Counter[str]] = defaultdict(Counter)
+        for row in self.db.query("select run_id, severity, count(*) as n from findings group by run_id, severity"):
+            counts[row["run_id"]][row["severity"]] = row["n"]
+        return counts
 
     def url_history(self, url: str, before_run: int, limit: int) -> list[dict[str, Any]]:
         """The most recent earlier checks of a URL, newest first."""

@@ -236,3 +236,14 @@ def test_runs_lists_every_run_with_counts(tmp_path: Path) -> None:
     assert (first[0], first[1], first[2], first[5:]) == ("1", "lint", "finished", ["1", "4", "4", "1", "0"])
     assert (second[0], second[5:]) == ("2", ["2", "6", "4", "1", "1"])
     assert _one_error_line(_run("runs", "--db", "missing.sqlite")) == "Error: database not found: missing.sqlite"
+
+
+def test_findings_are_printed_compiler_style_and_terminal_safe(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": BAD_AMP.replace("title:", "excerpt: 5\ntitle:", 1)})
+    (corpus / "b.md").write_text("---\ntitle: \"\\e[31mred\\e[0m\"\nwebUrl: ftp://x.example/\n---\n")
+    result = _run("lint", "corpus")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("corpus/a.md:6: error [amp-cache-mismatch] cdnAmpWebUrl: ") for line in lines), lines
+    assert any(line.startswith("corpus/b.md:3: error [invalid-metadata] webUrl: ") for line in lines), lines
+    assert "\x1b" not in result.stdout
