@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import json
 import os
 import signal
 import threading
@@ -26,7 +27,7 @@ from auditor.config import Config
 from auditor.corpus import Document, iter_corpus_files, load_document
 from auditor.crawl import Check, Crawler
 from auditor.findings import Finding
-from auditor.links import LinkRef, extract_links
+from auditor.links import extract_links
 from auditor.report import build_report, write_reports
 from auditor.rules import FLAKY_WINDOW, document_findings, flaky_findings, link_findings, page_findings
 from auditor.store import FINISHED, INTERRUPTED, BatchWriter, Store
@@ -40,7 +41,7 @@ PARALLEL_WINDOW = 512
 MAX_WORKERS = 8
 
 ProgressHook = Callable[[Check, int, int], None]
-Prepared = tuple[Document, list[LinkRef], list[Finding]]
+Prepared = tuple[dict[str, Any], list[dict[str, Any]], list[Finding]]
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,26 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
 
 
 def _prepare(path: Path) -> Prepared:
-    """Everything one file yields without the network: pure, so it runs in worker processes."""
+    """Everything one file yields without the network, as store rows.
+
+    Pure, so it runs in worker processes; rows come back already JSON-encoded,
+    which pickles far cheaper than the parsed document.
+    """
     document = load_document(path)
     refs, problems = extract_links(document)
-    return document, refs, [*document_findings(document), *problems]
+    document_row = {"path": document.path, "ok": int(document.data is not None),
+                    "data": _json(document.data), "lines": _json(document.lines)}
+    link_rows = [
+        {"document": ref.document, "item": ref.item, "field": ref.field, "line": ref.line, "kind": ref.kind,
+         "url": ref.url, "normalized_url": ref.normalized, "declared_width": ref.declared_width,
+         "declared_height": ref.declared_height}
+        for ref in refs
+    ]
+    return document_row, link_rows, [*document_findings(document), *problems]
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
 
 
 def _prepare_all(files: Iterator[Path]) -> Iterator[Prepared]:
@@ -137,15 +154,9 @@ def _worker_ignores_signals() -> None:
 def _ingest(store: Store, run_id: int, config: Config, prepared: Iterator[Prepared], findings: BatchWriter) -> dict[str, int]:
     """Stream documents into the store with their links and offline findings."""
     docs, links = store.writer("documents", run_id), store.writer("links", run_id)
-    for document, refs, offline in prepared:
-        docs.add({"path": document.path, "ok": int(document.data is not None),
-                  "data": document.data, "lines": document.lines})
-        links.add_all(
-            {"document": ref.document, "item": ref.item, "field": ref.field, "line": ref.line, "kind": ref.kind,
-             "url": ref.url, "normalized_url": ref.normalized, "declared_width": ref.declared_width,
-             "declared_height": ref.declared_height}
-            for ref in refs
-        )
+    for document_row, link_rows, offline in prepared:
+        docs.add(document_row)
+        links.add_all(link_rows)
         _add_findings(findings, config, offline)
     docs.flush()
     links.flush()

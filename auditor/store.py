@@ -250,8 +250,9 @@ class BatchWriter:
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:
+    # A str in a JSON column is taken as already-encoded JSON (the ingest workers encode).
     return {
-        key: json.dumps(value, default=str) if key in JSON_COLUMNS and value is not None else value
+        key: json.dumps(value, default=str) if key in JSON_COLUMNS and not isinstance(value, (str, type(None))) else value
         for key, value in row.items()
     }
 
