@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import idna
 
+from auditor.links import InvalidURL, ascii_host
+
 AMP_CACHE_DOMAIN = "cdn.ampproject.org"
 CONTENT_TYPES = ("c", "i", "r")  # documents, images, fonts and other resources
 MAX_LABEL_LENGTH = 63
@@ -87,16 +89,9 @@ def _hashed_subdomain(ascii_host: str) -> str:
 
 def _to_ascii(host: str) -> str:
     """Punycode form of a host; the host unchanged when neither IDNA flavour accepts it."""
-    if host.isascii():
-        return host
     try:
-        return idna.encode(host, uts46=True).decode("ascii")
-    except idna.IDNAError:
-        pass
-    try:
-        # IDNA 2003 is laxer (e.g. about symbols) and still what some browsers accept.
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:
+        return ascii_host(host)
+    except InvalidURL:
         return host
 
 

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup, escape
 
-from auditor.links import InvalidURL, normalize_url
+from auditor.links import InvalidURL, url_host
 from auditor.report import FINDING_KEY
 from auditor.rules import liveness
 
@@ -88,7 +88,7 @@ def host_of(url: Any) -> str:
     if not isinstance(url, str):
         return ""
     try:
-        return urlsplit(normalize_url(url)).hostname or ""
+        return url_host(url)
     except InvalidURL:
         try:
             return urlsplit(url).hostname or ""

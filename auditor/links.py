@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+import idna
+
 from auditor.corpus import Document
 from auditor.findings import Finding
 
@@ -73,7 +75,7 @@ def _normalize(url: str) -> str:
     host = parts.hostname
     if not host:
         raise InvalidURL("URL has no host")
-    host = _ascii_host(host)
+    host = ascii_host(host)
     netloc = host if ":" not in host else f"[{host}]"
     if port is not None and port != DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"
@@ -82,11 +84,22 @@ def _normalize(url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
-def _ascii_host(host: str) -> str:
+def url_host(url: str) -> str:
+    """The normalised host of a URL; InvalidURL when it has none."""
+    return urlsplit(normalize_url(url)).hostname or ""
+
+
+def ascii_host(host: str) -> str:
+    """The punycode form of a host, as browsers resolve it: UTS #46 first, IDNA 2003 as fallback."""
     host = host.rstrip(".").lower()
     if host.isascii():
         return host
     try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        pass
+    try:
+        # IDNA 2003 is laxer (symbols, some scripts) and still accepted by some browsers.
         return host.encode("idna").decode("ascii")
     except UnicodeError as exc:
         raise InvalidURL(f"host '{host}' is not a valid internationalised domain name") from exc

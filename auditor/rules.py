@@ -19,12 +19,11 @@ import re
 import unicodedata
 from datetime import date, datetime, timezone
 from typing import Any, Iterable, Mapping
-from urllib.parse import urlsplit
 
 from auditor.amp import amp_cache_url
 from auditor.corpus import Document
 from auditor.findings import Finding
-from auditor.links import InvalidURL, URL_FIELDS, article_items, field_path, normalize_url
+from auditor.links import InvalidURL, URL_FIELDS, article_items, field_path, normalize_url, url_host
 
 Check = Mapping[str, Any]
 Link = Mapping[str, Any]
@@ -130,8 +129,8 @@ def provider_findings(document: Document, item: str, fields: Mapping[str, Any]) 
     if not (isinstance(provider, dict) and isinstance(provider.get("domain"), str) and isinstance(web, str)):
         return
     try:
-        host = _host(web)
-        domain = _host(f"http://{provider['domain'].strip().strip('.')}/")
+        host = url_host(web)
+        domain = url_host(f"http://{provider['domain'].strip().strip('.')}/")
     except InvalidURL:
         return
     if host != domain and not host.endswith("." + domain):
@@ -141,10 +140,6 @@ def provider_findings(document: Document, item: str, fields: Mapping[str, Any]) 
             url=web, expected=host, actual=provider["domain"],
             message=f"{field_path(item, 'webUrl')} is on {host}, which is not {provider['domain']} or a subdomain of it",
         )
-
-
-def _host(url: str) -> str:
-    return urlsplit(normalize_url(url)).hostname or ""
 
 
 # -- link rules --------------------------------------------------------------

@@ -180,7 +180,7 @@ def test_github_annotations_and_step_summary(tmp_path: Path) -> None:
 
 
 def test_annotations_on_request_outside_github(tmp_path: Path) -> None:
-    corpus = _corpus(tmp_path, **{"a.md": BAD_AMP})
+    _corpus(tmp_path, **{"a.md": BAD_AMP})
     result = _run("lint", "corpus", "--annotations", "github")
     assert result.stdout.startswith("::error file=corpus/a.md,line=5,title=amp-cache-mismatch%3A cdnAmpWebUrl::")
 
