@@ -13,7 +13,7 @@ import click
 from auditor import __version__, annotations, pipeline
 from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file
 from auditor.errors import AuditorError, ConfigError
-from auditor.progress import Progress
+from auditor.progress import Progress, terminal_safe
 from auditor.report import FORMATS, build_report, write_reports
 from auditor.store import Store
 
@@ -135,10 +135,6 @@ def _print_findings(report: dict[str, Any]) -> None:
             f"{where}: {finding['severity']} [{finding['code']}] {finding['field'] or '-'}: {finding['message']}{tail}"
         ))
 
-
-def terminal_safe(text: str) -> str:
-    """Corpus and network text may carry escape sequences; never let them reach the terminal raw."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _github(report: dict[str, Any]) -> None:

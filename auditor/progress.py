@@ -104,4 +104,9 @@ def describe(check: Any) -> str:
         text += f" -> {check.final_url}"
     if check.message:
         text += f": {check.message}"
-    return " ".join(text.split())
+    return terminal_safe(" ".join(text.split()))
+
+
+def terminal_safe(text: str) -> str:
+    """Corpus and network text may carry escape sequences; never let them reach the terminal raw."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

@@ -97,3 +97,14 @@ def test_describe_and_durations() -> None:
     blocked = Check(url="https://a.example/", kind="page", ok=False, status=429, reason="http 429", elapsed_ms=3)
     assert describe(blocked) == "429 http 429 page https://a.example/ (3 ms)"
     assert [format_duration(s) for s in (0.4, 59, 61, 3599, 3600, 7384)] == ["0s", "59s", "1m01s", "59m59s", "1h00m", "2h03m"]
+
+
+def test_verbose_lines_escape_terminal_control_characters() -> None:
+    from types import SimpleNamespace
+
+    from auditor.progress import describe
+
+    check = SimpleNamespace(ok=False, status=None, reason="other", kind="page", url="https://a.example/\x1b[2J",
+                            elapsed_ms=5, attempts=1, final_url=None, message="bad \x07 bell")
+    line = describe(check)
+    assert "\x1b" not in line and "\x07" not in line and "\\x1b[2J" in line
