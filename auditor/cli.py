@@ -168,8 +168,6 @@ def report(db: Path, run_id: int | None, out: Path, formats: str) -> None:
         written = write_reports(model, out, chosen)
     except AuditorError as exc:
         raise UsageProblem(str(exc)) from exc
-    except OSError as exc:
-        raise UsageProblem(f"cannot write reports to {out}: {exc.strerror or exc}") from exc
     click.echo(f"auditor: run {run_id}: wrote {', '.join(str(path) for path in written.values())}", err=True)
 
 

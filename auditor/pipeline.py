@@ -92,9 +92,11 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
         counts = counts or {"documents": store.count("documents", run_id), "references": store.count("links", run_id)}
         counts["urls"] = store.count_unique_urls(run_id)
         store.finish_run(run_id, status=status, **counts)
-    report = build_report(store, run_id)
+    try:
+        report = build_report(store, run_id)
+    finally:
+        store.close()
     write_reports(report, config.out, config.formats)
-    store.close()
     if interrupted_by is not None:
         return Outcome(run_id, EXIT_FOR_SIGNAL.get(interrupted_by, 130), report, interrupted=True)
     failing = any(config.fails(f["severity"]) for f in report["findings"])

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from auditor.errors import ReportError
 from auditor.store import Store
 
 FINDING_KEY = ("code", "document", "field", "url")
@@ -124,14 +125,21 @@ FORMATS = ("json", "md", "html", "junit")
 
 
 def write_reports(report: dict[str, Any], out: Path, formats: tuple[str, ...]) -> dict[str, Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    """Render and write each format; an unwritable --out is the user's to fix (ReportError)."""
     written: dict[str, Path] = {}
     renderers = _renderers()
-    for fmt in formats:
-        filename, render = renderers[fmt]
-        path = out / filename
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(render(report), encoding="utf-8")
-        tmp.replace(path)  # a reader never sees half a report
-        written[fmt] = path
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for fmt in formats:
+            filename, render = renderers[fmt]
+            path = out / filename
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_text(render(report), encoding="utf-8")
+            tmp.replace(path)  # a reader never sees half a report
+            written[fmt] = path
+    except OSError as exc:
+        raise ReportError(
+            f"cannot write reports to {out}: {exc.strerror or exc} (run {report['run']['id']} is stored; "
+            f"'auditor report --run {report['run']['id']}' renders it again)"
+        ) from exc
     return written

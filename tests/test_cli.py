@@ -247,3 +247,11 @@ def test_findings_are_printed_compiler_style_and_terminal_safe(tmp_path: Path) -
     assert any(line.startswith("corpus/a.md:6: error [amp-cache-mismatch] cdnAmpWebUrl: ") for line in lines), lines
     assert any(line.startswith("corpus/b.md:3: error [invalid-metadata] webUrl: ") for line in lines), lines
     assert "\x1b" not in result.stdout
+
+
+def test_unwritable_out_is_exit_2_and_the_run_is_kept(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    (tmp_path / "taken").write_text("a file, not a directory")
+    line = _one_error_line(_run("lint", str(corpus), "--out", "taken"))
+    assert line.startswith("Error: cannot write reports to taken:") and "auditor report --run 1" in line
+    assert _run("report", "--run", "1", "--out", "fresh").exit_code == 0
