@@ -175,3 +175,27 @@ def _count(db: Path, table: str) -> int:
             return conn.execute(f"select count(*) from {table}").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
+
+
+def test_every_hostile_case_gets_its_verdict(tmp_path: Path, loopback: Any, refused_url: str) -> None:
+    cases = {
+        "/status/404/v": ("dead-link", "http 404"), "/status/410/v": ("dead-link", "http 410"),
+        "/status/500/v": ("dead-link", "http 500"), "/flaky/503/v": None, "/retry-after/1/v": None,
+        "/always-429/v": ("link-blocked", "http 429"), "/status/403/v": ("link-blocked", "http 403"),
+        "/redirect/301/v": ("redirect", "ok"), "/redirect/302/v": None, "/loop/a-v": ("dead-link", "redirect-loop"),
+        "/hang/v": ("dead-link", "timeout"), "/drip/v": ("dead-link", "timeout"), "/reset/v": ("dead-link", "reset"),
+        "/gzip-bomb/v": None,
+    }
+    urls = {path: loopback.url_for(path) for path in cases}
+    urls["refused"] = refused_url
+    cases["refused"] = ("dead-link", "refused")
+    related = "".join(f"  - title: OK\n    webUrl: {url}\n" for url in urls.values())
+    _write(tmp_path / "corpus" / "a.md", f"---\ntitle: OK\nwebUrl: {loopback.url_for('/ok/v')}\nrelated:\n{related}---\n")
+    config = _config(tmp_path, crawl=replace(CRAWL, timeout=1.0, retries=1, backoff_base=0.05))
+    started = time.monotonic()
+    outcome = pipeline.audit(config)
+    assert time.monotonic() - started < 20
+    verdicts = {f["url"]: (f["code"], f["reason"]) for f in outcome.report["findings"]}
+    for path, url in urls.items():
+        assert verdicts.get(url) == cases[path], path
+    assert len(outcome.report["findings"]) == sum(1 for v in cases.values() if v)
