@@ -209,9 +209,14 @@ class Crawler:
         queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(maxsize=self.config.concurrency * 2)
         results: asyncio.Queue[Check | None] = asyncio.Queue()
 
+        feed_failures: list[Exception] = []
+
         async def feed() -> None:
-            for target in targets:
-                await queue.put(target)
+            try:
+                for target in targets:
+                    await queue.put(target)
+            except Exception as exc:  # raised to the caller once the workers have drained
+                feed_failures.append(exc)
             for _ in range(self.config.concurrency):
                 await queue.put(None)
 
@@ -230,7 +235,8 @@ class Crawler:
                     finished_workers += 1
                 else:
                     yield item
-            await tasks[0]
+            if feed_failures:
+                raise feed_failures[0]
         finally:
             for task in tasks:
                 task.cancel()
@@ -243,7 +249,12 @@ class Crawler:
         attempt = 0
         while True:
             attempt += 1
-            result = await self._attempt(url, kind)
+            try:
+                result = await self._attempt(url, kind)
+            except Exception as exc:  # a bug of ours must cost one URL, never the crawl
+                result = Check(url=url, kind=kind, ok=False, reason="internal-error",
+                               message=f"auditor failed on this URL: {type(exc).__name__}: {exc}")
+                break
             wait = self._retry_wait(result, attempt)
             if wait is None:
                 break

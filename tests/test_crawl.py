@@ -370,3 +370,30 @@ def test_respx_connect_errors_are_classified() -> None:
     respx.get("https://slow.example/").mock(side_effect=httpx.ReadTimeout("timed out"))
     assert check("https://refused.example/", config=replace(FAST, retries=0)).reason == "refused"
     assert check("https://slow.example/", config=replace(FAST, retries=0)).reason == "timeout"
+
+
+@respx.mock
+def test_an_internal_error_costs_one_url_not_the_crawl() -> None:
+    respx.get("https://bug.example/").mock(side_effect=RuntimeError("boom"))
+    respx.get("https://fine.example/").mock(return_value=httpx.Response(200))
+    results = {r.url: r for r in crawl([("https://bug.example/", "page"), ("https://fine.example/", "page")],
+                                       replace(FAST, concurrency=1))}
+    assert results["https://bug.example/"].reason == "internal-error"
+    assert "RuntimeError: boom" in (results["https://bug.example/"].message or "")
+    assert results["https://fine.example/"].ok
+
+
+def test_a_failing_url_source_is_raised_not_hung() -> None:
+    def targets() -> Any:
+        yield ("https://never.example/", "page")
+        raise OSError("database gone")
+
+    async def run() -> None:
+        async with Crawler(replace(FAST, allow_private=True)) as crawler:
+            with respx.mock:
+                respx.get("https://never.example/").mock(return_value=httpx.Response(200))
+                async for _ in crawler.crawl(targets()):
+                    pass
+
+    with pytest.raises(OSError, match="database gone"):
+        asyncio.run(asyncio.wait_for(run(), timeout=5))
