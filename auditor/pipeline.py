@@ -30,7 +30,7 @@ from auditor.findings import Finding
 from auditor.links import extract_links
 from auditor.report import build_report, write_reports
 from auditor.rules import FLAKY_WINDOW, document_findings, flaky_findings, link_findings, page_findings
-from auditor.store import FINISHED, INTERRUPTED, BatchWriter, Store
+from auditor.store import FAILED, FINISHED, INTERRUPTED, BatchWriter, Store
 
 CHECK_BATCH = 50
 CHECK_FLUSH_SECONDS = 2.0
@@ -85,8 +85,11 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
                 _crawl(store, run_id, config, crawler, progress)
                 _judge(store, run_id, config, findings)
     except Interrupted as stop:
+        # What was parsed, checked and judged so far is kept; the run says it is partial.
         status, interrupted_by = INTERRUPTED, stop.signum
-        findings.pending.clear()  # half-judged verdicts would mislead; checks are kept
+    except BaseException:
+        status = FAILED
+        raise
     finally:
         findings.flush()
         counts = counts or {"documents": store.count("documents", run_id), "references": store.count("links", run_id)}
@@ -156,12 +159,14 @@ def _worker_ignores_signals() -> None:
 def _ingest(store: Store, run_id: int, config: Config, prepared: Iterator[Prepared], findings: BatchWriter) -> dict[str, int]:
     """Stream documents into the store with their links and offline findings."""
     docs, links = store.writer("documents", run_id), store.writer("links", run_id)
-    for document_row, link_rows, offline in prepared:
-        docs.add(document_row)
-        links.add_all(link_rows)
-        _add_findings(findings, config, offline)
-    docs.flush()
-    links.flush()
+    try:
+        for document_row, link_rows, offline in prepared:
+            docs.add(document_row)
+            links.add_all(link_rows)
+            _add_findings(findings, config, offline)
+    finally:
+        docs.flush()
+        links.flush()
     return {"documents": docs.written, "references": links.written}
 
 

@@ -19,7 +19,7 @@ import sqlite_utils
 
 from auditor.errors import DatabaseError
 
-RUNNING, FINISHED, INTERRUPTED = "running", "finished", "interrupted"
+RUNNING, FINISHED, INTERRUPTED, FAILED = "running", "finished", "interrupted", "failed"
 
 _SCHEMA: dict[str, dict[str, type]] = {
     "runs": {

@@ -21,6 +21,7 @@ from PIL import Image
 
 from auditor import pipeline
 from auditor.config import Config, CrawlConfig
+from auditor.crawl import Crawler
 
 CRAWL = CrawlConfig(timeout=2.0, retries=0, rate=1000.0, allow_private=True)
 
@@ -199,3 +200,16 @@ def test_every_hostile_case_gets_its_verdict(tmp_path: Path, loopback: Any, refu
     for path, url in urls.items():
         assert verdicts.get(url) == cases[path], path
     assert len(outcome.report["findings"]) == sum(1 for v in cases.values() if v)
+
+
+def test_an_unexpected_error_marks_the_run_failed_and_keeps_the_ingest(tmp_path: Path) -> None:
+    _write(tmp_path / "corpus" / "a.md", ARTICLE)
+
+    class BrokenCrawler(Crawler):
+        async def __aenter__(self) -> Crawler:
+            raise RuntimeError("crawler exploded")
+
+    with pytest.raises(RuntimeError, match="exploded"):
+        pipeline.audit(_config(tmp_path), crawler=BrokenCrawler(CRAWL))
+    with sqlite3.connect(tmp_path / "audit.sqlite") as conn:
+        assert conn.execute("select status, documents, [references] from runs").fetchone() == ("failed", 1, 4)
