@@ -36,7 +36,6 @@ from auditor.pagehead import HeadParser
 from auditor.store import now_iso
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-PERMANENT_REDIRECTS = frozenset({301, 308})
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 SLOW_DOWN_STATUSES = frozenset({429, 503})
 # Servers that mishandle HEAD answer these; only a GET gives a verdict.
@@ -295,11 +294,11 @@ class Crawler:
         seen = {url}
         current = url
         method = "HEAD" if kind == AMP_CACHE else "GET"
+        first_range = (0, FIRST_RANGE_BYTES - 1) if kind == IMAGE else None
         while True:
             async with budget.spend():
                 host = await self._guard(current)
             async with self.gate(host).slot(), budget.spend():
-                first_range = (0, FIRST_RANGE_BYTES - 1) if kind == IMAGE else None
                 response = await self._send(method, current, kind, cookies, range_=first_range)
                 try:
                     cookies.extract_cookies(response)

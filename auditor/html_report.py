@@ -31,7 +31,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from auditor.links import InvalidURL, url_host
-from auditor.report import FINDING_KEY
+from auditor.report import finding_key, verdict
 from auditor.rules import liveness
 
 TEMPLATE = "report.html.j2"
@@ -117,7 +117,7 @@ def status_text(finding: dict[str, Any]) -> str:
 def build_view(report: dict[str, Any]) -> dict[str, Any]:
     """Everything the template and the script need, computed once."""
     changes = report.get("changes")
-    new_keys = {_key(f) for f in changes["new"]} if changes else set()
+    new_keys = {finding_key(f) for f in changes["new"]} if changes else set()
     hosts_by_url: dict[str, str] = {}
     findings = []
     for finding in report["findings"]:
@@ -129,7 +129,7 @@ def build_view(report: dict[str, Any]) -> dict[str, Any]:
             "host": hosts_by_url[url],
             "where": f"{finding['document']}:{finding['line']}" if finding.get("line") else finding["document"],
             "status_text": status_text(finding),
-            "is_new": _key(finding) in new_keys,
+            "is_new": finding_key(finding) in new_keys,
         })
     hosts = host_rows(report)
     documents = document_rows(report)
@@ -241,17 +241,12 @@ def _changes_view(changes: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+_VERDICT_TEXT = {"error": "Failed", "warning": "Passed with warnings", "ok": "Passed"}
+
+
 def _verdict(report: dict[str, Any]) -> dict[str, str]:
-    summary = report["summary"]
-    if summary["errors"]:
-        return {"level": "error", "text": "Failed"}
-    if summary["warnings"]:
-        return {"level": "warning", "text": "Passed with warnings"}
-    return {"level": "ok", "text": "Passed"}
-
-
-def _key(finding: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(finding[k] for k in FINDING_KEY)
+    level = verdict(report["summary"])
+    return {"level": level, "text": _VERDICT_TEXT[level]}
 
 
 def _asset(name: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from auditor.report import verdict
+
 # GitHub's step summary takes at most 1 MiB; stay well under it.
 MAX_BYTES = 900 * 1024
 _ESCAPES = {
@@ -25,15 +27,13 @@ def escape(value: Any) -> str:
     return "".join(_ESCAPES.get(ch, ch) for ch in text)
 
 
+_VERDICT = {"error": ("❌", "failed"), "warning": ("⚠️", "passed with warnings"), "ok": ("✅", "passed")}
+
+
 def verdict_line(report: dict[str, Any]) -> str:
     summary, run = report["summary"], report["run"]
     status = "" if run.get("status") == "finished" else f" (run {run.get('status')}: partial results)"
-    if summary["errors"]:
-        icon, word = "❌", "failed"
-    elif summary["warnings"]:
-        icon, word = "⚠️", "passed with warnings"
-    else:
-        icon, word = "✅", "passed"
+    icon, word = _VERDICT[verdict(summary)]
     return (
         f"{icon} **auditor {word}**{status}: {summary['errors']} errors, {summary['warnings']} warnings "
         f"in {summary['documents']} documents, {summary['urls']} unique URLs."

@@ -87,15 +87,24 @@ def _url(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _changes(current: list[dict[str, Any]], previous: list[dict[str, Any]]) -> dict[str, Any]:
-    def key(finding: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(finding[k] for k in FINDING_KEY)
+def finding_key(finding: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes a finding 'the same' across runs: new and fixed are computed on it."""
+    return tuple(finding[k] for k in FINDING_KEY)
 
-    before = {key(f) for f in previous}
-    now = {key(f) for f in current}
+
+def verdict(summary: dict[str, Any]) -> str:
+    """The run's one-word verdict for every renderer: 'error', 'warning' or 'ok'."""
+    if summary["errors"]:
+        return "error"
+    return "warning" if summary["warnings"] else "ok"
+
+
+def _changes(current: list[dict[str, Any]], previous: list[dict[str, Any]]) -> dict[str, Any]:
+    before = {finding_key(f) for f in previous}
+    now = {finding_key(f) for f in current}
     return {
-        "new": [f for f in current if key(f) not in before],
-        "fixed": [f for f in previous if key(f) not in now],
+        "new": [f for f in current if finding_key(f) not in before],
+        "fixed": [f for f in previous if finding_key(f) not in now],
     }
 
 
