@@ -41,6 +41,16 @@ DEFAULT_SEVERITIES: dict[str, str] = {
 
 
 @dataclass(frozen=True, kw_only=True)
+class ParseLimits:
+    """Bounds on what one document may cost to read: a hostile file is a finding, not an outage."""
+
+    max_front_matter_bytes: int = 1024 * 1024
+    # Scalars, mappings and lists built per document; an alias counts every time it is expanded.
+    max_values: int = 100_000
+    max_depth: int = 32
+
+
+@dataclass(frozen=True, kw_only=True)
 class CrawlConfig:
     concurrency: int = 32
     per_host: int = 4
@@ -68,6 +78,7 @@ class Config:
     fail_on: str = "error"
     severities: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    limits: ParseLimits = field(default_factory=ParseLimits)
     offline: bool = False
 
     def severity(self, code: str) -> str:

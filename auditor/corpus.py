@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator
 import frontmatter
 import yaml
 
+from auditor.config import ParseLimits
 from auditor.errors import InputPathError
 from auditor.findings import Finding
 
@@ -80,9 +81,9 @@ def _looks_like_corpus_file(path: Path) -> bool:
         return True  # let load_document report why it cannot be read
 
 
-def iter_documents(paths: Iterable[Path]) -> Iterator[Document]:
+def iter_documents(paths: Iterable[Path], limits: ParseLimits = ParseLimits()) -> Iterator[Document]:
     for path in iter_corpus_files(paths):
-        yield load_document(path)
+        yield load_document(path, limits)
 
 
 def display_path(path: Path) -> str:
@@ -92,7 +93,7 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def load_document(path: Path) -> Document:
+def load_document(path: Path, limits: ParseLimits = ParseLimits()) -> Document:
     name = display_path(path)
     try:
         raw = path.read_bytes()
@@ -103,10 +104,10 @@ def load_document(path: Path) -> Document:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         return _broken(name, line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})")
-    return parse_document(name, text)
+    return parse_document(name, text, limits)
 
 
-def parse_document(name: str, text: str) -> Document:
+def parse_document(name: str, text: str, limits: ParseLimits = ParseLimits()) -> Document:
     if not _FRONT_MATTER.detect(text):
         return _broken(name, 1, "no YAML front matter (the file must start with a '---' line)")
     try:

@@ -80,7 +80,7 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
     counts: dict[str, int] = {}
     try:
         with _signals_raise():
-            counts = _ingest(store, run_id, config, _prepare_all(chain([first] if first else [], files)), findings)
+            counts = _ingest(store, run_id, config, _prepare_all(config, chain([first] if first else [], files)), findings)
             if mode == "audit":
                 _crawl(store, run_id, config, crawler, progress)
                 _judge(store, run_id, config, findings)
@@ -106,13 +106,13 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
     return Outcome(run_id, 1 if failing else 0, report)
 
 
-def _prepare(path: Path) -> Prepared:
+def _prepare(config: Config, path: Path) -> Prepared:
     """Everything one file yields without the network, as store rows.
 
     Pure, so it runs in worker processes; rows come back already JSON-encoded,
     which pickles far cheaper than the parsed document.
     """
-    document = load_document(path)
+    document = load_document(path, config.limits)
     refs, problems = extract_links(document)
     document_row = {"path": document.path, "ok": int(document.data is not None),
                     "data": _json(document.data), "lines": _json(document.lines)}
@@ -129,24 +129,25 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str)
 
 
-def _prepare_all(files: Iterator[Path]) -> Iterator[Prepared]:
+def _prepare_all(config: Config, files: Iterator[Path]) -> Iterator[Prepared]:
     """Parse files in order, on every core once the corpus is big enough to pay for the pool.
 
     YAML parsing dominates `auditor lint`; files go to the workers in windows,
     the next window queued while this one is written, so memory stays bounded.
     """
+    prepare = functools.partial(_prepare, config)
     window = list(islice(files, PARALLEL_WINDOW))
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     if len(window) < PARALLEL_WINDOW or workers < 2:
-        yield from map(_prepare, window)
-        yield from map(_prepare, files)
+        yield from map(prepare, window)
+        yield from map(prepare, files)
         return
     with ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_signals) as pool:
-        in_flight = deque([pool.map(_prepare, window, chunksize=32)])
+        in_flight = deque([pool.map(prepare, window, chunksize=32)])
         while in_flight:
             window = list(islice(files, PARALLEL_WINDOW))
             if window:
-                in_flight.append(pool.map(_prepare, window, chunksize=32))
+                in_flight.append(pool.map(prepare, window, chunksize=32))
             yield from in_flight.popleft()
 
 
