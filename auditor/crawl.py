@@ -40,8 +40,10 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 SLOW_DOWN_STATUSES = frozenset({429, 503})
 # Servers that mishandle HEAD answer these; only a GET gives a verdict.
 HEAD_FALLBACK_STATUSES = frozenset({400, 403, 404, 405, 500, 501})
-# Reasons a retry cannot change: the name does not exist, the certificate is wrong...
-FINAL_REASONS = frozenset({"dns", "tls", "private-address", "redirect-loop", "too-many-redirects", "invalid-url"})
+INVALID_REDIRECT = "invalid-redirect"
+# Reasons a retry cannot change: the name does not exist, the certificate is wrong,
+# the server redirects somewhere that is not an http(s) URL...
+FINAL_REASONS = frozenset({"dns", "tls", "private-address", "redirect-loop", "too-many-redirects", INVALID_REDIRECT})
 AMP_CACHE_SUFFIX = ".cdn.ampproject.org"
 
 
@@ -57,7 +59,8 @@ class Check:
     kind: str
     ok: bool
     status: int | None = None
-    reason: str | None = None  # dns, refused, reset, timeout, tls, redirect-loop, too-many-redirects, private-address, other
+    # dns, refused, reset, timeout, tls, redirect-loop, too-many-redirects, invalid-redirect, private-address, other
+    reason: str | None = None
     message: str | None = None
     final_url: str | None = None
     content_type: str | None = None
@@ -88,6 +91,23 @@ class Resolver(Protocol):
 async def system_resolver(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [info[4][0] for info in infos]
+
+
+class _UnusableRedirect(Exception):
+    """A redirect whose Location is not an http(s) URL: nothing a retry can change."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def redirect_target(current: str, location: str) -> str:
+    """The normalised URL a Location header points to, resolved against the current URL; InvalidURL if none."""
+    try:
+        joined = urljoin(current, location)
+    except ValueError as exc:
+        raise InvalidURL(f"malformed URL: {exc}") from exc
+    return normalize_url(joined)
 
 
 class _Failure(Exception):
@@ -174,6 +194,7 @@ class Crawler:
         self.client = httpx.AsyncClient(
             transport=self._transport,
             follow_redirects=False,
+            event_hooks={"response": [self._refuse_unusable_redirect]},
             timeout=httpx.Timeout(self.config.timeout, connect=min(self.config.connect_timeout, self.config.timeout)),
             limits=httpx.Limits(
                 max_connections=self.config.concurrency, max_keepalive_connections=self.config.concurrency
@@ -299,20 +320,23 @@ class Crawler:
             async with budget.spend():
                 host = await self._guard(current)
             async with self.gate(host).slot(), budget.spend():
-                response = await self._send(method, current, kind, cookies, range_=first_range)
                 try:
-                    cookies.extract_cookies(response)
-                    status = response.status_code
-                    if method == "HEAD" and status in HEAD_FALLBACK_STATUSES:
+                    response = await self._send(method, current, kind, cookies, range_=first_range)
+                    if method == "HEAD" and response.status_code in HEAD_FALLBACK_STATUSES:
                         await response.aclose()
                         method = "GET"
                         response = await self._send(method, current, kind, cookies)
-                        status = response.status_code
+                except _UnusableRedirect as unusable:
+                    hops.append(Hop(unusable.status, current))
+                    raise _Failure(INVALID_REDIRECT, str(unusable)) from None
+                try:
+                    cookies.extract_cookies(response)
+                    status = response.status_code
                     self._adapt(host, status)
                     location = response.headers.get("location")
                     if status in REDIRECT_STATUSES and location:
                         hops.append(Hop(status, current))
-                        target = self._redirect_target(current, location)
+                        target = redirect_target(current, location)
                         if target in seen:
                             raise _Failure("redirect-loop", f"redirect loop back to {target}")
                         if len(hops) > self.config.max_redirects:
@@ -324,11 +348,19 @@ class Crawler:
                 finally:
                     await response.aclose()
 
-    def _redirect_target(self, current: str, location: str) -> str:
-        try:
-            return normalize_url(urljoin(current, location))
-        except InvalidURL as exc:
-            raise _Failure("other", f"redirect to an unusable location {location!r}: {exc}") from exc
+    @staticmethod
+    async def _refuse_unusable_redirect(response: httpx.Response) -> None:
+        """httpx builds the next request of every redirect, even one it does not follow, and
+        raises on a Location it cannot use; our own rule judges the Location first, so a bad
+        one is one final outcome (not a protocol error or a crash) and the hop is kept."""
+        location = response.headers.get("location")
+        if response.status_code in REDIRECT_STATUSES and location:
+            try:
+                redirect_target(str(response.request.url), location)
+            except InvalidURL as exc:
+                raise _UnusableRedirect(
+                    response.status_code, f"redirect to {location!r}, which is not a usable http(s) URL: {exc}"
+                ) from None
 
     def _adapt(self, host: str, status: int) -> None:
         gate = self.gate(host)

@@ -9,6 +9,7 @@ documents cite it.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -26,6 +27,8 @@ URL_FIELDS: dict[str, str] = {
     "cdnAmpWebUrl": AMP_CACHE,
 }
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# C0 controls and DEL: no HTTP client sends them; white space is reported on its own.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +65,8 @@ def normalize_url(url: str) -> str:
 def _normalize(url: str) -> str:
     if url != url.strip() or any(ch in url for ch in " \t\r\n"):
         raise InvalidURL("URL contains white space")
+    if _CONTROL.search(url):
+        raise InvalidURL("URL contains a control character")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -93,6 +98,8 @@ def ascii_host(host: str) -> str:
     """The punycode form of a host, as browsers resolve it: UTS #46 first, IDNA 2003 as fallback."""
     host = host.rstrip(".").lower()
     if host.isascii():
+        if "xn--" in host:
+            _check_a_labels(host)
         return host
     try:
         return idna.encode(host, uts46=True).decode("ascii")
@@ -102,6 +109,14 @@ def ascii_host(host: str) -> str:
         # IDNA 2003 is laxer (symbols, some scripts) and still accepted by some browsers.
         return host.encode("idna").decode("ascii")
     except UnicodeError as exc:
+        raise InvalidURL(f"host '{host}' is not a valid internationalised domain name") from exc
+
+
+def _check_a_labels(host: str) -> None:
+    # HTTP clients decode punycode labels to show the host; one that does not decode is no host.
+    try:
+        idna.decode(host)
+    except (idna.IDNAError, UnicodeError) as exc:
         raise InvalidURL(f"host '{host}' is not a valid internationalised domain name") from exc
 
 

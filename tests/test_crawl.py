@@ -118,6 +118,18 @@ def test_too_many_redirects(loopback: Any) -> None:
     assert check(loopback.url_for("/chain/3/enough"), config=replace(FAST, max_redirects=3)).ok
 
 
+@pytest.mark.parametrize("location", ["ftp://files.example/a", "javascript:alert(1)", "http://[::1/broken",
+                                      "mailto:desk@news.example", "http://a.example/\x7f", "http://xn--/"])
+def test_redirect_to_an_unusable_location_is_final(loopback: Any, location: str) -> None:
+    url = loopback.url_for("/redirect-to?" + str(httpx.QueryParams({"url": location})))
+    before = len(loopback.requests.for_prefix("/redirect-to"))
+    result = check(url, config=replace(FAST, retries=2))
+    assert (result.ok, result.status, result.reason, result.attempts) == (False, None, "invalid-redirect", 1)
+    assert len(loopback.requests.for_prefix("/redirect-to")) == before + 1  # asked once, never again
+    assert [hop.status for hop in result.redirects] == [302]
+    assert repr(location) in (result.message or "")
+
+
 # -- network failures ------------------------------------------------------------
 def test_hang_times_out_within_the_deadline(loopback: Any) -> None:
     started = time.monotonic()

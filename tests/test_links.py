@@ -51,6 +51,9 @@ def test_normalize(url: str, normalized: str) -> None:
         ("https://exa mple.com/", "white space"),
         ("https://example.com:99999/", "malformed"),
         ("https://user:pw@example.com/", "credentials"),
+        ("https://example.com/a\x7fb", "control character"),
+        ("https://example.com/a\x00", "control character"),
+        ("https://xn--/", "not a valid internationalised"),
     ],
 )
 def test_invalid_urls(url: str, reason: str) -> None:

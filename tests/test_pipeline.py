@@ -186,6 +186,7 @@ def test_every_hostile_case_gets_its_verdict(tmp_path: Path, loopback: Any, refu
         "/redirect/301/v": ("redirect", "ok"), "/redirect/302/v": None, "/loop/a-v": ("dead-link", "redirect-loop"),
         "/hang/v": ("dead-link", "timeout"), "/drip/v": ("dead-link", "timeout"), "/reset/v": ("dead-link", "reset"),
         "/gzip-bomb/v": None,
+        "/redirect-to?url=javascript%3Aalert(1)": ("dead-link", "invalid-redirect"),
     }
     urls = {path: loopback.url_for(path) for path in cases}
     urls["refused"] = refused_url
