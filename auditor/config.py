@@ -47,7 +47,12 @@ class ParseLimits:
     max_front_matter_bytes: int = 1024 * 1024
     # Scalars, mappings and lists built per document; an alias counts every time it is expanded.
     max_values: int = 100_000
+    # Characters of text and field paths built per document, alias expansions included.
+    max_built_chars: int = 4 * 1024 * 1024
     max_depth: int = 32
+
+
+DEFAULT_LIMITS = ParseLimits()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,9 +121,23 @@ def load_config_file(path: Path) -> dict[str, Any]:
     for key, value in raw.items():
         if key == "severity":
             overrides["severities"] = _severities(path, value)
+        elif key == "limits":
+            overrides["limits"] = _limits(path, value)
         else:
-            raise ConfigError(f"{path}: unknown key '{key}' (known: severity)")
+            raise ConfigError(f"{path}: unknown key '{key}' (known: severity, limits)")
     return overrides
+
+
+def _limits(path: Path, value: Any) -> ParseLimits:
+    known = [f.name for f in dataclasses.fields(ParseLimits)]
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: 'limits' must be a mapping of {', '.join(known)} to whole numbers")
+    for name, bound in value.items():
+        if name not in known:
+            raise ConfigError(f"{path}: unknown key 'limits.{name}' (known: {', '.join(known)})")
+        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+            raise ConfigError(f"{path}: 'limits.{name}' must be a positive whole number, not {bound!r}")
+    return ParseLimits(**value)
 
 
 def _severities(path: Path, value: Any) -> dict[str, str]:

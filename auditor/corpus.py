@@ -8,6 +8,7 @@ carrying an `invalid-metadata` finding: it never stops the audit.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -15,7 +16,7 @@ from typing import Any, Iterable, Iterator
 import frontmatter
 import yaml
 
-from auditor.config import ParseLimits
+from auditor.config import DEFAULT_LIMITS, ParseLimits
 from auditor.errors import InputPathError
 from auditor.findings import Finding
 
@@ -81,7 +82,7 @@ def _looks_like_corpus_file(path: Path) -> bool:
         return True  # let load_document report why it cannot be read
 
 
-def iter_documents(paths: Iterable[Path], limits: ParseLimits = ParseLimits()) -> Iterator[Document]:
+def iter_documents(paths: Iterable[Path], limits: ParseLimits = DEFAULT_LIMITS) -> Iterator[Document]:
     for path in iter_corpus_files(paths):
         yield load_document(path, limits)
 
@@ -93,10 +94,16 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def load_document(path: Path, limits: ParseLimits = ParseLimits()) -> Document:
+def load_document(path: Path, limits: ParseLimits = DEFAULT_LIMITS) -> Document:
     name = display_path(path)
     try:
-        raw = path.read_bytes()
+        raw = _read_front_matter(path, limits.max_front_matter_bytes)
+    except _TooLarge as too_large:
+        return _broken(
+            name, too_large.line,
+            f"front matter is larger than {limits.max_front_matter_bytes:,} bytes (bound max_front_matter_bytes); "
+            "not read further",
+        )
     except OSError as exc:
         return _broken(name, None, f"cannot read file: {exc.strerror or exc}")
     try:
@@ -107,7 +114,43 @@ def load_document(path: Path, limits: ParseLimits = ParseLimits()) -> Document:
     return parse_document(name, text, limits)
 
 
-def parse_document(name: str, text: str, limits: ParseLimits = ParseLimits()) -> Document:
+_LONGEST_FIELD_SHOWN = 80
+_BOUNDARY = re.compile(rb"-{3,}\s*")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class _TooLarge(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def _read_front_matter(path: Path, limit: int) -> bytes:
+    """The file's bytes up to and including the line that closes the front matter.
+
+    The body is never read, and neither is more than `limit` bytes of front
+    matter: a multi-gigabyte file costs what its first megabyte costs.
+    """
+    read: list[bytes] = []
+    size = 0
+    with path.open("rb") as handle:
+        while True:
+            line = handle.readline(limit - size + 1)
+            if not line:
+                break  # end of file: parse_document says what is missing
+            read.append(line)
+            size += len(line)
+            if size > limit:
+                raise _TooLarge(len(read))
+            is_boundary = _BOUNDARY.fullmatch(line.removeprefix(_UTF8_BOM) if len(read) == 1 else line)
+            if len(read) == 1 and not is_boundary:
+                break  # no front matter at all
+            if len(read) > 1 and is_boundary:
+                break
+    return b"".join(read)
+
+
+def parse_document(name: str, text: str, limits: ParseLimits = DEFAULT_LIMITS) -> Document:
     if not _FRONT_MATTER.detect(text):
         return _broken(name, 1, "no YAML front matter (the file must start with a '---' line)")
     try:
@@ -118,12 +161,20 @@ def parse_document(name: str, text: str, limits: ParseLimits = ParseLimits()) ->
     # newline that ends the opening '---' at the start of `front`).
     offset = text[: text.find(front)].count("\n") if front else 0
     loader = _Loader(front)
-    lines: dict[str, int] = {}
+    builder = _Builder(loader, offset, limits)
     try:
         node = loader.get_single_node()
-        data = _build(loader, node, "", offset, lines, 0) if node is not None else None
-    except _TooDeep:
-        return _broken(name, offset + 1, f"front matter nests deeper than {MAX_DEPTH} levels")
+        data = builder.build(node, "", 0) if node is not None else None
+    except _OverBound as over:
+        # Inside an alias every node is the anchor's, so its marks point at the anchor:
+        # the top-level field being built is where the document asked for too much.
+        field = re.split(r"[.\[]", over.path, maxsplit=1)[0]
+        line = builder.lines.get(field, offset + 1)
+        field = field if len(field) <= _LONGEST_FIELD_SHOWN else field[: _LONGEST_FIELD_SHOWN - 1] + "…"
+        where = f"field '{field}'" if field else "front matter"
+        return _broken(name, line, f"{where} {over.what} (bound {over.bound}); not read further", field=field)
+    except RecursionError:
+        return _broken(name, offset + 1, "front matter nests too deeply to read")
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = offset + mark.line + 1 if mark else offset + 1
@@ -136,11 +187,10 @@ def parse_document(name: str, text: str, limits: ParseLimits = ParseLimits()) ->
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         return _broken(name, start, f"front matter must be a mapping of fields, not {kind}")
-    lines[""] = start
-    return Document(path=name, data=data, lines=lines)
+    builder.lines[""] = start
+    return Document(path=name, data=data, lines=builder.lines)
 
 
-MAX_DEPTH = 32
 _TAG = "tag:yaml.org,2002:"
 _PLAIN_SCALARS = {
     _TAG + "int": yaml.constructor.SafeConstructor.construct_yaml_int,
@@ -151,44 +201,99 @@ _PLAIN_SCALARS = {
 }
 
 
-class _TooDeep(Exception):
-    pass
+class _OverBound(Exception):
+    """A document asked for more than a ParseLimits bound allows; `path` is the field being built."""
+
+    def __init__(self, path: str, what: str, bound: str) -> None:
+        super().__init__(what)
+        self.path, self.what, self.bound = path, what, bound
 
 
-def _build(loader: Any, node: yaml.Node, prefix: str, offset: int, lines: dict[str, int], depth: int) -> Any:
+class _Builder:
     """Python values and a line per field path in one walk of the composed tree.
 
     PyYAML's generic constructor costs as much as parsing; plain maps, lists
     and scalars (all a front matter has) are built directly, anything exotic
     (merge keys, sets, binary) goes back to the safe constructor.
+
+    The composed tree shares the node of an anchor with every alias of it, so
+    a few hundred bytes can stand for billions of values ("billion laughs").
+    Every value built and every character of text and field path is counted
+    each time it is built, and the walk stops at the first bound it crosses.
     """
-    if depth > MAX_DEPTH:  # also stops alias cycles
-        raise _TooDeep
-    if isinstance(node, yaml.ScalarNode):
-        if node.tag == _TAG + "str":
-            return node.value
-        construct = _PLAIN_SCALARS.get(node.tag)
-        return construct(loader, node) if construct else loader.construct_object(node, deep=True)
-    if isinstance(node, yaml.MappingNode) and node.tag == _TAG + "map" and all(
-        isinstance(key, yaml.ScalarNode) and key.tag != _TAG + "merge" for key, _ in node.value
-    ):
-        mapping: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _build(loader, key_node, prefix, offset, lines, depth + 1)
-            path = f"{prefix}.{key}" if prefix else str(key)
-            lines[path] = key_node.start_mark.line + 1 + offset
-            mapping[key] = _build(loader, value_node, path, offset, lines, depth + 1)
-        return mapping
-    if isinstance(node, yaml.SequenceNode) and node.tag == _TAG + "seq":
-        items = []
-        for index, item in enumerate(node.value):
-            path = f"{prefix}[{index}]"
-            lines[path] = item.start_mark.line + 1 + offset
-            items.append(_build(loader, item, path, offset, lines, depth + 1))
-        return items
-    return loader.construct_object(node, deep=True)
+
+    def __init__(self, loader: Any, offset: int, limits: ParseLimits) -> None:
+        self.loader, self.offset, self.limits = loader, offset, limits
+        self.lines: dict[str, int] = {}
+        self.values = 0
+        self.chars = 0
+
+    def build(self, node: yaml.Node, prefix: str, depth: int) -> Any:
+        self._count(prefix, depth, len(node.value) if isinstance(node, yaml.ScalarNode) else 0)
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == _TAG + "str":
+                return node.value
+            construct = _PLAIN_SCALARS.get(node.tag)
+            return construct(self.loader, node) if construct else self._construct(node, prefix, depth)
+        if isinstance(node, yaml.MappingNode) and node.tag == _TAG + "map" and all(
+            isinstance(key, yaml.ScalarNode) and key.tag != _TAG + "merge" for key, _ in node.value
+        ):
+            mapping: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.build(key_node, prefix, depth + 1)
+                path = f"{prefix}.{key}" if prefix else str(key)
+                self._line(path, key_node)
+                mapping[key] = self.build(value_node, path, depth + 1)
+            return mapping
+        if isinstance(node, yaml.SequenceNode) and node.tag == _TAG + "seq":
+            items = []
+            for index, item in enumerate(node.value):
+                path = f"{prefix}[{index}]"
+                self._line(path, item)
+                items.append(self.build(item, path, depth + 1))
+            return items
+        return self._construct(node, prefix, depth)
+
+    def _line(self, path: str, node: yaml.Node) -> None:
+        self.chars += len(path)
+        if self.chars > self.limits.max_built_chars:
+            raise self._too_much_text(path)
+        self.lines[path] = node.start_mark.line + 1 + self.offset
+
+    def _construct(self, node: yaml.Node, path: str, depth: int) -> Any:
+        # The safe constructor shares objects between aliases, but everything
+        # downstream (JSON, rules) walks them expanded: count the expansion first.
+        self._count_expanded(node, path, depth)
+        return self.loader.construct_object(node, deep=True)
+
+    def _count_expanded(self, node: yaml.Node, path: str, depth: int) -> None:
+        if isinstance(node, yaml.ScalarNode):
+            return  # counted by build() already
+        for child in node.value:
+            for part in child if isinstance(child, tuple) else (child,):
+                self._count(path, depth + 1, len(part.value) if isinstance(part, yaml.ScalarNode) else 0)
+                self._count_expanded(part, path, depth + 1)
+
+    def _count(self, path: str, depth: int, chars: int) -> None:
+        if depth > self.limits.max_depth:  # also stops alias cycles
+            raise _OverBound(path, f"nests deeper than {self.limits.max_depth} levels", "max_depth")
+        self.values += 1
+        if self.values > self.limits.max_values:
+            raise _OverBound(
+                path, f"builds more than {self.limits.max_values:,} values (aliases count each time they are used)",
+                "max_values",
+            )
+        self.chars += chars
+        if self.chars > self.limits.max_built_chars:
+            raise self._too_much_text(path)
+
+    def _too_much_text(self, path: str) -> _OverBound:
+        return _OverBound(
+            path, f"builds more than {self.limits.max_built_chars:,} characters of text and field names "
+            "(aliases count each time they are used)", "max_built_chars",
+        )
 
 
-def _broken(name: str, line: int | None, message: str) -> Document:
-    problem = Finding(code="invalid-metadata", document=name, field="", line=line, message=message)
+def _broken(name: str, line: int | None, message: str, field: str = "") -> Document:
+    problem = Finding(code="invalid-metadata", document=name, field=field, line=line, message=message)
     return Document(path=name, data=None, lines={}, problems=(problem,))

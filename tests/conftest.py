@@ -35,3 +35,15 @@ def loopback_tls_wrong_name(loopback_tls: LoopbackServer) -> Iterator[LoopbackSe
 def refused_url() -> str:
     """An http URL on 127.0.0.1 where nothing listens, so connecting is refused."""
     return f"http://127.0.0.1:{refused_port()}/"
+
+
+@pytest.fixture
+def billion_laughs() -> str:
+    """A front matter of nine levels of nine aliases: 370 bytes that stand for 387 million strings.
+
+    Fields a..e build 9 + 81 + ... + 59,049 values; `f` (line 8) crosses the default 100,000.
+    """
+    levels = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi"):
+        levels.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
+    return "---\ntitle: laughs\n" + "\n".join(levels) + "\ntopics: *i\n---\n"

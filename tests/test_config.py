@@ -24,6 +24,13 @@ def test_severity_overrides_and_off(tmp_path: Path) -> None:
     assert config.severity("dead-link") == DEFAULT_SEVERITIES["dead-link"]
 
 
+def test_parse_limits_from_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "auditor.yaml"
+    path.write_text("limits:\n  max_values: 5000\n  max_front_matter_bytes: 65536\n")
+    limits = Config(**load_config_file(path)).limits
+    assert (limits.max_values, limits.max_front_matter_bytes, limits.max_depth) == (5000, 65536, 32)
+
+
 @pytest.mark.parametrize(
     ("text", "names"),
     [
@@ -33,6 +40,9 @@ def test_severity_overrides_and_off(tmp_path: Path) -> None:
         ("severity: [1]\n", "'severity'"),
         ("- a\n", "mapping"),
         ("severity: {a: [\n", "not valid YAML"),
+        ("limits:\n  max_value: 5\n", "limits.max_value"),
+        ("limits:\n  max_values: -5\n", "limits.max_values"),
+        ("limits: 5\n", "'limits'"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, text: str, names: str) -> None:

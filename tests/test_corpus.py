@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from auditor.config import ParseLimits
 from auditor.corpus import iter_corpus_files, iter_documents, load_document, parse_document
 from auditor.errors import InputPathError
 
@@ -110,3 +111,64 @@ def test_alias_cycles_and_deep_nesting_are_findings() -> None:
     assert document.data is None and "deeper" in document.problems[0].message
     deep = "a: " + "[" * 40 + "]" * 40 + "\n"
     assert parse_document("d.md", f"---\n{deep}---\n").problems[0].code == "invalid-metadata"
+
+
+def test_billion_laughs_is_one_finding_at_the_field_that_expands(billion_laughs: str) -> None:
+    document = parse_document("laughs.md", billion_laughs)
+    assert document.data is None
+    (problem,) = document.problems
+    assert problem.code == "invalid-metadata"
+    # a..e build 9 + 81 + ... + 59,049 values; f is where 100,000 is crossed (line 8 of the file).
+    assert (problem.field, problem.line) == ("f", 8)
+    assert "more than 100,000 values" in problem.message and "max_values" in problem.message
+
+
+def test_aliases_count_each_time_they_are_expanded() -> None:
+    front = "a: &a [1, 2, 3]\nb: [*a, *a, *a]\n"
+    assert parse_document("d.md", f"---\n{front}---\n", ParseLimits(max_values=20)).data is not None
+    # 1 mapping + 2 keys + a (4) + b (1 + 3 * 4) = 20 values: over a bound of 19.
+    limited = parse_document("d.md", f"---\n{front}---\n", ParseLimits(max_values=19))
+    assert limited.data is None and limited.problems[0].field == "b"
+
+
+def test_a_large_string_repeated_by_aliases_is_bounded_in_characters() -> None:
+    front = f's: &s "{"x" * 100_000}"\nl: [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s]\n'
+    document = parse_document("d.md", f"---\n{front}---\n", ParseLimits(max_built_chars=500_000))
+    (problem,) = document.problems
+    assert (problem.field, problem.line) == ("l", 3)
+    assert "more than 500,000 characters" in problem.message
+
+
+def test_merge_keys_and_other_exotic_values_are_counted_too() -> None:
+    front = "a: &a {k: [1, 2, 3, 4, 5, 6, 7, 8]}\nb: !!set {x, y}\nc:\n  <<: *a\n"
+    assert parse_document("d.md", f"---\n{front}---\n").data == {
+        "a": {"k": [1, 2, 3, 4, 5, 6, 7, 8]}, "b": {"x", "y"}, "c": {"k": [1, 2, 3, 4, 5, 6, 7, 8]}}
+    limited = parse_document("d.md", f"---\n{front}---\n", ParseLimits(max_values=20))
+    assert limited.data is None and limited.problems[0].field == "c"
+
+
+def test_front_matter_over_the_size_bound_is_not_read_further(tmp_path: Path) -> None:
+    path = tmp_path / "huge.md"
+    with path.open("w") as handle:
+        handle.write("---\ntitle: huge\nexcerpt: >\n")
+        handle.writelines(f"  line {index} of a long excerpt\n" for index in range(2_000))
+        handle.write("---\n")
+    document = load_document(path, ParseLimits(max_front_matter_bytes=10_000))
+    (problem,) = document.problems
+    assert "larger than 10,000 bytes" in problem.message and "max_front_matter_bytes" in problem.message
+    assert problem.line == path.read_text()[:10_001].count("\n") + 1  # the line that crosses the bound
+    assert load_document(path).data is not None  # the default bound is a megabyte
+
+
+def test_a_huge_body_and_a_line_without_end_are_never_read_whole(tmp_path: Path) -> None:
+    body = tmp_path / "body.md"
+    with body.open("wb") as handle:
+        handle.write(b"---\ntitle: t\n---\n")
+        handle.truncate(3 * 1024 * 1024 * 1024)  # a 3 GB sparse body of zero bytes
+    assert load_document(body).data == {"title": "t"}
+    endless = tmp_path / "endless.md"
+    with endless.open("wb") as handle:
+        handle.write(b"---\ntitle: ")
+        handle.truncate(3 * 1024 * 1024 * 1024)
+    (problem,) = load_document(endless).problems
+    assert (problem.line, "larger than 1,048,576 bytes" in problem.message) == (2, True)

@@ -178,6 +178,43 @@ def _count(db: Path, table: str) -> int:
         return 0
 
 
+def _audit_subprocess(tmp_path: Path, corpus: Path, *extra: str) -> tuple[int, float, int]:
+    """`auditor audit` in a child process: (exit code, wall seconds, peak RSS in bytes).
+
+    The child's address space is capped, so a bound that stops working fails
+    the test instead of taking the machine down.
+    """
+    def cap_memory() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+
+    command = [sys.executable, "-m", "auditor", "audit", str(corpus), "--db", str(tmp_path / f"{corpus.name}.sqlite"),
+               "--out", str(tmp_path / f"{corpus.name}-reports"), "--allow-private", "--timeout", "5", *extra]
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=cap_memory)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, time.monotonic() - started, usage.ru_maxrss * 1024
+
+
+def test_billion_laughs_next_to_a_good_file_costs_under_a_second_and_50_mb(tmp_path: Path, loopback: Any,
+                                                                          billion_laughs: str) -> None:
+    good = f"---\ntitle: OK\nwebUrl: {loopback.url_for('/ok/laughs-good')}\n---\n"
+    _write(tmp_path / "plain" / "good.md", good)
+    _write(tmp_path / "hostile" / "good.md", good)
+    _write(tmp_path / "hostile" / "laughs.md", billion_laughs)
+    plain_code, plain_seconds, plain_rss = _audit_subprocess(tmp_path, tmp_path / "plain")
+    code, seconds, rss = _audit_subprocess(tmp_path, tmp_path / "hostile")
+    assert (plain_code, code) == (0, 1)
+    assert seconds - plain_seconds < 1.0
+    assert rss - plain_rss < 50 * 1024 * 1024
+    report = json.loads((tmp_path / "hostile-reports" / "report.json").read_text())
+    assert [(f["document"].rsplit("/", 1)[-1], f["code"], f["field"]) for f in report["findings"]] == [
+        ("laughs.md", "invalid-metadata", "f")]
+    assert [u["url"] for u in report["urls"] if u["ok"]] == [loopback.url_for("/ok/laughs-good")]
+
+
 def test_every_hostile_case_gets_its_verdict(tmp_path: Path, loopback: Any, refused_url: str) -> None:
     cases = {
         "/status/404/v": ("dead-link", "http 404"), "/status/410/v": ("dead-link", "http 410"),
