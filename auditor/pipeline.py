@@ -12,11 +12,10 @@ import functools
 import json
 import os
 import signal
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from itertools import chain, groupby, islice
 from pathlib import Path
@@ -27,6 +26,7 @@ from auditor.config import Config
 from auditor.corpus import Document, iter_corpus_files, load_document
 from auditor.crawl import Check, Crawler
 from auditor.findings import Finding
+from auditor.interrupt import Interrupted, StopRequests
 from auditor.links import extract_links
 from auditor.report import build_report, write_reports
 from auditor.rules import FLAKY_WINDOW, document_findings, flaky_findings, link_findings, page_findings
@@ -34,7 +34,6 @@ from auditor.store import FAILED, FINISHED, INTERRUPTED, BatchWriter, Store
 
 CHECK_BATCH = 50
 CHECK_FLUSH_SECONDS = 2.0
-EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 # Below one window of files the process pool costs more than it saves.
 PARALLEL_WINDOW = 512
@@ -50,12 +49,6 @@ class Outcome:
     exit_code: int
     report: dict[str, Any]
     interrupted: bool = False
-
-
-class Interrupted(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def audit(config: Config, *, crawler: Crawler | None = None, progress: ProgressHook | None = None) -> Outcome:
@@ -76,32 +69,44 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
         config=_config_record(config),
     )
     findings = store.writer("findings", run_id)
-    status, interrupted_by = FINISHED, None
+    status = FINISHED
     counts: dict[str, int] = {}
-    try:
-        with _signals_raise():
-            counts = _ingest(store, run_id, config, _prepare_all(config, chain([first] if first else [], files)), findings)
+    stops = StopRequests()
+    with stops.installed():
+        try:
+            stops.check()
+            # Closed as soon as the ingest ends, so a stop also stops the parsing workers.
+            with closing(_prepare_all(config, chain([first] if first else [], files))) as prepared:
+                counts = _ingest(store, run_id, config, prepared, findings, stops)
             if mode == "audit":
-                _crawl(store, run_id, config, crawler, progress)
-                _judge(store, run_id, config, findings)
-    except Interrupted as stop:
-        # What was parsed, checked and judged so far is kept; the run says it is partial.
-        status, interrupted_by = INTERRUPTED, stop.signum
-    except BaseException:
-        status = FAILED
-        raise
-    finally:
-        findings.flush()
-        counts = counts or {"documents": store.count("documents", run_id), "references": store.count("links", run_id)}
-        counts["urls"] = store.count_unique_urls(run_id)
-        store.finish_run(run_id, status=status, **counts)
-    try:
-        report = build_report(store, run_id)
-    finally:
-        store.close()
-    write_reports(report, config.out, config.formats)
-    if interrupted_by is not None:
-        return Outcome(run_id, EXIT_FOR_SIGNAL.get(interrupted_by, 130), report, interrupted=True)
+                _crawl(store, run_id, config, crawler, progress, stops)
+                _judge(store, run_id, config, findings, stops)
+        except Interrupted:
+            # What was parsed, checked and judged so far is kept; the run says it is partial.
+            status = INTERRUPTED
+        except BaseException:
+            if not stops.requested:
+                status = FAILED
+                raise
+            # The same signal reached a worker first (SIGTERM to the process group): still a stop.
+            status = INTERRUPTED
+        finally:
+            findings.flush()
+            counts = counts or {"documents": store.count("documents", run_id), "references": store.count("links", run_id)}
+            counts["urls"] = store.count_unique_urls(run_id)
+            store.finish_run(run_id, status=INTERRUPTED if stops.requested else status, **counts)
+        try:
+            report = build_report(store, run_id)
+            write_reports(report, config.out, config.formats)
+            if stops.requested and report["run"]["status"] != INTERRUPTED:
+                # The stop came while the reports were written: say so in the store and in them.
+                store.finish_run(run_id, status=INTERRUPTED)
+                report = build_report(store, run_id)
+                write_reports(report, config.out, config.formats)
+        finally:
+            store.close()
+    if stops.requested:
+        return Outcome(run_id, stops.exit_code, report, interrupted=True)
     failing = any(config.fails(f["severity"]) for f in report["findings"])
     return Outcome(run_id, 1 if failing else 0, report)
 
@@ -142,13 +147,17 @@ def _prepare_all(config: Config, files: Iterator[Path]) -> Iterator[Prepared]:
         yield from map(prepare, window)
         yield from map(prepare, files)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_signals) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_signals)
+    try:
         in_flight = deque([pool.map(prepare, window, chunksize=32)])
         while in_flight:
             window = list(islice(files, PARALLEL_WINDOW))
             if window:
                 in_flight.append(pool.map(prepare, window, chunksize=32))
             yield from in_flight.popleft()
+    finally:
+        # Closed early (a stop): files not yet started are not parsed for nothing.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _worker_ignores_signals() -> None:
@@ -157,7 +166,8 @@ def _worker_ignores_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _ingest(store: Store, run_id: int, config: Config, prepared: Iterator[Prepared], findings: BatchWriter) -> dict[str, int]:
+def _ingest(store: Store, run_id: int, config: Config, prepared: Iterator[Prepared], findings: BatchWriter,
+            stops: StopRequests) -> dict[str, int]:
     """Stream documents into the store with their links and offline findings."""
     docs, links = store.writer("documents", run_id), store.writer("links", run_id)
     try:
@@ -165,36 +175,31 @@ def _ingest(store: Store, run_id: int, config: Config, prepared: Iterator[Prepar
             docs.add(document_row)
             links.add_all(link_rows)
             _add_findings(findings, config, offline)
+            stops.check()
     finally:
         docs.flush()
         links.flush()
     return {"documents": docs.written, "references": links.written}
 
 
-def _crawl(store: Store, run_id: int, config: Config, crawler: Crawler | None, progress: ProgressHook | None) -> None:
+def _crawl(store: Store, run_id: int, config: Config, crawler: Crawler | None, progress: ProgressHook | None,
+           stops: StopRequests) -> None:
+    stops.check()
     total = store.count_unique_urls(run_id)
     checks = store.writer("checks", run_id, batch_size=CHECK_BATCH)
     try:
         asyncio.run(_crawl_async(store.unique_urls(run_id), total, config, crawler or Crawler(config.crawl),
-                                 checks, progress))
+                                 checks, progress, stops))
     finally:
         checks.flush()
 
 
 async def _crawl_async(targets: Iterable[tuple[str, str]], total: int, config: Config, crawler: Crawler,
-                       checks: BatchWriter, progress: ProgressHook | None) -> None:
+                       checks: BatchWriter, progress: ProgressHook | None, stops: StopRequests) -> None:
     task = asyncio.current_task()
     assert task is not None
-    received: list[int] = []
     loop = asyncio.get_running_loop()
 
-    def stop(signum: int) -> None:
-        received.append(signum)
-        task.cancel()
-
-    handled = _in_main_thread()
-    for signum in EXIT_FOR_SIGNAL if handled else ():
-        loop.add_signal_handler(signum, stop, signum)
     async def flush_periodically() -> None:
         # A slow tail of URLs must not keep finished checks in memory only.
         while True:
@@ -203,24 +208,23 @@ async def _crawl_async(targets: Iterable[tuple[str, str]], total: int, config: C
 
     flusher = asyncio.create_task(flush_periodically())
     try:
-        async with crawler:
-            done = 0
-            async for check in crawler.crawl(targets):
-                done += 1
-                checks.add(check.to_row())
-                if progress:
-                    progress(check, done, total)
+        # A stop cancels the crawl wherever it waits; checks already received are kept.
+        with stops.waking(lambda: loop.call_soon_threadsafe(task.cancel)):
+            async with crawler:
+                done = 0
+                async for check in crawler.crawl(targets):
+                    done += 1
+                    checks.add(check.to_row())
+                    if progress:
+                        progress(check, done, total)
     except asyncio.CancelledError:
-        if received:
-            raise Interrupted(received[0]) from None
+        stops.check()
         raise
     finally:
         flusher.cancel()
-        for signum in EXIT_FOR_SIGNAL if handled else ():
-            loop.remove_signal_handler(signum)
 
 
-def _judge(store: Store, run_id: int, config: Config, findings: BatchWriter) -> None:
+def _judge(store: Store, run_id: int, config: Config, findings: BatchWriter, stops: StopRequests) -> None:
     """Verdicts: every reference against its check, every document against its pages.
 
     Checks are read per document, so memory follows the largest document,
@@ -233,6 +237,7 @@ def _judge(store: Store, run_id: int, config: Config, findings: BatchWriter) -> 
     links_by_document = groupby(store.links(run_id), key=lambda link: link["document"])
     pending = next(links_by_document, None)
     for row in store.iter_documents(run_id):
+        stops.check()
         document = Document(path=row["path"], data=row["data"], lines=row["lines"] or {})
         links = list(pending[1]) if pending is not None and pending[0] == document.path else []
         if links:
@@ -260,24 +265,3 @@ def _config_record(config: Config) -> dict[str, Any]:
     record["paths"] = [str(p) for p in config.paths]
     record["db"], record["out"] = str(config.db), str(config.out)
     return record
-
-
-@contextmanager
-def _signals_raise() -> Iterator[None]:
-    """Outside the event loop, SIGINT/SIGTERM become Interrupted so writers can flush."""
-    def handler(signum: int, _frame: Any) -> None:
-        raise Interrupted(signum)
-
-    if not _in_main_thread():  # signal handlers can only be set from the main thread
-        yield
-        return
-    previous = {signum: signal.signal(signum, handler) for signum in EXIT_FOR_SIGNAL}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()

@@ -243,10 +243,11 @@ class BatchWriter:
             self.add(row)
 
     def flush(self) -> None:
-        if self.pending:
-            self.store.insert_rows(self.table, self.pending)
-            self.written += len(self.pending)
-            self.pending = []
+        # Taken before the insert: whatever happens during it, no row is ever offered twice.
+        rows, self.pending = self.pending, []
+        if rows:
+            self.store.insert_rows(self.table, rows)
+            self.written += len(rows)
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:

@@ -170,6 +170,119 @@ def test_signal_marks_the_run_interrupted_and_keeps_checks(tmp_path: Path, loopb
     assert report["run"]["status"] == "interrupted"
 
 
+# A real `auditor audit` process with one step made slow, so a signal lands in the phase under test.
+# The step prints a marker on stdout first; the test sends the signal once it reads the marker.
+_SLOW_STEP_DRIVER = """
+import sys, time
+import auditor.markdown, auditor.pipeline, auditor.report
+from auditor.cli import main
+
+phase, sys.argv = sys.argv[1], [sys.argv[0], *sys.argv[2:]]
+module, name, nth, seconds = {
+    "parsing": (auditor.pipeline, "load_document", 2, 1.0),
+    "judging": (auditor.pipeline, "page_findings", 2, 1.0),
+    "reports": (auditor.markdown, "render_markdown", 1, 1.0),
+    "cleanup": (auditor.report, "render_json", 1, 30.0),
+}[phase]
+real, calls = getattr(module, name), []
+
+def slow(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == nth:
+        print("IN", phase, flush=True)
+        time.sleep(seconds)
+    return real(*args, **kwargs)
+
+setattr(module, name, slow)
+main()
+"""
+
+
+def _start_slow_audit(tmp_path: Path, phase: str, urls: list[str]) -> tuple[subprocess.Popen[bytes], Path]:
+    for index, url in enumerate(urls):
+        _write(tmp_path / "corpus" / f"{index}.md", f"---\ntitle: OK\nwebUrl: {url}\n---\n")
+    driver = _write(tmp_path / "driver.py", _SLOW_STEP_DRIVER)
+    db = tmp_path / "audit.sqlite"
+    process = subprocess.Popen(
+        [sys.executable, str(driver), phase, "audit", str(tmp_path / "corpus"), "--db", str(db), "--out",
+         str(tmp_path / "reports"), "--allow-private", "--timeout", "30", "--retries", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    return process, db
+
+
+def _wait_for_line(process: subprocess.Popen[bytes], expected: bytes, seconds: float = 15) -> None:
+    import select
+
+    assert process.stdout is not None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], deadline - time.monotonic())
+        line = process.stdout.readline() if ready else b""
+        if line.strip() == expected:
+            return
+        if ready and not line:
+            break
+    process.kill()
+    raise AssertionError(f"never saw {expected!r}: {process.communicate()[1].decode()}")
+
+
+def _no_row_twice(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        for table, key in [("documents", "path"), ("links", "document, field"), ("checks", "url"),
+                           ("findings", "code, document, field, url, message")]:
+            rows, distinct = conn.execute(
+                f"select count(*), (select count(*) from (select distinct run_id, {key} from {table})) from {table}"
+            ).fetchone()
+            assert rows == distinct, table
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("phase", ["parsing", "judging", "reports"])
+def test_a_signal_in_any_phase_stops_cleanly_with_reports(tmp_path: Path, loopback: Any, phase: str, signum: int,
+                                                          exit_code: int) -> None:
+    urls = [loopback.url_for(f"/ok/{phase}-{signum}-{index}") for index in range(3)]
+    process, db = _start_slow_audit(tmp_path, phase, urls)
+    _wait_for_line(process, f"IN {phase}".encode())
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == exit_code, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select status from runs").fetchone()[0] == "interrupted"
+        documents = conn.execute("select count(*) from documents").fetchone()[0]
+        checked = {row[0] for row in conn.execute("select url from checks")}
+        judged = {row[0] for row in conn.execute("select distinct document from findings")}
+    report = json.loads((tmp_path / "reports" / "report.json").read_text())
+    assert report["run"]["status"] == "interrupted"
+    assert (tmp_path / "reports" / "report.md").exists() and (tmp_path / "reports" / "junit.xml").exists()
+    _no_row_twice(db)
+    if phase == "parsing":  # the document being parsed is kept, then nothing more
+        assert (documents, checked) == (2, set())
+    else:
+        assert (documents, checked) == (3, set(urls))
+    if phase == "judging":  # every page says "OK" (no title finding); the judging stopped after document 2
+        assert judged == set()
+        assert "interrupted" in stderr.decode()
+
+
+def test_a_second_signal_during_the_cleanup_ends_the_process_at_once(tmp_path: Path, loopback: Any) -> None:
+    process, db = _start_slow_audit(tmp_path, "cleanup", [loopback.url_for("/ok/cleanup"), loopback.url_for("/hang/c")])
+    time.sleep(1.0)  # the fast URL is checked; the hanging one keeps the crawl going
+    process.send_signal(signal.SIGINT)
+    _wait_for_line(process, b"IN cleanup")  # writing reports of the interrupted run, slowly
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    assert time.monotonic() - started < 2
+    assert process.returncode == 143, stderr.decode()
+    assert "SIGTERM again: stopped at once" in stderr.decode()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("select status from runs").fetchone()[0] == "interrupted"
+    _no_row_twice(db)
+
+
 def _count(db: Path, table: str) -> int:
     try:
         with sqlite3.connect(db) as conn:
