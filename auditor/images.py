@@ -241,7 +241,8 @@ class ImageProbe:
         if self._segment and position == segment_end:
             self._segment += chunk
         elif self._segment and self._segment_start <= position < segment_end:
-            self._segment[position - self._segment_start:] = chunk
+            offset = position - self._segment_start
+            self._segment[offset:offset + len(chunk)] = chunk
         else:
             # Only one far segment is kept: formats need their header plus one place further on.
             self._segment_start, self._segment = position, bytearray(chunk)

@@ -680,3 +680,17 @@ def test_cgbi_png_is_rejected_with_its_name() -> None:
     for chunk_size in (1, len(data)):
         probe = _feed(data, chunk_size)
         assert (probe.info, probe.error) == (None, CGBI_ERROR)
+
+
+def test_a_resent_range_inside_the_segment_keeps_what_follows_it() -> None:
+    data = _tiff(big_endian=False, bigtiff=False, pixels=10_000)
+    ifd_at = 8 + 10_000
+    probe = ImageProbe()
+    probe.feed(data[:8])
+    probe.seek(ifd_at)
+    probe.feed(data[ifd_at:ifd_at + 20])  # count and the first entry
+    probe.seek(ifd_at + 2)
+    probe.feed(data[ifd_at + 2:ifd_at + 8])  # a few of those bytes again
+    probe.seek(ifd_at + 20)
+    probe.feed(data[ifd_at + 20:])
+    assert probe.info == ImageInfo(123, 456, "tiff")
