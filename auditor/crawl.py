@@ -30,7 +30,7 @@ import httpx
 from asyncio_throttle import Throttler
 
 from auditor.config import CrawlConfig
-from auditor.images import FIRST_RANGE_BYTES, ImageProbe, next_range
+from auditor.images import FIRST_RANGE_BYTES, ImageProbe
 from auditor.links import AMP_CACHE, IMAGE, InvalidURL, normalize_url
 from auditor.pagehead import HeadParser
 from auditor.store import now_iso
@@ -421,8 +421,10 @@ class Crawler:
         return Check(**base, bytes_read=read, head=parser.result().to_dict())
 
     async def _probe_image(self, base: dict[str, Any], response: httpx.Response, cookies: httpx.Cookies) -> Check:
-        """Ask for the first bytes only; grow the range while the size is unknown.
+        """Ask for the first bytes only, then for whatever range the probe names next.
 
+        The probe knows its format: usually the next range continues the last
+        one, but a TIFF points at its IFD, which can be anywhere in the file.
         A 200 means the server ignored Range: stream that body and stop as soon
         as the size is known. A 416 means it disliked our range: ask once without.
         `bytes_read` is what came off the wire, never more than the image cap.
@@ -439,7 +441,7 @@ class Crawler:
                 received += await _consume(current, probe.feed, self.config.max_image_bytes - received, raw=True)
                 if probe.done or current.status_code != 206:
                     break
-                span = next_range(received, self.config.max_image_bytes)
+                span = probe.next_range()
                 total = _content_range_total(current.headers.get("content-range"))
                 if span is None or (total is not None and span[0] >= total):
                     break
@@ -448,7 +450,9 @@ class Crawler:
                 current = await self._send("GET", url, IMAGE, cookies, range_=span)
                 if current.status_code == 200:  # Range dropped mid-way: the body starts over
                     probe = ImageProbe(max_bytes=self.config.max_image_bytes)
-                elif current.status_code != 206:
+                elif current.status_code == 206:
+                    probe.seek(_content_range_start(current.headers.get("content-range"), default=span[0]))
+                else:
                     break
         finally:
             if current is not response:
@@ -506,6 +510,15 @@ def _decoder(encoding: str) -> Any:
     if encoding == "deflate":
         return zlib.decompressobj()
     return None
+
+
+def _content_range_start(value: str | None, *, default: int) -> int:
+    """Where a 206 body starts in the file: `bytes 4096-8191/20000` -> 4096."""
+    if not value:
+        return default
+    unit, _, spec = value.strip().partition(" ")
+    first = spec.partition("-")[0].strip()
+    return int(first) if unit.lower() == "bytes" and first.isdigit() else default
 
 
 def _content_range_total(value: str | None) -> int | None:

@@ -1,18 +1,27 @@
 """Image dimensions from the first bytes of a response.
 
-The crawler streams (or range-requests) an image and feeds the bytes to an
+The crawler range-requests (or streams) an image and feeds the bytes to an
 `ImageProbe`, which stops as soon as the header that carries the pixel size has
 arrived — usually within the first few hundred bytes. Nothing is decoded
 beyond headers, and EXIF rotation is deliberately not applied: the declared
 `width`/`height` in the corpus are compared with the stored pixel grid.
 
-Every format parser is written so that a truncated buffer yields "need more
-bytes" (with how many), never a wrong size. The maintained `imagesize` package
-does the decoding where it is right on truncated input (PNG, TIFF, AVIF/HEIF);
-our own parsers cover what it gets wrong: JPEG needs a streaming segment walk
-that reports how far to read, GIF sizes are unsigned, BMP has 16-bit OS/2
-headers, WebP lossy widths carry scale bits, and SVG needs the `<svg>` element's
-own attributes and `viewBox`.
+The probe also says which bytes it needs next (`ImageProbe.next_range`), and
+that need is not always "more of the start": a TIFF names the offset of its
+first IFD in its first 8 (BigTIFF: 16) bytes, often at the end of the file, so
+the next range starts there. The probe therefore keeps the contiguous head of
+the file plus one segment fetched further on, and the parsers read through a
+`_Bytes` view that answers "not here yet" for bytes it does not hold.
+
+Every format parser is written so that missing bytes yield "need more bytes"
+(with which), never a wrong size. The maintained `imagesize` package decodes
+PNG; our own parsers cover what it gets wrong or cannot do from a partial,
+non-contiguous read: JPEG needs a streaming segment walk that reports how far
+to read, GIF sizes are unsigned, BMP has 16-bit OS/2 headers, WebP lossy widths
+carry scale bits, TIFF's IFD may sit anywhere, HEIF/AVIF need the primary
+item's `clap` crop and `irot` rotation on top of `ispe`, ICO keeps a directory
+of sizes, and SVG needs the `<svg>` element's own attributes, units and
+`viewBox`.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import imagesize
+import imagesize  # type: ignore[import-untyped]  # ships no type information
 
 DEFAULT_MAX_BYTES = 256 * 1024
 FIRST_RANGE_BYTES = 2048
@@ -33,25 +42,39 @@ HTML_ERROR = "looks like HTML, not an image"
 UNKNOWN_ERROR = "unknown image format"
 TRUNCATED_ERROR = "truncated image"
 EMPTY_ERROR = "empty response body"
+CGBI_ERROR = "Apple CgBI PNG (Xcode's iOS-optimised variant), which only Apple's own decoders read"
 
 
 @dataclass(frozen=True)
 class ImageInfo:
-    width: int
-    height: int
-    format: str  # "png", "gif", "jpeg", "webp", "avif", "heif", "svg", "bmp", "tiff"
+    """The displayed pixel size; None for a dimension the image does not fix.
+
+    Only SVG can leave a dimension open: without a usable width/height and
+    viewBox it takes whatever size the page gives it ("no intrinsic size").
+    """
+
+    width: int | None
+    height: int | None
+    format: str  # "png", "gif", "jpeg", "webp", "avif", "heif", "svg", "bmp", "tiff", "ico", "cur"
 
 
 @dataclass(frozen=True)
 class _Found:
     info: ImageInfo
-    used: int  # how many leading bytes the answer depended on
+    used: int  # the file offset just past the last byte the answer depended on
 
 
 @dataclass(frozen=True)
 class _NeedMore:
-    total: int  # try again once at least this many bytes are buffered
+    """Try again once every byte of [start, end) is held.
+
+    Parsers that read from the start leave `start` at 0: they need the head to
+    grow to `end`. A parser that jumps (TIFF to its IFD) names where.
+    """
+
+    end: int
     format: str | None  # what the bytes look like so far, if anything
+    start: int = 0
 
 
 class _Rejected(Exception):
@@ -61,53 +84,75 @@ class _Rejected(Exception):
 _Outcome = _Found | _NeedMore
 
 
+@dataclass(frozen=True)
+class _Bytes:
+    """What the probe holds of the file: its first bytes, and maybe one segment further on."""
+
+    head: bytes
+    segment_start: int = 0
+    segment: bytes = b""
+
+    def read(self, start: int, length: int) -> bytes | None:
+        """Bytes [start, start + length), or None while any of them is missing."""
+        end = start + length
+        if end <= len(self.head):
+            return self.head[start:end]
+        segment_end = self.segment_start + len(self.segment)
+        if self.segment and self.segment_start <= start and end <= segment_end:
+            return self.segment[start - self.segment_start:end - self.segment_start]
+        return None
+
+
 def probe_bytes(data: bytes) -> ImageInfo | None:
     """Size of the image at the start of `data`; None if more bytes are needed or it is not an image."""
     try:
-        outcome = _probe(bytes(data))
+        outcome = _probe(_Bytes(bytes(data)))
     except _Rejected:
         return None
     return outcome.info if isinstance(outcome, _Found) else None
 
 
-def next_range(bytes_have: int, max_bytes: int) -> tuple[int, int] | None:
-    """The next inclusive byte range to request after a 206 left the size unknown.
-
-    Doubling keeps the number of round trips logarithmic in the header's offset
-    (a 60 KB EXIF block costs five requests, not fifteen).
-    """
-    if bytes_have >= max_bytes:
-        return None
-    total = min(max(bytes_have * 2, FIRST_RANGE_BYTES), max_bytes)
-    return bytes_have, total - 1
-
-
 class ImageProbe:
-    """Feed bytes as they arrive; stop as soon as the size is known."""
+    """Feed bytes as they arrive; stop as soon as the size is known.
+
+    A streamed body is fed from offset 0 on. For range requests, `next_range()`
+    says which bytes to ask for, and `seek(offset)` before feeding a response
+    says where its bytes belong in the file.
+    """
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if max_bytes < 1:
             raise ValueError("max_bytes must be positive")
         self._max_bytes = max_bytes
-        self._buffer = bytearray()
-        self._need = 1
+        self._head = bytearray()
+        self._segment = bytearray()
+        self._segment_start = 0
+        self._position = 0  # file offset of the next byte fed
+        self._fed = 0  # bytes fed in total: the budget max_bytes limits
+        self._wanted = (0, 1)  # the parser's last "need bytes [start, end)"
+        self._retry_when = (0, 1)  # the same, widened so a slow stream is not re-parsed per byte
         self._format: str | None = None
         self._info: ImageInfo | None = None
         self._error: str | None = None
         self._used: int | None = None
-        self._attempted_with = 0  # buffer length at the last parse
+        self._attempted_with = 0  # bytes fed at the last parse
+
+    def seek(self, offset: int) -> None:
+        """The bytes fed next start at `offset` in the file (a 206 response's first byte)."""
+        if offset < 0:
+            raise ValueError("offset must not be negative")
+        self._position = offset
 
     def feed(self, chunk: bytes) -> bool:
-        """Add bytes; True once done (size known, not an image, or cap reached)."""
+        """Add bytes at the current position; True once done (size known, not an image, or budget spent)."""
         if self.done:
             return True
-        room = self._max_bytes - len(self._buffer)
-        self._buffer += chunk[:room]
-        # Parsers report how many bytes they need next, so a 1-byte feed does
-        # not re-parse the whole buffer each time.
-        if len(self._buffer) >= self._need:
+        chunk = chunk[: self._max_bytes - self._fed]
+        self._fed += len(chunk)
+        self._store(chunk)
+        if self._holds(*self._retry_when):
             self._attempt()
-        if not self.done and len(self._buffer) >= self._max_bytes:
+        if not self.done and self._fed >= self._max_bytes:
             self._error = self._cap_error()
         return self.done
 
@@ -115,16 +160,45 @@ class ImageProbe:
         """No more bytes will come: whatever is still undecided is an error."""
         if self.done:
             return
-        if self._buffer and len(self._buffer) > self._attempted_with:
+        if self._fed and self._fed > self._attempted_with:
             self._attempt()
             if self.done:
                 return
-        if not self._buffer:
+        if not self._fed:
             self._error = EMPTY_ERROR
         elif self._format is not None:
             self._error = TRUNCATED_ERROR
         else:
             self._error = UNKNOWN_ERROR
+
+    def next_range(self) -> tuple[int, int] | None:
+        """The inclusive byte range to request next, or None once done or out of budget.
+
+        It starts at the first byte the parser lacks: the end of what is held
+        when the header simply goes on, or wherever the format points (a TIFF
+        IFD). It is as long as what is already held of that region (at least
+        FIRST_RANGE_BYTES), so round trips stay logarithmic in the header's
+        offset; when the parser already knows it needs more than that (a JPEG
+        segment length), it gets all of it plus FIRST_RANGE_BYTES, because the
+        next header lies just past the data it skips.
+        """
+        if not self.done and self._fed > self._attempted_with:
+            self._attempt()  # a short response may have left bytes unparsed
+        budget = self._max_bytes - self._fed
+        if self.done or budget <= 0:
+            return None
+        wanted_start, wanted_end = self._wanted
+        start = self._first_missing(wanted_start)
+        if start == len(self._head):
+            held = len(self._head)
+        elif self._segment and start == self._segment_start + len(self._segment):
+            held = len(self._segment)
+        else:
+            held = 0
+        doubling = max(held, FIRST_RANGE_BYTES)
+        needed = wanted_end - start
+        length = doubling if needed <= doubling else needed + FIRST_RANGE_BYTES
+        return start, start + min(length, budget) - 1
 
     @property
     def done(self) -> bool:
@@ -145,18 +219,62 @@ class ImageProbe:
 
     @property
     def bytes_read(self) -> int:
-        """Bytes the answer needed once the size is known; otherwise all bytes fed (at most max_bytes).
-
-        While undecided this is where the next range request must start.
-        """
+        """Once the size is known, the file offset just past the last byte it needed; otherwise all bytes fed."""
         if self._used is not None:
             return self._used
-        return len(self._buffer)
+        return self._fed
+
+    def _store(self, chunk: bytes) -> None:
+        position, self._position = self._position, self._position + len(chunk)
+        head_end = len(self._head)
+        if position < head_end:
+            # Already held (a server resent the start): keep what we have.
+            skip = min(head_end - position, len(chunk))
+            chunk, position = chunk[skip:], position + skip
+            if not chunk:
+                return
+        if position == len(self._head):
+            self._head += chunk
+            self._absorb_segment()
+            return
+        segment_end = self._segment_start + len(self._segment)
+        if self._segment and position == segment_end:
+            self._segment += chunk
+        elif self._segment and self._segment_start <= position < segment_end:
+            offset = position - self._segment_start
+            self._segment[offset:offset + len(chunk)] = chunk
+        else:
+            # Only one far segment is kept: formats need their header plus one place further on.
+            self._segment_start, self._segment = position, bytearray(chunk)
+
+    def _absorb_segment(self) -> None:
+        """A head that grew into the segment takes it over, so reads never straddle the two."""
+        if not self._segment or self._segment_start > len(self._head):
+            return
+        overlap = len(self._head) - self._segment_start
+        self._head += self._segment[overlap:]
+        self._segment, self._segment_start = bytearray(), 0
+
+    def _first_missing(self, start: int) -> int:
+        """The first offset at or after `start` that is not held (up to the end of the region holding `start`)."""
+        if start <= len(self._head):
+            return len(self._head)
+        segment_end = self._segment_start + len(self._segment)
+        if self._segment and self._segment_start <= start <= segment_end:
+            return segment_end
+        return start
+
+    def _holds(self, start: int, end: int) -> bool:
+        # Without building a view: feed() calls this for every chunk, however small.
+        return end <= self._first_missing(start)
+
+    def _view(self) -> _Bytes:
+        return _Bytes(bytes(self._head), self._segment_start, bytes(self._segment))
 
     def _attempt(self) -> None:
-        self._attempted_with = len(self._buffer)
+        self._attempted_with = self._fed
         try:
-            outcome = _probe(bytes(self._buffer))
+            outcome = _probe(self._view())
         except _Rejected as rejected:
             self._error = str(rejected)
             return
@@ -164,16 +282,21 @@ class ImageProbe:
             self._info, self._used = outcome.info, outcome.used
             return
         self._format = outcome.format or self._format
-        if outcome.total > self._max_bytes:
-            # The header is known to lie beyond the cap: no point reading up to it.
+        start = outcome.start
+        if self._fed + max(outcome.end - self._first_missing(start), 0) > self._max_bytes:
+            # The header is known to lie beyond the budget: no point reading up to it.
             self._error = self._cap_error()
             return
+        self._wanted = (start, outcome.end)
         # Parsers re-read from the start, so retrying on every byte of a slow
         # stream past the first range would be quadratic; waiting for 1/8 more
         # keeps it O(n log n), and finish() makes the last attempt.
-        have = len(self._buffer)
-        patience = have // 8 if have > FIRST_RANGE_BYTES else 0
-        self._need = min(max(outcome.total, have + patience), self._max_bytes)
+        have = len(self._head)
+        if start <= have:
+            patience = have // 8 if have > FIRST_RANGE_BYTES else 0
+            self._retry_when = (start, max(outcome.end, have + patience))
+        else:
+            self._retry_when = (start, outcome.end)
 
     def _cap_error(self) -> str:
         return f"no image size within the first {self._max_bytes} bytes"
@@ -185,7 +308,8 @@ _WHITESPACE = b" \t\r\n\f"
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def _probe(data: bytes) -> _Outcome:
+def _probe(view: _Bytes) -> _Outcome:
+    data = view.head
     start = _skip_bom_and_whitespace(data)
     if start == len(data):
         return _NeedMore(len(data) + 1, None)
@@ -193,7 +317,7 @@ def _probe(data: bytes) -> _Outcome:
         return _parse_markup(data, start)
     for signature, parser in _SIGNATURES:
         if _matches(signature, data):
-            return parser(data)
+            return parser(view)
     if any(_could_still_match(signature, data) for signature, _ in _SIGNATURES):
         return _NeedMore(len(data) + 1, None)
     raise _Rejected(UNKNOWN_ERROR)
@@ -226,7 +350,9 @@ def _could_still_match(signature: _Signature, data: bytes) -> bool:
     )
 
 
-# --- PNG, TIFF, AVIF/HEIF: imagesize decodes, we say when enough bytes are in ---
+# --- PNG: imagesize decodes, we say when enough bytes are in -------------------
+
+_PNG_CHUNK_TYPE = slice(12, 16)
 
 
 def _imagesize(data: bytes) -> tuple[int, int] | None:
@@ -240,65 +366,123 @@ def _parse_png(data: bytes) -> _Outcome:
     # imagesize insists on the IHDR chunk type plus bit depth and colour type: 26 bytes.
     needed = 26
     if len(data) < needed:
+        if data[_PNG_CHUNK_TYPE] == b"CgBI":
+            raise _Rejected(CGBI_ERROR)
         return _NeedMore(needed, "png")
+    if data[_PNG_CHUNK_TYPE] == b"CgBI":
+        # Chrome and Firefox (libpng, like the PNG spec) refuse a chunk before IHDR.
+        raise _Rejected(CGBI_ERROR)
     size = _imagesize(data[:needed])
     if size is None:
         raise _Rejected("undecodable png image: IHDR is not the first chunk")
     return _Found(ImageInfo(*size, "png"), needed)
 
 
-def _parse_tiff(data: bytes) -> _Outcome:
-    bigtiff = data[2] == 0x2B
-    header_size = 16 if bigtiff else 8
-    if len(data) < header_size:
-        return _NeedMore(header_size, "tiff")
+# --- TIFF: the first IFD may sit anywhere, so it is read through the sparse view ---
+
+_TIFF_IMAGE_WIDTH, _TIFF_IMAGE_LENGTH = 256, 257
+# Field types that can hold a size, with their struct code: SHORT, LONG, LONG8 (BigTIFF).
+_TIFF_SIZE_TYPES = {3: "H", 4: "L", 16: "Q"}
+
+
+@dataclass(frozen=True)
+class _TiffLayout:
+    header_size: int
+    offset_at: int  # where the header keeps the first IFD's offset
+    offset_format: str
+    count_format: str  # of the IFD's entry count
+    entry_size: int
+    value_offset: int  # where an entry's inline value starts
+
+
+_CLASSIC_TIFF = _TiffLayout(header_size=8, offset_at=4, offset_format="L", count_format="H", entry_size=12, value_offset=8)
+_BIG_TIFF = _TiffLayout(header_size=16, offset_at=8, offset_format="Q", count_format="Q", entry_size=20, value_offset=12)
+
+
+def _parse_tiff(view: _Bytes) -> _Outcome:
+    data = view.head
+    layout = _BIG_TIFF if data[2:4] in (b"+\x00", b"\x00+") else _CLASSIC_TIFF
+    if len(data) < layout.header_size:
+        return _NeedMore(layout.header_size, "tiff")
     endian = "<" if data[:2] == b"II" else ">"
-    if bigtiff:
-        count_size, entry_size = 8, 20
-        ifd_offset = struct.unpack_from(endian + "Q", data, 8)[0]
-    else:
-        count_size, entry_size = 2, 12
-        ifd_offset = struct.unpack_from(endian + "L", data, 4)[0]
-    if ifd_offset < header_size:
+    ifd_offset = struct.unpack_from(endian + layout.offset_format, data, layout.offset_at)[0]
+    if ifd_offset < layout.header_size:
         raise _Rejected("undecodable tiff image: bad IFD offset")
-    if len(data) < ifd_offset + count_size:
-        return _NeedMore(ifd_offset + count_size, "tiff")
-    entry_count = struct.unpack_from(endian + ("Q" if bigtiff else "H"), data, ifd_offset)[0]
-    tag_format = endian + "H"
-    wanted = {256, 257}  # ImageWidth, ImageLength
-    end = ifd_offset + count_size
-    for _ in range(entry_count):
-        end += entry_size
-        if len(data) < end:
-            return _NeedMore(end, "tiff")
-        wanted.discard(struct.unpack_from(tag_format, data, end - entry_size)[0])
-        if not wanted:
-            # Both tags are in: imagesize decodes their (SHORT or LONG) values.
-            size = _imagesize(data[:end])
-            if size is None:
-                break
-            return _Found(ImageInfo(*size, "tiff"), end)
+    count_size = struct.calcsize(endian + layout.count_format)
+    count_bytes = view.read(ifd_offset, count_size)
+    if count_bytes is None:
+        return _NeedMore(ifd_offset + count_size, "tiff", start=ifd_offset)
+    entry_count = struct.unpack(endian + layout.count_format, count_bytes)[0]
+    entries_start = ifd_offset + count_size
+    sizes: dict[int, int] = {}
+    for index in range(entry_count):
+        entry_start = entries_start + index * layout.entry_size
+        entry = view.read(entry_start, layout.entry_size)
+        if entry is None:
+            return _NeedMore(entry_start + layout.entry_size, "tiff", start=entry_start)
+        tag, field_type = struct.unpack_from(endian + "HH", entry)
+        if tag in (_TIFF_IMAGE_WIDTH, _TIFF_IMAGE_LENGTH):
+            value_format = _TIFF_SIZE_TYPES.get(field_type)
+            if value_format is None or struct.calcsize(endian + value_format) > layout.entry_size - layout.value_offset:
+                raise _Rejected(f"undecodable tiff image: tag {tag} has field type {field_type}")
+            # Inline values are left-justified, so a SHORT is the first two bytes.
+            sizes[tag] = struct.unpack_from(endian + value_format, entry, layout.value_offset)[0]
+        if len(sizes) == 2:
+            width, height = sizes[_TIFF_IMAGE_WIDTH], sizes[_TIFF_IMAGE_LENGTH]
+            return _Found(ImageInfo(width, height, "tiff"), entry_start + layout.entry_size)
     raise _Rejected("undecodable tiff image: no ImageWidth/ImageLength in the first IFD")
 
 
+# --- AVIF/HEIF: the primary item's ispe, then its clap crop and irot rotation ----
+
 _HEIF_BRANDS = {b"avif", b"avis", b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
+_BOX_HEADER_SIZE = 8
+_LARGE_BOX_HEADER_SIZE = 16
+_FULL_BOX_PREFIX = 4  # version and flags
 
 
-def _parse_iso(data: bytes) -> _Outcome:
-    """Walk top-level boxes until `meta` is complete, then let imagesize pick the primary item's `ispe`."""
+@dataclass(frozen=True)
+class _Box:
+    type: bytes
+    start: int
+    payload_start: int
+    end: int
+
+
+def _boxes(data: bytes, start: int, end: int) -> list[_Box]:
+    """The boxes that fill data[start:end] completely; a malformed one rejects the file."""
+    boxes = []
+    position = start
+    while position + _BOX_HEADER_SIZE <= end:
+        size, box_type = struct.unpack_from(">L4s", data, position)
+        header_size = _BOX_HEADER_SIZE
+        if size == 1 and position + _LARGE_BOX_HEADER_SIZE <= end:
+            size, header_size = struct.unpack_from(">Q", data, position + 8)[0], _LARGE_BOX_HEADER_SIZE
+        elif size == 0:
+            size = end - position  # "to the end of the enclosing box"
+        if size < header_size or position + size > end:
+            raise _Rejected("undecodable heif image: a box overruns its container")
+        boxes.append(_Box(box_type, position, position + header_size, position + size))
+        position += size
+    return boxes
+
+
+def _parse_iso(view: _Bytes) -> _Outcome:
+    """Walk top-level boxes until `meta` is complete, then size the primary item."""
+    data = view.head
     position = 0
     image_format: str | None = None
     while True:
-        if len(data) < position + 8:
-            return _NeedMore(position + 8, image_format)
+        if len(data) < position + _BOX_HEADER_SIZE:
+            return _NeedMore(position + _BOX_HEADER_SIZE, image_format)
         size, box_type = struct.unpack_from(">L4s", data, position)
-        header_size = 8
+        header_size = _BOX_HEADER_SIZE
         if size == 1:
-            if len(data) < position + 16:
-                return _NeedMore(position + 16, image_format)
+            if len(data) < position + _LARGE_BOX_HEADER_SIZE:
+                return _NeedMore(position + _LARGE_BOX_HEADER_SIZE, image_format)
             size = struct.unpack_from(">Q", data, position + 8)[0]
-            header_size = 16
+            header_size = _LARGE_BOX_HEADER_SIZE
         elif size == 0:
             # "Extends to end of file": only sane for mdat, which has no size in it.
             raise _Rejected(f"undecodable {image_format or 'iso'} image: no meta box before the media data")
@@ -314,19 +498,123 @@ def _parse_iso(data: bytes) -> _Outcome:
             brands = {data[offset:offset + 4] for offset in range(position + 16, end - 3, 4)}
             brands.add(data[position + 8:position + 12])
             if not brands & _HEIF_BRANDS:
-                major = data[position + 8:position + 12].decode("latin-1")
-                raise _Rejected(f"{UNKNOWN_ERROR} (ISO media brand {major!r}, not AVIF/HEIF)")
+                brand = data[position + 8:position + 12].decode("latin-1")
+                raise _Rejected(f"{UNKNOWN_ERROR} (ISO media brand {brand!r}, not AVIF/HEIF)")
             image_format = "avif" if brands & _AVIF_BRANDS else "heif"
         elif image_format is None:
             raise _Rejected(UNKNOWN_ERROR)
         elif box_type == b"meta":
             if len(data) < end:
                 return _NeedMore(end, image_format)
-            size_found = _imagesize(data[:end])
-            if size_found is None:
-                raise _Rejected(f"undecodable {image_format} image: no ispe property for the primary item")
-            return _Found(ImageInfo(*size_found, image_format), end)
+            meta = _Box(box_type, position, position + header_size, end)
+            width, height = _heif_primary_size(data, meta, image_format)
+            return _Found(ImageInfo(width, height, image_format), end)
         position = end
+
+
+def _heif_primary_size(data: bytes, meta: _Box, image_format: str) -> tuple[int, int]:
+    """The primary item's displayed size: `ispe`, then its transformative properties in their listed order."""
+    undecodable = f"undecodable {image_format} image"
+    primary_item: int | None = None
+    properties: list[_Box] = []
+    associations: dict[int, list[int]] = {}
+    for box in _boxes(data, meta.payload_start + _FULL_BOX_PREFIX, meta.end):
+        if box.type == b"pitm" and box.end - box.payload_start >= _FULL_BOX_PREFIX + 2:
+            version = data[box.payload_start]
+            id_format = ">H" if version == 0 else ">L"
+            if box.end - box.payload_start >= _FULL_BOX_PREFIX + struct.calcsize(id_format):
+                primary_item = struct.unpack_from(id_format, data, box.payload_start + _FULL_BOX_PREFIX)[0]
+        elif box.type == b"iprp":
+            for child in _boxes(data, box.payload_start, box.end):
+                if child.type == b"ipco":
+                    properties = _boxes(data, child.payload_start, child.end)
+                elif child.type == b"ipma":
+                    associations.update(_heif_associations(data, child, undecodable))
+    if primary_item is None:
+        raise _Rejected(f"{undecodable}: no primary item")
+    size: tuple[int, int] | None = None
+    for index in associations.get(primary_item, []):
+        if not 1 <= index <= len(properties):  # 0 means "no property"; others would be corrupt
+            continue
+        prop = properties[index - 1]
+        payload = data[prop.payload_start:prop.end]
+        if prop.type == b"ispe" and len(payload) >= _FULL_BOX_PREFIX + 8:
+            size = struct.unpack_from(">LL", payload, _FULL_BOX_PREFIX)
+        elif size is None:
+            continue  # a transformation before the size is known has nothing to act on
+        elif prop.type == b"clap" and len(payload) >= 16:
+            # Clean aperture: width and height as fractions; a zero denominator means no usable crop.
+            width_n, width_d, height_n, height_d = struct.unpack_from(">LLLL", payload)
+            if width_d and height_d:
+                size = (_round_fraction(width_n, width_d), _round_fraction(height_n, height_d))
+        elif prop.type == b"irot" and payload and payload[0] & 1:
+            size = (size[1], size[0])  # a quarter turn either way
+    if size is None:
+        raise _Rejected(f"{undecodable}: no ispe property for the primary item")
+    return size
+
+
+def _heif_associations(data: bytes, ipma: _Box, undecodable: str) -> dict[int, list[int]]:
+    """Item id -> the 1-based indices of its properties in `ipco`, in order."""
+    version = data[ipma.payload_start]
+    flags = int.from_bytes(data[ipma.payload_start + 1:ipma.payload_start + 4], "big")
+    item_format = ">H" if version == 0 else ">L"
+    index_format, index_mask = (">H", 0x7FFF) if flags & 1 else (">B", 0x7F)  # top bit: "essential"
+    position = ipma.payload_start + _FULL_BOX_PREFIX
+    try:
+        (entry_count,) = struct.unpack_from(">L", data, position)
+        position += 4
+        associations: dict[int, list[int]] = {}
+        for _ in range(entry_count):
+            (item,) = struct.unpack_from(item_format, data, position)
+            position += struct.calcsize(item_format)
+            count = data[position]
+            position += 1
+            indices = []
+            for _ in range(count):
+                indices.append(struct.unpack_from(index_format, data, position)[0] & index_mask)
+                position += struct.calcsize(index_format)
+            associations[item] = indices
+    except (struct.error, IndexError) as exc:
+        raise _Rejected(f"{undecodable}: truncated ipma box") from exc
+    if position > ipma.end:
+        raise _Rejected(f"{undecodable}: truncated ipma box")
+    return associations
+
+
+def _round_fraction(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half up, in integers (libheif's rounding of clap sizes)."""
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+# --- ICO and CUR: a directory of sizes; browsers show the largest ---------------
+
+_ICO_DIRECTORY_HEADER = 6
+_ICO_DIRECTORY_ENTRY = 16
+_ICO_FULL_SIZE = 256  # a size byte of 0 means 256
+
+
+def _parse_ico(view: _Bytes) -> _Outcome:
+    data = view.head
+    image_format = "ico" if data[2] == 1 else "cur"
+    if len(data) < _ICO_DIRECTORY_HEADER:
+        return _NeedMore(_ICO_DIRECTORY_HEADER, None)
+    (count,) = struct.unpack_from("<H", data, 4)
+    if count == 0:
+        raise _Rejected(f"undecodable {image_format} image: an empty icon directory")
+    directory_end = _ICO_DIRECTORY_HEADER + count * _ICO_DIRECTORY_ENTRY
+    if len(data) < directory_end:
+        return _NeedMore(directory_end, image_format)
+    sizes = []
+    for entry in range(_ICO_DIRECTORY_HEADER, directory_end, _ICO_DIRECTORY_ENTRY):
+        width, height = data[entry] or _ICO_FULL_SIZE, data[entry + 1] or _ICO_FULL_SIZE
+        length, offset = struct.unpack_from("<LL", data, entry + 8)
+        if length == 0 or offset < directory_end:
+            # Four zero bytes start many things; a real directory points past itself.
+            raise _Rejected(f"undecodable {image_format} image: bad icon directory")
+        sizes.append((width * height, width, height))
+    _, width, height = max(sizes)
+    return _Found(ImageInfo(width, height, image_format), directory_end)
 
 
 # --- formats imagesize gets wrong or cannot stream -----------------------------
@@ -449,9 +737,33 @@ _HTML_TAGS = frozenset(
 )
 _NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_.:-]*")
 _DOCTYPE = b"<!doctype"
-_ATTRIBUTE = re.compile(rb"""([^\s=/>"']+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""")
-_LENGTH = re.compile(r"\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(?:px)?\s*")
 _START_TAG = re.compile(rb"""<[^"'>]*(?:(?:"[^"]*"|'[^']*')[^"'>]*)*>""")
+# XML's start tag: attributes separated by white space, every value quoted.
+# Browsers render an SVG image only if it parses as XML; unquoted values or a
+# stray word make the image "broken". (XML also forbids `<` inside a value;
+# that one we let pass, as image-size does, since the size is still clear.)
+_XML_SPACE = rb"[ \t\r\n]"
+_XML_NAME = rb"[A-Za-z_:\x80-\xff][-A-Za-z0-9_.:\x80-\xff]*"
+_XML_ATTRIBUTE = re.compile(
+    _XML_SPACE + rb"+(" + _XML_NAME + rb")" + _XML_SPACE + rb"*=" + _XML_SPACE + rb"""*(?:"([^"]*)"|'([^']*)')"""
+)
+_XML_START_TAG = re.compile(
+    rb"<" + _XML_NAME + rb"(?:" + _XML_ATTRIBUTE.pattern + rb")*" + _XML_SPACE + rb"*/?>"
+)
+_SVG_LENGTH = re.compile(r"\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]*|%)\s*")
+_CSS_PX_PER_INCH = 96
+# Absolute CSS units in px. Relative ones (em, ex, %, vw, ...) depend on a page
+# the image does not know, so they fix no size.
+_SVG_PX_PER_UNIT = {
+    "": 1.0,
+    "px": 1.0,
+    "in": _CSS_PX_PER_INCH,
+    "cm": _CSS_PX_PER_INCH / 2.54,
+    "mm": _CSS_PX_PER_INCH / 25.4,
+    "q": _CSS_PX_PER_INCH / 101.6,
+    "pt": _CSS_PX_PER_INCH / 72,
+    "pc": _CSS_PX_PER_INCH / 6,
+}
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -468,7 +780,7 @@ def _parse_markup(data: bytes, position: int) -> _Outcome:
         lowered = rest[: len(_DOCTYPE)].lower()
         if len(rest) < len(_DOCTYPE) and any(opener.startswith(lowered) for opener in (b"<!--", _DOCTYPE)):
             return need_more
-        if rest.startswith(b"<?") or rest.startswith(b"<!--"):
+        if rest.startswith((b"<?", b"<!--")):
             closer = b"?>" if rest.startswith(b"<?") else b"-->"
             end = rest.find(closer, 2)
             if end < 0:
@@ -491,10 +803,10 @@ def _parse_markup(data: bytes, position: int) -> _Outcome:
                 raise _Rejected(HTML_ERROR)
             if root != b"svg":
                 raise _Rejected(UNKNOWN_ERROR)
-            end = _end_of_doctype(rest)
-            if end is None:
+            doctype_end = _end_of_doctype(rest)
+            if doctype_end is None:
                 return need_more
-            position += end
+            position += doctype_end
             continue
         if len(rest) == 1:
             return need_more
@@ -505,10 +817,10 @@ def _parse_markup(data: bytes, position: int) -> _Outcome:
             return need_more
         tag = name.group().lower()
         if tag.rpartition(b":")[2] == b"svg":
-            end = _end_of_tag(rest)
-            if end is None:
+            tag_end = _end_of_tag(rest)
+            if tag_end is None:
                 return _NeedMore(len(data) + 1, "svg")
-            return _Found(_svg_size(rest[:end]), position + end)
+            return _Found(_svg_size(rest[:tag_end]), position + tag_end)
         if tag in _HTML_TAGS:
             raise _Rejected(HTML_ERROR)
         raise _Rejected(UNKNOWN_ERROR)
@@ -545,10 +857,16 @@ def _end_of_doctype(text: bytes) -> int | None:
 
 
 def _svg_size(start_tag: bytes) -> ImageInfo:
+    """The size an `<img>` gives the SVG without CSS: width/height, completed by the viewBox's ratio.
+
+    A dimension neither fixes stays None: the image has no intrinsic size there.
+    """
+    if _XML_START_TAG.fullmatch(start_tag) is None:
+        raise _Rejected("undecodable svg image: the <svg> start tag is not well-formed XML")
     attributes: dict[str, str] = {}
-    for match in _ATTRIBUTE.finditer(start_tag):
-        name = match.group(1).decode("ascii", "replace").lower()
-        value = next(group for group in match.groups()[1:] if group is not None)
+    for match in _XML_ATTRIBUTE.finditer(start_tag):
+        name = match.group(1).decode("utf-8", "replace").lower()
+        value = match.group(2) if match.group(2) is not None else match.group(3)
         attributes.setdefault(name, value.decode("utf-8", "replace"))
     width = _svg_length(attributes.get("width"))
     height = _svg_length(attributes.get("height"))
@@ -556,7 +874,7 @@ def _svg_size(start_tag: bytes) -> ImageInfo:
     if width is not None and height is not None:
         return ImageInfo(_round(width), _round(height), "svg")
     if view_box is None:
-        raise _Rejected("undecodable svg image: no width/height in px and no viewBox")
+        return ImageInfo(_round_or_none(width), _round_or_none(height), "svg")
     box_width, box_height = view_box
     # With one dimension given, the viewBox supplies the aspect ratio, as browsers do.
     if width is not None:
@@ -567,13 +885,16 @@ def _svg_size(start_tag: bytes) -> ImageInfo:
 
 
 def _svg_length(value: str | None) -> float | None:
-    """A length in px or unitless; percentages and other units defer to the viewBox."""
+    """A length in px; None if absent, relative (em, %, ...) or not positive."""
     if value is None:
         return None
-    match = _LENGTH.fullmatch(value)
+    match = _SVG_LENGTH.fullmatch(value)
     if match is None:
         return None
-    number = float(match.group(1))
+    px_per_unit = _SVG_PX_PER_UNIT.get(match.group(2).lower())
+    if px_per_unit is None:
+        return None
+    number = float(match.group(1)) * px_per_unit
     return number if number > 0 and math.isfinite(number) else None
 
 
@@ -590,15 +911,27 @@ def _round(value: float) -> int:
     return math.floor(value + 0.5)
 
 
-_SIGNATURES: tuple[tuple[_Signature, Callable[[bytes], _Outcome]], ...] = (
-    (_signature(b"\x89PNG\r\n\x1a\n"), _parse_png),
-    (_signature(b"GIF87a"), _parse_gif),
-    (_signature(b"GIF89a"), _parse_gif),
-    (_signature(b"\xff\xd8\xff"), _parse_jpeg),
-    (_signature(b"RIFF____WEBP", wildcards=range(4, 8)), _parse_webp),
-    (_signature(b"____ftyp", wildcards=range(0, 4)), _parse_iso),
+def _round_or_none(value: float | None) -> int | None:
+    return None if value is None else _round(value)
+
+
+def _from_head(parser: Callable[[bytes], _Outcome]) -> Callable[[_Bytes], _Outcome]:
+    """Most formats keep their size near the start: their parsers read only the head."""
+    return lambda view: parser(view.head)
+
+
+_SIGNATURES: tuple[tuple[_Signature, Callable[[_Bytes], _Outcome]], ...] = (
+    (_signature(b"\x89PNG\r\n\x1a\n"), _from_head(_parse_png)),
+    (_signature(b"GIF87a"), _from_head(_parse_gif)),
+    (_signature(b"GIF89a"), _from_head(_parse_gif)),
+    (_signature(b"\xff\xd8\xff"), _from_head(_parse_jpeg)),
+    (_signature(b"RIFF____WEBP", wildcards=range(4, 8)), _from_head(_parse_webp)),
+    (_signature(b"____ftyp", wildcards=range(4)), _parse_iso),
     (_signature(b"II*\x00"), _parse_tiff),
     (_signature(b"MM\x00*"), _parse_tiff),
-    (_signature(b"II+\x00"), _parse_tiff),  # little-endian BigTIFF, which imagesize reads
-    (_signature(b"BM"), _parse_bmp),
+    (_signature(b"II+\x00"), _parse_tiff),  # BigTIFF
+    (_signature(b"MM\x00+"), _parse_tiff),
+    (_signature(b"BM"), _from_head(_parse_bmp)),
+    (_signature(b"\x00\x00\x01\x00"), _parse_ico),
+    (_signature(b"\x00\x00\x02\x00"), _parse_ico),  # CUR: the same directory, which browsers also show
 )

@@ -187,16 +187,18 @@ def link_findings(link: Link, check: Check | None) -> list[Finding]:
 
 def _image_findings(link: Link, check: Check, base: dict[str, Any], details: dict[str, Any]) -> list[Finding]:
     width, height = check.get("width"), check.get("height")
-    if width is None or height is None:
+    if check.get("image_error") or (width is None and height is None and check.get("image_format") is None):
         why = check.get("image_error") or "no image size could be read"
         ctype = check.get("content_type") or "no content type"
         return [Finding(code="not-an-image", message=f"not an image ({ctype}): {why}", details=details, **base)]
+    # A dimension the image leaves open (an SVG without intrinsic size) takes
+    # the size the page gives it, so any declared value there is right.
     declared_w, declared_h = link.get("declared_width"), link.get("declared_height")
-    if declared_w is None and declared_h is None:
-        return []
-    if (declared_w is not None and declared_w != width) or (declared_h is not None and declared_h != height):
+    wrong_width = declared_w is not None and width is not None and declared_w != width
+    wrong_height = declared_h is not None and height is not None and declared_h != height
+    if wrong_width or wrong_height:
         declared = f"{declared_w or '?'}x{declared_h or '?'}"
-        real = f"{width}x{height}"
+        real = f"{width or 'any'}x{height or 'any'}"
         return [Finding(
             code="image-size-mismatch", expected=real, actual=declared, details=details,
             message=f"declared {declared}, but the image is {real} ({check.get('image_format') or 'image'})", **base,

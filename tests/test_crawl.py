@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import io
+import struct
 import time
 from dataclasses import replace
 from typing import Any
@@ -247,6 +248,32 @@ def test_416_retries_without_range(loopback: Any) -> None:
     loopback.add_file("r416.jpg", _jpeg((12, 34)), "image/jpeg")
     result = check(loopback.url_for("/range416/r416.jpg"), kind="image")
     assert (result.ok, result.width, result.height) == (True, 12, 34)
+
+
+def _tiff_with_ifd_at_the_end(pixels: int) -> bytes:
+    entries = struct.pack("<HHLL", 256, 4, 1, 123) + struct.pack("<HHLL", 257, 4, 1, 456)
+    ifd = struct.pack("<H", 2) + entries + struct.pack("<L", 0)
+    return b"II*\x00" + struct.pack("<L", 8 + pixels) + bytes(pixels) + ifd
+
+
+def test_tiff_ifd_far_past_the_cap_is_asked_for_directly(loopback: Any) -> None:
+    data = _tiff_with_ifd_at_the_end(400_000)
+    url = loopback.add_file("far-ifd.tiff", data, "image/tiff")
+    result = check(url, kind="image")
+    assert (result.width, result.height, result.image_format) == (123, 456, "tiff")
+    ranges = [r.headers["range"] for r in loopback.requests.for_path("/image/far-ifd.tiff")]
+    ifd_at = 8 + 400_000
+    assert ranges == [f"bytes=0-{FIRST_RANGE_BYTES - 1}", f"bytes={ifd_at}-{ifd_at + FIRST_RANGE_BYTES - 1}"]
+    assert result.bytes_read == FIRST_RANGE_BYTES + len(data) - ifd_at
+
+
+def test_tiff_ifd_at_the_end_without_range_is_read_through(loopback: Any) -> None:
+    loopback.add_file("late-ifd.tiff", _tiff_with_ifd_at_the_end(150_000), "image/tiff")
+    result = check(loopback.url_for("/noimagerange/late-ifd.tiff"), kind="image")
+    assert (result.status, result.width, result.height) == (200, 123, 456)
+    loopback.add_file("too-late-ifd.tiff", _tiff_with_ifd_at_the_end(300_000), "image/tiff")
+    result = check(loopback.url_for("/noimagerange/too-late-ifd.tiff"), kind="image")
+    assert (result.width, result.image_error) == (None, "no image size within the first 262144 bytes")
 
 
 def test_html_served_as_image(loopback: Any) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import random
 import statistics
 import struct
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, features
 
 from auditor.images import (
+    CGBI_ERROR,
     EMPTY_ERROR,
     FIRST_RANGE_BYTES,
     HTML_ERROR,
@@ -18,7 +20,6 @@ from auditor.images import (
     UNKNOWN_ERROR,
     ImageInfo,
     ImageProbe,
-    next_range,
     probe_bytes,
 )
 
@@ -121,6 +122,8 @@ def goldens() -> dict[str, Golden]:
         "tiff": Golden(_encode(picture, "TIFF"), ImageInfo(*size, "tiff")),
         "tiff-big-endian": Golden(_big_endian_tiff(), ImageInfo(300, 20, "tiff")),
         "heif": Golden(_heif(b"heicmif1heic"), ImageInfo(4032, 3024, "heif")),
+        "ico": Golden(_encode(_picture(size=(48, 48)), "ICO", sizes=[(16, 16), (48, 48), (32, 32)]),
+                      ImageInfo(48, 48, "ico")),
         # Unsigned 16-bit sizes: a signed read turns 40000 into -25536.
         "gif-wide": Golden(b"GIF89a" + struct.pack("<HH", 40000, 30) + b"\x00\x00\x00;", ImageInfo(40000, 30, "gif")),
         "svg": Golden(
@@ -312,11 +315,53 @@ def test_svg_sizes(text: bytes, size: tuple[int, int]) -> None:
     assert _feed(text, 1).info == expected
 
 
-def test_svg_without_any_size_is_an_error() -> None:
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        (b"<svg " + SVG_NS + b' width="1.28125in" height="4.75in"/>', (123, 456)),
+        (b"<svg " + SVG_NS + b' width="342pt" height="28.5pc"/>', (456, 456)),
+        (b"<svg " + SVG_NS + b' width="2.54cm" height="25.4MM"/>', (96, 96)),
+        (b"<svg " + SVG_NS + b' width="101.6q" height="1.23e2"/>', (96, 123)),
+        (b"<svg " + SVG_NS + b' width="1in" viewBox="0 0 10 20"/>', (96, 192)),
+    ],
+)
+def test_svg_absolute_units_are_css_pixels_at_96_dpi(text: bytes, size: tuple[int, int]) -> None:
+    assert probe_bytes(text) == ImageInfo(*size, "svg")
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        (b"<svg " + SVG_NS + b"><circle r='4'/></svg>", (None, None)),
+        (b"<svg " + SVG_NS + b' width="100%" height="100%"></svg>', (None, None)),
+        (b"<svg " + SVG_NS + b' width="10em" height="3ex"></svg>', (None, None)),
+        (b"<svg " + SVG_NS + b' width="100"></svg>', (100, None)),
+        (b"<svg " + SVG_NS + b' width="7.6875em" height="342pt"></svg>', (None, 456)),
+    ],
+)
+def test_svg_without_intrinsic_size_is_an_image_with_open_dimensions(
+    text: bytes, size: tuple[int | None, int | None]
+) -> None:
     probe = ImageProbe()
-    assert probe.feed(b"<svg " + SVG_NS + b"><circle r='4'/></svg>") is True
+    assert probe.feed(text) is True
+    assert (probe.info, probe.error) == (ImageInfo(*size, "svg"), None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"<svg width=100 height=100 xmlns=http://www.w3.org/2000/svg />",
+        b'<svg xmlns="http://www.w3.org/2000/svg viewBox="0 0 100 100>/svg>',
+        b"<svg " + SVG_NS + b"\n  onclick='alert(\"<(*-*)> <(^-*)' ^(*-^)> <(^-^)>\")'\n"
+        b'  height="456px" viewBox="0 0 246 912" width="123px"></svg>',
+        b"<svg " + SVG_NS + b' width="10"height="20"></svg>',
+        b"<svg " + SVG_NS + b" hidden width='10' height='20'></svg>",
+    ],
+)
+def test_svg_start_tag_that_is_not_well_formed_xml_is_rejected(text: bytes) -> None:
+    probe = _feed(text, 1)
     assert probe.info is None
-    assert probe.error is not None and "svg" in probe.error
+    assert probe.error is not None and "not well-formed" in probe.error
 
 
 # --- not images ---------------------------------------------------------------------------
@@ -407,32 +452,245 @@ def test_default_cap_is_named_in_the_error() -> None:
 # --- range requests -----------------------------------------------------------------------
 
 
-def test_next_range_doubles_up_to_the_cap() -> None:
-    assert next_range(0, 262_144) == (0, FIRST_RANGE_BYTES - 1)
-    assert next_range(4096, 262_144) == (4096, 8191)
-    assert next_range(200_000, 262_144) == (200_000, 262_143)
-    assert next_range(262_144, 262_144) is None
-    assert next_range(0, 1000) == (0, 999)
+def _serve_ranges(probe: ImageProbe, data: bytes) -> list[tuple[int, int]]:
+    """What the crawler does with 206 responses: ask for the range the probe names, seek, feed."""
+    spans = []
+    while (span := probe.next_range()) is not None and span[0] < len(data):
+        spans.append(span)
+        probe.seek(span[0])
+        probe.feed(data[span[0]:span[1] + 1])
+    if not probe.done:
+        probe.finish()
+    return spans
 
 
-def test_ranges_grow_contiguously_and_reach_the_cap_quickly() -> None:
-    have, requests = FIRST_RANGE_BYTES, 1
-    while (span := next_range(have, 262_144)) is not None:
-        start, end = span
-        assert start == have and end >= start
-        have, requests = end + 1, requests + 1
-    assert have == 262_144
-    assert requests == 8  # 2 KB doubled seven times
+def test_first_range_is_the_first_2_kib() -> None:
+    assert ImageProbe().next_range() == (0, FIRST_RANGE_BYTES - 1)
+    assert ImageProbe(max_bytes=1000).next_range() == (0, 999)
+
+
+def test_ranges_grow_contiguously_by_doubling_up_to_the_cap() -> None:
+    # Empty APP0 segments: the JPEG walk needs "4 more bytes" again and again.
+    data = b"\xff\xd8" + b"\xff\xe0\x00\x02" * 100_000
+    probe = ImageProbe()
+    spans = _serve_ranges(probe, data)
+    assert spans[:4] == [(0, 2047), (2048, 4095), (4096, 8191), (8192, 16383)]
+    assert all(later[0] == earlier[1] + 1 for earlier, later in itertools.pairwise(spans))
+    assert spans[-1][1] == 256 * 1024 - 1
+    assert len(spans) == 8  # 2 KiB doubled seven times
+    assert probe.error == "no image size within the first 262144 bytes"
 
 
 def test_exif_jpeg_over_range_requests() -> None:
-    # What the crawler does with 206 responses: feed each range, ask for the next while undecided.
-    data = exif_jpeg()
+    # The APP1 length says how far the next segment is: one request reaches past it.
     probe = ImageProbe()
-    probe.feed(data[:FIRST_RANGE_BYTES])
-    requests = 1
-    while not probe.done and (span := next_range(probe.bytes_read, 256 * 1024)) is not None:
-        probe.feed(data[span[0]:span[1] + 1])
-        requests += 1
+    spans = _serve_ranges(probe, exif_jpeg())
     assert probe.info == ImageInfo(640, 480, "jpeg")
-    assert requests == 6  # 2 KB, then up to 4, 8, 16, 32 and 64 KB: the SOF sits past 60 KB
+    assert len(spans) == 2
+    assert sum(end - start + 1 for start, end in spans) < 64 * 1024
+
+
+def test_a_short_response_is_parsed_before_naming_the_next_range() -> None:
+    data = goldens()["png"].data
+    probe = ImageProbe()
+    probe.feed(data[:20])  # a server that sent less than asked, mid-header
+    probe.feed(data[20:30])
+    assert probe.next_range() is None
+    assert probe.info == goldens()["png"].expected
+
+
+# --- TIFF: the first IFD wherever the header says ----------------------------------------
+
+
+_TIFF_TYPES = {3: "H", 4: "L", 16: "Q"}  # SHORT, LONG, LONG8
+
+
+def _tiff(*, big_endian: bool, bigtiff: bool, pixels: int, size: tuple[int, int] = (123, 456)) -> bytes:
+    """A grey TIFF whose first IFD comes after `pixels` bytes of image data, as many writers do it."""
+    endian = ">" if big_endian else "<"
+    width, height = size
+    header_size, count_format, value_size = (16, "Q", 8) if bigtiff else (8, "H", 4)
+    ifd_at = header_size + pixels
+    long_type = 16 if bigtiff else 4
+    entries = [
+        (256, 3, width),  # ImageWidth as a SHORT: left-justified in the value field
+        (257, long_type, height),  # ImageLength
+        (258, 3, 8),  # BitsPerSample
+        (259, 3, 1),  # Compression: none
+        (262, 3, 1),  # PhotometricInterpretation: black is zero
+        (273, long_type, header_size),  # StripOffsets
+        (278, long_type, height),  # RowsPerStrip
+        (279, long_type, pixels),  # StripByteCounts
+    ]
+    ifd = struct.pack(endian + count_format, len(entries))
+    for tag, field_type, value in entries:
+        inline = struct.pack(endian + _TIFF_TYPES[field_type], value).ljust(value_size, b"\x00")
+        ifd += struct.pack(endian + "HH" + count_format.replace("H", "L"), tag, field_type, 1) + inline
+    ifd += struct.pack(endian + count_format.replace("H", "L"), 0)  # no next IFD
+    order = b"MM" if big_endian else b"II"
+    if bigtiff:
+        header = order + struct.pack(endian + "HHHQ", 43, 8, 0, ifd_at)
+    else:
+        header = order + struct.pack(endian + "HL", 42, ifd_at)
+    return header + bytes(range(256)) * (pixels // 256) + bytes(pixels % 256) + ifd
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+@pytest.mark.parametrize("bigtiff", [False, True])
+def test_tiff_variants_with_the_ifd_first(big_endian: bool, bigtiff: bool) -> None:
+    data = _tiff(big_endian=big_endian, bigtiff=bigtiff, pixels=0) + bytes(5000)
+    for chunk_size in (1, 7, len(data)):
+        assert _feed(data, chunk_size).info == ImageInfo(123, 456, "tiff")
+    if big_endian and bigtiff:
+        return  # Pillow 13 cannot open big-endian BigTIFF at all (nor the peer's sample of it)
+    with Image.open(io.BytesIO(_tiff(big_endian=big_endian, bigtiff=bigtiff, pixels=123 * 456))) as image:
+        assert image.size == (123, 456)  # the builder writes what Pillow reads
+
+
+@pytest.mark.parametrize("bigtiff", [False, True])
+def test_tiff_ifd_at_the_end_is_asked_for_directly(bigtiff: bool) -> None:
+    data = _tiff(big_endian=True, bigtiff=bigtiff, pixels=400_000)  # well past the 256 KiB cap
+    ifd_at = len(data) - (2 + 8 * 12 + 4 if not bigtiff else 8 + 8 * 20 + 8)
+    probe = ImageProbe()
+    spans = _serve_ranges(probe, data)
+    assert probe.info == ImageInfo(123, 456, "tiff")
+    assert spans[0] == (0, FIRST_RANGE_BYTES - 1)
+    assert spans[1][0] == ifd_at
+    assert len(spans) == 2
+
+
+def test_tiff_ifd_at_the_end_streamed_is_read_up_to_the_cap() -> None:
+    within = _tiff(big_endian=False, bigtiff=False, pixels=200_000)
+    assert _feed(within, 4096).info == ImageInfo(123, 456, "tiff")
+    beyond = _feed(_tiff(big_endian=False, bigtiff=False, pixels=300_000), 4096)
+    assert (beyond.info, beyond.error) == (None, "no image size within the first 262144 bytes")
+
+
+def test_bytes_fed_far_away_do_not_pose_as_the_start() -> None:
+    data = _tiff(big_endian=False, bigtiff=True, pixels=10_000)
+    probe = ImageProbe()
+    probe.feed(data[:16])
+    assert probe.next_range() == (10_016, 10_016 + FIRST_RANGE_BYTES - 1)
+    probe.seek(10_016)
+    for offset in range(10_016, len(data)):  # the IFD a byte at a time
+        if probe.feed(data[offset:offset + 1]):
+            break
+    assert probe.info == ImageInfo(123, 456, "tiff")
+    # A probe that only holds the far bytes knows nothing yet.
+    lonely = ImageProbe()
+    lonely.seek(10_016)
+    assert lonely.feed(data[10_016:]) is False
+    assert lonely.next_range() == (0, FIRST_RANGE_BYTES - 1)
+
+
+# --- HEIF/AVIF: crop and rotation of the primary item --------------------------------------
+
+
+def _ispe(width: int, height: int) -> bytes:
+    return _full_box(b"ispe", struct.pack(">II", width, height))
+
+
+def _clap(width: int, height: int, denominator: int = 1) -> bytes:
+    # Width, height, horizontal and vertical offset, each a numerator/denominator pair.
+    return _box(b"clap", struct.pack(">IIIIiIiI", width, denominator, height, denominator, -1, 2, 0, 1))
+
+
+def _irot(quarter_turns: int) -> bytes:
+    return _box(b"irot", bytes([quarter_turns]))
+
+
+def _heif_with(primary_properties: list[bytes], brands: bytes = b"heicmif1heic") -> bytes:
+    """A HEIF whose primary item (id 1) has these properties, in this order."""
+    ftyp = _box(b"ftyp", brands[:4] + b"\x00\x00\x00\x00" + brands)
+    pitm = _full_box(b"pitm", struct.pack(">H", 1))
+    ipco = _box(b"ipco", b"".join(primary_properties))
+    indices = bytes(0x80 | index for index in range(1, len(primary_properties) + 1))
+    ipma = _full_box(b"ipma", struct.pack(">IHB", 1, 1, len(primary_properties)) + indices)
+    meta = _full_box(b"meta", pitm + _box(b"iprp", ipco + ipma))
+    return ftyp + meta + _box(b"mdat", bytes(1000))
+
+
+@pytest.mark.parametrize(
+    ("properties", "size"),
+    [
+        ([_ispe(124, 456), _clap(123, 456)], (123, 456)),  # coded 124 wide, shown 123
+        ([_ispe(124, 456), _clap(247, 912, denominator=2)], (124, 456)),  # 123.5 rounds up
+        ([_ispe(124, 456), _clap(123, 456), _irot(1)], (456, 123)),
+        ([_ispe(124, 456), _clap(123, 456), _irot(3)], (456, 123)),
+        ([_ispe(124, 456), _irot(2)], (124, 456)),  # half a turn keeps the shape
+        ([_ispe(456, 124), _irot(1), _clap(123, 456)], (123, 456)),  # crop after the turn: in turned pixels
+        ([_ispe(124, 456), _clap(123, 456, denominator=0)], (124, 456)),  # unusable crop: ignored
+    ],
+)
+def test_heif_applies_clap_and_irot_in_order(properties: list[bytes], size: tuple[int, int]) -> None:
+    data = _heif_with(properties)
+    assert _feed(data, 1).info == ImageInfo(*size, "heif")
+    assert _feed(data, len(data)).info == ImageInfo(*size, "heif")
+
+
+def test_heif_without_a_primary_item_is_rejected() -> None:
+    data = _heif_with([_ispe(10, 20)]).replace(b"pitm", b"xxxx")
+    probe = _feed(data, len(data))
+    assert probe.info is None and probe.error == "undecodable heif image: no primary item"
+
+
+# --- ICO, CUR -----------------------------------------------------------------------------
+
+
+def _icon_directory(kind: int, sizes: list[tuple[int, int]]) -> bytes:
+    directory_end = 6 + 16 * len(sizes)
+    header = struct.pack("<HHH", 0, kind, len(sizes))
+    entries = b"".join(
+        struct.pack("<BBBBHHLL", width % 256, height % 256, 0, 0, 1, 32, 40, directory_end + 40 * index)
+        for index, (width, height) in enumerate(sizes)
+    )
+    return header + entries + bytes(40 * len(sizes))
+
+
+def test_ico_is_its_largest_entry_and_zero_means_256() -> None:
+    data = _icon_directory(1, [(16, 16), (256, 256), (48, 48)])
+    probe = _feed(data, 1)
+    assert probe.info == ImageInfo(256, 256, "ico")
+    assert probe.bytes_read == 6 + 3 * 16  # the directory, nothing of the images
+
+
+def test_cursor_is_read_like_an_icon() -> None:
+    assert probe_bytes(_icon_directory(2, [(32, 32)])) == ImageInfo(32, 32, "cur")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        struct.pack("<HHH", 0, 1, 0) + bytes(64),  # no entries
+        struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHLL", 16, 16, 0, 0, 1, 32, 40, 4) + bytes(64),
+    ],
+)
+def test_ico_with_an_impossible_directory_is_rejected(data: bytes) -> None:
+    probe = _feed(data, len(data))
+    assert probe.info is None and probe.error is not None and "ico" in probe.error
+
+
+# --- Apple's CgBI PNG ---------------------------------------------------------------------
+
+
+def test_cgbi_png_is_rejected_with_its_name() -> None:
+    png = goldens()["png"].data
+    cgbi_chunk = struct.pack(">I", 4) + b"CgBI" + b"\x50\x00\x20\x02" + b"\x00\x00\x00\x00"
+    data = png[:8] + cgbi_chunk + png[8:]
+    for chunk_size in (1, len(data)):
+        probe = _feed(data, chunk_size)
+        assert (probe.info, probe.error) == (None, CGBI_ERROR)
+
+
+def test_a_resent_range_inside_the_segment_keeps_what_follows_it() -> None:
+    data = _tiff(big_endian=False, bigtiff=False, pixels=10_000)
+    ifd_at = 8 + 10_000
+    probe = ImageProbe()
+    probe.feed(data[:8])
+    probe.seek(ifd_at)
+    probe.feed(data[ifd_at:ifd_at + 20])  # count and the first entry
+    probe.seek(ifd_at + 2)
+    probe.feed(data[ifd_at + 2:ifd_at + 8])  # a few of those bytes again
+    probe.seek(ifd_at + 20)
+    probe.feed(data[ifd_at + 20:])
+    assert probe.info == ImageInfo(123, 456, "tiff")

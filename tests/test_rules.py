@@ -137,6 +137,14 @@ def test_image_size_mismatch_and_not_an_image() -> None:
     assert finding.code == "not-an-image" and "text/html" in finding.message
 
 
+def test_svg_without_intrinsic_size_is_checked_only_where_it_has_one() -> None:
+    image = _link(kind="image", field="images[0].url", declared_width=1200, declared_height=630)
+    assert link_findings(image, _check(width=None, height=None, image_format="svg")) == []
+    assert link_findings(image, _check(width=1200, height=None, image_format="svg")) == []
+    (finding,) = link_findings(image, _check(width=None, height=456, image_format="svg"))
+    assert (finding.code, finding.expected, finding.actual) == ("image-size-mismatch", "anyx456", "1200x630")
+
+
 def test_unchecked_link_has_no_verdict() -> None:
     assert link_findings(_link(), None) == []
 
