@@ -1,0 +1,149 @@
+"""The closed outcome types every stage speaks in.
+
+Each enum's values are the strings stored in SQLite and written to
+report.json, so databases and reports stay readable across versions; code
+compares members, never string literals.
+
+    Kind        what a URL field is: page, amp, amp-cache, image
+    Reason      why a check failed, and whether a retry could change it
+    Code        a finding code, its default severity and the stage that judges it
+    Stage       the rule family that produces a code
+    Severity    error, warning, off
+    FailOn      the severity that makes a run exit 1 (or never)
+    RunStatus   running, finished, interrupted, failed
+    Mode        audit or lint
+"""
+
+from __future__ import annotations
+
+from enum import Enum, StrEnum
+
+
+class Kind(StrEnum):
+    PAGE = "page"
+    AMP = "amp"
+    AMP_CACHE = "amp-cache"
+    IMAGE = "image"
+
+
+class Reason(StrEnum):
+    """Why a check has no usable answer. An HTTP status is not a reason: it is the answer."""
+
+    DNS = "dns"
+    REFUSED = "refused"
+    RESET = "reset"
+    TIMEOUT = "timeout"
+    TLS = "tls"
+    REDIRECT_LOOP = "redirect-loop"
+    TOO_MANY_REDIRECTS = "too-many-redirects"
+    INVALID_REDIRECT = "invalid-redirect"
+    PRIVATE_ADDRESS = "private-address"
+    OTHER = "other"
+    INTERNAL_ERROR = "internal-error"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether asking again could give another answer (a reset can; a name that does not exist cannot)."""
+        return self in _RETRYABLE_REASONS
+
+    @property
+    def label(self) -> str:
+        return _REASON_LABELS[self]
+
+
+_RETRYABLE_REASONS = frozenset({Reason.REFUSED, Reason.RESET, Reason.TIMEOUT, Reason.OTHER})
+_REASON_LABELS = {
+    Reason.DNS: "the host name does not resolve",
+    Reason.REFUSED: "connection refused",
+    Reason.RESET: "connection reset or closed early",
+    Reason.TIMEOUT: "no complete answer in time",
+    Reason.TLS: "TLS error (certificate or handshake)",
+    Reason.REDIRECT_LOOP: "redirect loop",
+    Reason.TOO_MANY_REDIRECTS: "too many redirects",
+    Reason.INVALID_REDIRECT: "redirect to a location that is not an http(s) URL",
+    Reason.PRIVATE_ADDRESS: "private or loopback address, not fetched",
+    Reason.OTHER: "other network error",
+    Reason.INTERNAL_ERROR: "a bug in auditor on this URL",
+}
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    OFF = "off"
+
+
+class FailOn(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    NEVER = "never"
+
+    def fails(self, severity: Severity) -> bool:
+        """Whether a finding of this severity makes the run exit 1 (and is a JUnit <failure>)."""
+        if self is FailOn.NEVER or severity is Severity.OFF:
+            return False
+        if self is FailOn.WARNING:
+            return severity in (Severity.ERROR, Severity.WARNING)
+        return severity is Severity.ERROR
+
+
+class Stage(Enum):
+    OFFLINE = "offline"  # what a document says about itself: `lint` runs only these
+    LINK = "link"  # one reference against the check of its URL
+    PAGE = "page"  # a document against the heads of its fetched pages
+    HISTORY = "history"  # a URL against its earlier runs
+
+
+class Code(StrEnum):
+    """Finding codes: the public contract (README's table lists them in this order)."""
+
+    DEAD_LINK = "dead-link"
+    LINK_BLOCKED = "link-blocked"
+    REDIRECT = "redirect"
+    IMAGE_SIZE_MISMATCH = "image-size-mismatch"
+    NOT_AN_IMAGE = "not-an-image"
+    AMP_CACHE_MISMATCH = "amp-cache-mismatch"
+    PROVIDER_DOMAIN_MISMATCH = "provider-domain-mismatch"
+    AMP_PAIR_MISMATCH = "amp-pair-mismatch"
+    TITLE_MISMATCH = "title-mismatch"
+    DATE_MISMATCH = "date-mismatch"
+    FLAKY_LINK = "flaky-link"
+    INVALID_METADATA = "invalid-metadata"
+    PRIVATE_ADDRESS = "private-address"
+
+    @property
+    def default_severity(self) -> Severity:
+        return _CODE_TRAITS[self][0]
+
+    @property
+    def stage(self) -> Stage:
+        return _CODE_TRAITS[self][1]
+
+
+_CODE_TRAITS: dict[Code, tuple[Severity, Stage]] = {
+    Code.DEAD_LINK: (Severity.ERROR, Stage.LINK),
+    Code.LINK_BLOCKED: (Severity.WARNING, Stage.LINK),
+    Code.REDIRECT: (Severity.WARNING, Stage.LINK),
+    Code.IMAGE_SIZE_MISMATCH: (Severity.ERROR, Stage.LINK),
+    Code.NOT_AN_IMAGE: (Severity.ERROR, Stage.LINK),
+    Code.AMP_CACHE_MISMATCH: (Severity.ERROR, Stage.OFFLINE),
+    Code.PROVIDER_DOMAIN_MISMATCH: (Severity.WARNING, Stage.OFFLINE),
+    Code.AMP_PAIR_MISMATCH: (Severity.WARNING, Stage.PAGE),
+    Code.TITLE_MISMATCH: (Severity.WARNING, Stage.PAGE),
+    Code.DATE_MISMATCH: (Severity.WARNING, Stage.PAGE),
+    Code.FLAKY_LINK: (Severity.WARNING, Stage.HISTORY),
+    Code.INVALID_METADATA: (Severity.ERROR, Stage.OFFLINE),
+    Code.PRIVATE_ADDRESS: (Severity.ERROR, Stage.LINK),
+}
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"  # still going, or killed
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"  # SIGINT/SIGTERM: what was done is kept and reported
+    FAILED = "failed"  # an unexpected error stopped it
+
+
+class Mode(StrEnum):
+    AUDIT = "audit"
+    LINT = "lint"
