@@ -18,7 +18,7 @@ import yaml
 
 from auditor.config import DEFAULT_LIMITS, ParseLimits
 from auditor.errors import InputPathError
-from auditor.findings import Finding
+from auditor.model import Finding
 
 CORPUS_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 _FRONT_MATTER = frontmatter.YAMLHandler()

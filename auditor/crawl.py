@@ -22,7 +22,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -32,6 +32,7 @@ from asyncio_throttle import Throttler
 from auditor.config import CrawlConfig
 from auditor.images import FIRST_RANGE_BYTES, ImageProbe
 from auditor.links import AMP_CACHE, IMAGE, InvalidURL, normalize_url
+from auditor.model import Check, Hop
 from auditor.pagehead import HeadParser
 from auditor.store import now_iso
 
@@ -45,43 +46,6 @@ INVALID_REDIRECT = "invalid-redirect"
 # the server redirects somewhere that is not an http(s) URL...
 FINAL_REASONS = frozenset({"dns", "tls", "private-address", "redirect-loop", "too-many-redirects", INVALID_REDIRECT})
 AMP_CACHE_SUFFIX = ".cdn.ampproject.org"
-
-
-@dataclass(frozen=True)
-class Hop:
-    status: int
-    url: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Check:
-    url: str
-    kind: str
-    ok: bool
-    status: int | None = None
-    # dns, refused, reset, timeout, tls, redirect-loop, too-many-redirects, invalid-redirect, private-address, other
-    reason: str | None = None
-    message: str | None = None
-    final_url: str | None = None
-    content_type: str | None = None
-    elapsed_ms: int = 0
-    checked_at: str = ""
-    attempts: int = 1
-    redirects: tuple[Hop, ...] = ()
-    retry_after: float | None = None
-    bytes_read: int = 0
-    width: int | None = None
-    height: int | None = None
-    image_format: str | None = None
-    image_error: str | None = None
-    head: dict[str, Any] | None = None
-
-    def to_row(self) -> dict[str, Any]:
-        row = asdict(self)
-        row.pop("retry_after")
-        row["redirects"] = [asdict(hop) for hop in self.redirects]
-        row["ok"] = int(self.ok)
-        return row
 
 
 class Resolver(Protocol):

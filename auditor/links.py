@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import idna
 
 from auditor.corpus import Document
-from auditor.findings import Finding
+from auditor.model import Finding, LinkRef
 
 PAGE, AMP, AMP_CACHE, IMAGE = "page", "amp", "amp-cache", "image"
 URL_FIELDS: dict[str, str] = {
@@ -29,19 +28,6 @@ URL_FIELDS: dict[str, str] = {
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # C0 controls and DEL: no HTTP client sends them; white space is reported on its own.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-@dataclass(frozen=True, kw_only=True)
-class LinkRef:
-    document: str
-    item: str  # "" for the article itself, "related[2]" for a related item
-    field: str  # full field path, e.g. "related[2].images[0].url"
-    line: int | None
-    kind: str
-    url: str  # as written in the document
-    normalized: str
-    declared_width: int | None = None
-    declared_height: int | None = None
 
 
 class InvalidURL(ValueError):

@@ -12,11 +12,16 @@ compares members, never string literals.
     FailOn      the severity that makes a run exit 1 (or never)
     RunStatus   running, finished, interrupted, failed
     Mode        audit or lint
+
+and the records the stages hand on: LinkRef (a cited URL), Check (one fetch
+of a URL), Hop (one redirect of it), Finding (one problem found).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from enum import Enum, StrEnum
+from typing import Any
 
 
 class Kind(StrEnum):
@@ -147,3 +152,71 @@ class RunStatus(StrEnum):
 class Mode(StrEnum):
     AUDIT = "audit"
     LINT = "lint"
+
+
+# -- records ---------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class LinkRef:
+    document: str
+    item: str  # "" for the article itself, "related[2]" for a related item
+    field: str  # full field path, e.g. "related[2].images[0].url"
+    line: int | None
+    kind: str
+    url: str  # as written in the document
+    normalized: str
+    declared_width: int | None = None
+    declared_height: int | None = None
+
+
+@dataclass(frozen=True)
+class Hop:
+    status: int
+    url: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    url: str
+    kind: str
+    ok: bool
+    status: int | None = None
+    # dns, refused, reset, timeout, tls, redirect-loop, too-many-redirects, invalid-redirect, private-address, other
+    reason: str | None = None
+    message: str | None = None
+    final_url: str | None = None
+    content_type: str | None = None
+    elapsed_ms: int = 0
+    checked_at: str = ""
+    attempts: int = 1
+    redirects: tuple[Hop, ...] = ()
+    retry_after: float | None = None
+    bytes_read: int = 0
+    width: int | None = None
+    height: int | None = None
+    image_format: str | None = None
+    image_error: str | None = None
+    head: dict[str, Any] | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row.pop("retry_after")
+        row["redirects"] = [asdict(hop) for hop in self.redirects]
+        row["ok"] = int(self.ok)
+        return row
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    code: str
+    document: str
+    field: str
+    line: int | None
+    message: str
+    url: str | None = None
+    expected: str | None = None
+    actual: str | None = None
+    # Anything else worth keeping (reason, redirect chain, final URL...).
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

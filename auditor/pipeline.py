@@ -24,8 +24,8 @@ from typing import Any
 from auditor import __version__
 from auditor.config import Config
 from auditor.corpus import Document, iter_corpus_files, load_document
-from auditor.crawl import Check, Crawler
-from auditor.findings import Finding
+from auditor.crawl import Crawler
+from auditor.model import Check, Finding
 from auditor.interrupt import Interrupted, StopRequests
 from auditor.links import extract_links
 from auditor.report import build_report, write_reports

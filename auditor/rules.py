@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping
 
 from auditor.amp import amp_cache_url
 from auditor.corpus import Document
-from auditor.findings import Finding
+from auditor.model import Finding
 from auditor.links import InvalidURL, URL_FIELDS, article_items, field_path, normalize_url, url_host
 
 Check = Mapping[str, Any]

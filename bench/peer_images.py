@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from loopback import LoopbackServer
 
 from auditor.config import CrawlConfig
-from auditor.crawl import Check, Crawler
+from auditor.crawl import Crawler
+from auditor.model import Check
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "peer_images"
 CONFIG = CrawlConfig(allow_private=True, rate=1000.0, timeout=5.0)

@@ -17,7 +17,8 @@ from PIL import Image
 
 from auditor.config import CrawlConfig
 from auditor.images import FIRST_RANGE_BYTES
-from auditor.crawl import Check, Crawler, HostGate, host_bucket, is_public_address, parse_retry_after
+from auditor.model import Check
+from auditor.crawl import Crawler, HostGate, host_bucket, is_public_address, parse_retry_after
 
 FAST = CrawlConfig(
     concurrency=16, per_host=8, rate=1000.0, timeout=2.0, connect_timeout=1.0, retries=1,

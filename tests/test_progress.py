@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import io
 
-from auditor.crawl import Check
+from auditor.model import Check
 from auditor.progress import Progress, describe, format_duration
 
 
