@@ -77,7 +77,7 @@ def schema_findings(document: Document, schema: SchemaConfig) -> Iterable[Findin
         requirements = schema.requirements(fields.get("type"))
         for names in requirements:
             if not any(fields.get(name) is not None for name in names):
-                yield bad(field_path(item, names[0]), f"{where} has {_none_of(names)}: add {_one_of(names)}")
+                yield bad(field_path(item, names[0]), f"{where} has no {_lacking(names)}: add {_one_of(names)}")
         required = {name for names in requirements for name in names}
         for name, value in fields.items():
             if isinstance(value, str) and not value.strip() and (name in URL_FIELDS or name in required):
@@ -137,12 +137,11 @@ def schema_findings(document: Document, schema: SchemaConfig) -> Iterable[Findin
             yield bad(f"related[{index}]", f"must be a mapping of article fields, not {_type(item)}", item)
 
 
-def _none_of(names: tuple[str, ...]) -> str:
-    if len(names) == 1:
-        return f"no {names[0]}"
-    if all(URL_FIELDS.get(name) == PAGE for name in names):
-        return "no page URL"
-    return f"none of {', '.join(names)}"
+def _lacking(names: tuple[str, ...]) -> str:
+    """What an item lacks when none of a requirement's fields is there: "title", "page URL"."""
+    if len(names) > 1 and all(URL_FIELDS.get(name) == PAGE for name in names):
+        return "page URL"
+    return _one_of(names)
 
 
 def _one_of(names: tuple[str, ...]) -> str:
@@ -158,8 +157,8 @@ def _empty_message(item: str, name: str, fields: Mapping[str, Any], requirements
     path = field_path(item, name)
     for names in requirements:
         if name in names and not any(_filled(fields.get(other)) for other in names):
-            lacks = _none_of(names)[3:]  # "page URL", "title"...
-            return f"{path} {_blank(fields[name])}, so {item or 'the article'} has no {lacks}: fill in {_one_of(names)}"
+            return (f"{path} {_blank(fields[name])}, so {item or 'the article'} has no {_lacking(names)}: "
+                    f"fill in {_one_of(names)}")
     if name in URL_FIELDS:
         return f"{path} {_blank(fields[name])}: write the URL, or remove the field"
     return f"{path} {_blank(fields[name])}: fill it in"

@@ -128,6 +128,11 @@ def test_required_fields_by_type_are_configurable() -> None:
     assert (finding.field, finding.message) == ("originalUrl", "the article has no originalUrl: add originalUrl")
     assert _offline("title: a\ntype: article\nwebUrl: https://a.example/\n", schema) == []
     assert _offline("type: brief\n", SchemaConfig(required={"brief": ()})) == []
+    either = SchemaConfig(required={"default": (("title", "headline"),)})
+    (finding,) = _offline("webUrl: https://a.example/\n", either)
+    assert finding.message == "the article has no title or headline: add title or headline"
+    (finding,) = _offline("title: ''\n", either)
+    assert finding.message == "title is empty, so the article has no title or headline: fill in title or headline"
 
 
 @pytest.mark.parametrize(
