@@ -51,8 +51,9 @@ def annotation(finding: dict[str, Any]) -> str:
     message = finding["message"]
     if finding.get("url") and finding["url"] not in message:
         message = f"{message} ({finding['url']})"
-    if finding.get("expected") is not None or finding.get("actual") is not None:
-        message = f"{message}\nexpected: {finding.get('expected')}\nactual: {finding.get('actual')}"
+    for label in ("expected", "actual"):
+        if finding.get(label) is not None:  # a side that is unknown is left out, never shown as "None"
+            message = f"{message}\n{label}: {finding[label]}"
     return f"::{command} {','.join(properties)}::{escape_data(message)}"
 
 

@@ -7,9 +7,11 @@ module hard-codes a limit.
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -55,6 +57,27 @@ class ParseLimits:
 DEFAULT_LIMITS = ParseLimits()
 
 
+# The `type` whose requirements apply to an item of any other type, or of none.
+DEFAULT_TYPE = "default"
+# Each requirement is met by any one of its fields ("webUrl|originalUrl" in the config file):
+# a video may have only its originalUrl, but every item needs some page to point at.
+DEFAULT_REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
+    DEFAULT_TYPE: (("title",), ("webUrl", "originalUrl")),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchemaConfig:
+    """Which fields an article or related item must have, by its `type`."""
+
+    required: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=lambda: dict(DEFAULT_REQUIRED))
+
+    def requirements(self, item_type: Any) -> tuple[tuple[str, ...], ...]:
+        if isinstance(item_type, str) and item_type in self.required:
+            return self.required[item_type]
+        return self.required.get(DEFAULT_TYPE, ())
+
+
 @dataclass(frozen=True, kw_only=True)
 class CrawlConfig:
     concurrency: int = 32
@@ -84,6 +107,7 @@ class Config:
     severities: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
     limits: ParseLimits = field(default_factory=ParseLimits)
+    schema: SchemaConfig = field(default_factory=SchemaConfig)
     offline: bool = False
 
     def severity(self, code: str) -> str:
@@ -104,7 +128,8 @@ class Config:
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read the YAML config file into overrides for `Config`.
 
-    Only `severity:` is read today; an unknown key or value is a ConfigError
+    `severity:` (finding code -> severity) and `required:` (item type ->
+    required fields) are read; an unknown key or value is a ConfigError
     naming it, so a typo never silently does nothing.
     """
     try:
@@ -123,8 +148,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
             overrides["severities"] = _severities(path, value)
         elif key == "limits":
             overrides["limits"] = _limits(path, value)
+        elif key == "required":
+            overrides["schema"] = SchemaConfig(required=_required(path, value))
         else:
-            raise ConfigError(f"{path}: unknown key '{key}' (known: severity, limits)")
+            raise ConfigError(f"{path}: unknown key '{key}' (known: severity, limits, required)")
     return overrides
 
 
@@ -155,3 +182,33 @@ def _severities(path: Path, value: Any) -> dict[str, str]:
             )
         severities[code] = severity
     return severities
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _required(path: Path, value: Any) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """`required:` maps a `type` (or `default`) to its fields; `a|b` means either will do.
+
+    Types not named keep their defaults, so `video: [title, originalUrl]`
+    alone changes videos only.
+    """
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: 'required' must be a mapping of item type to a list of fields")
+    required = dict(DEFAULT_REQUIRED)
+    for item_type, fields in value.items():
+        if not isinstance(item_type, str):
+            raise ConfigError(f"{path}: 'required' keys must be item types as text, not {item_type!r}")
+        key = f"required.{item_type}"
+        if not isinstance(fields, list):
+            raise ConfigError(f"{path}: '{key}' must be a list of field names, e.g. [title, webUrl|originalUrl]")
+        requirements = []
+        for index, entry in enumerate(fields):
+            names = tuple(name.strip() for name in entry.split("|")) if isinstance(entry, str) else ()
+            if not names or not all(_FIELD_NAME.fullmatch(name) for name in names):
+                raise ConfigError(
+                    f"{path}: '{key}[{index}]' must be a field name, or names joined by '|', not {entry!r}"
+                )
+            requirements.append(names)
+        required[item_type] = tuple(requirements)
+    return required

@@ -179,6 +179,8 @@ def parse_document(name: str, text: str, limits: ParseLimits = DEFAULT_LIMITS) -
         mark = exc.problem_mark or exc.context_mark
         line = offset + mark.line + 1 if mark else offset + 1
         return _broken(name, line, f"front matter is not valid YAML: {exc.problem or exc}")
+    except yaml.reader.ReaderError as exc:
+        return _unacceptable_character(name, front, offset, exc)
     except yaml.YAMLError as exc:
         return _broken(name, offset + 1, f"front matter is not valid YAML: {exc}")
     finally:
@@ -189,6 +191,29 @@ def parse_document(name: str, text: str, limits: ParseLimits = DEFAULT_LIMITS) -
         return _broken(name, start, f"front matter must be a mapping of fields, not {kind}")
     builder.lines[""] = start
     return Document(path=name, data=data, lines=builder.lines)
+
+
+def _unacceptable_character(name: str, front: str, offset: int, exc: yaml.reader.ReaderError) -> Document:
+    """A character YAML refuses (a control character), reported on its own line.
+
+    The reader's error has no mark, and its position counts bytes in libyaml
+    but characters in pure-Python PyYAML; the reader stops at the first such
+    character, so the character's first occurrence is the one.
+    """
+    char = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+    index = front.find(char)
+    if index < 0:
+        return _broken(name, offset + 1, f"front matter is not valid YAML: {exc}")
+    line_start = front.rfind("\n", 0, index) + 1
+    line, column = offset + front.count("\n", 0, index) + 1, index - line_start + 1
+    hint = ""
+    if 0x80 <= ord(char) <= 0x9F:
+        # C1 controls in text are nearly always Windows-1252 bytes decoded as Latin-1.
+        meant = bytes([ord(char)]).decode("cp1252", errors="replace")
+        if meant != "\ufffd":
+            hint = f" (probably a mis-decoded '{meant}')"
+    return _broken(name, line, f"front matter is not valid YAML: control character U+{ord(char):04X}{hint} "
+                               f"at column {column}: remove or replace it")
 
 
 _TAG = "tag:yaml.org,2002:"

@@ -124,9 +124,9 @@ def _describe(finding: dict[str, Any]) -> str:
     lines = [f"{finding['severity']} {finding['code']} at {where} ({finding['field']}): {finding['message']}"]
     if finding.get("url"):
         lines.append(f"  url: {finding['url']}")
-    if finding.get("expected") is not None or finding.get("actual") is not None:
-        lines.append(f"  expected: {finding.get('expected')}")
-        lines.append(f"  actual: {finding.get('actual')}")
+    for label in ("expected", "actual"):
+        if finding.get(label) is not None:  # a side that is unknown is left out, never shown as "None"
+            lines.append(f"  {label}: {finding[label]}")
     if finding.get("redirects"):
         chain = " -> ".join(f"{hop['status']} {hop['url']}" for hop in finding["redirects"])
         lines.append(f"  redirects: {chain} -> {finding.get('final_url')}")

@@ -113,10 +113,18 @@ def render_markdown(report: dict[str, Any], max_bytes: int = MAX_BYTES) -> str:
 
 def _row(finding: dict[str, Any]) -> str:
     where = f"{finding['document']}:{finding['line']}" if finding.get("line") else finding["document"]
-    detail = finding.get("reason") if finding.get("reason") not in (None, "ok") else None
-    parts = [detail] if detail else []
-    if finding.get("expected") is not None or finding.get("actual") is not None:
-        parts.append(f"expected {finding.get('expected')}, found {finding.get('actual')}")
+    # A link finding is summed up by its reason; a metadata finding (no reason) by its message,
+    # which says what is wrong and how to fix it.
+    reason = finding.get("reason")
+    if reason is None:
+        parts = [finding["message"]]
+    else:
+        parts = [reason] if reason != "ok" else []
+    # A side that is unknown is left out, never shown as "None".
+    sides = [f"{label} {finding[key]}" for key, label in (("expected", "expected"), ("actual", "found"))
+             if finding.get(key) is not None]
+    if sides:
+        parts.append(", ".join(sides))
     if finding.get("redirects"):
         chain = " → ".join(f"{hop['status']} {hop['url']}" for hop in finding["redirects"])
         parts.append(f"{chain} → {finding.get('final_url')}")

@@ -127,7 +127,7 @@ def _prepare(config: Config, path: Path) -> Prepared:
          "declared_height": ref.declared_height}
         for ref in refs
     ]
-    return document_row, link_rows, [*document_findings(document), *problems]
+    return document_row, link_rows, [*document_findings(document, config.schema), *problems]
 
 
 def _json(value: Any) -> str | None:

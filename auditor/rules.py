@@ -15,15 +15,28 @@ Convention for metadata findings: `expected` is what the metadata should say
 from __future__ import annotations
 
 import html
+import json
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from auditor.amp import amp_cache_url
+from auditor.config import SchemaConfig
 from auditor.corpus import Document
+from auditor.domains import domain_problem, is_public_suffix, registrable_domain
 from auditor.model import Finding
-from auditor.links import InvalidURL, URL_FIELDS, article_items, field_path, normalize_url, url_host
+from auditor.links import (
+    PAGE,
+    URL_FIELDS,
+    InvalidURL,
+    article_items,
+    ascii_host,
+    field_path,
+    normalize_url,
+    url_host,
+)
 
 Check = Mapping[str, Any]
 Link = Mapping[str, Any]
@@ -35,31 +48,40 @@ FLAKY_WINDOW = 5  # runs, the current one included
 
 
 # -- offline rules -----------------------------------------------------------
-def document_findings(document: Document) -> list[Finding]:
+def document_findings(document: Document, schema: SchemaConfig) -> list[Finding]:
     if document.data is None:
         return list(document.problems)
-    findings = list(schema_findings(document))
+    findings = list(schema_findings(document, schema))
     for item, fields in article_items(document.data):
         findings += amp_cache_findings(document, item, fields)
         findings += provider_findings(document, item, fields)
     return findings
 
 
-def schema_findings(document: Document) -> Iterable[Finding]:
+def schema_findings(document: Document, schema: SchemaConfig) -> Iterable[Finding]:
+    """Missing, empty and mistyped fields: one finding per problem.
+
+    A field that is absent, not text or empty is reported here and only here;
+    the link stage judges the text of URLs that are there.
+    """
     data = document.data or {}
 
-    def bad(path: str, message: str, value: Any = None) -> Finding:
+    def bad(path: str, message: str, value: Any = None, expected: str | None = None) -> Finding:
         return Finding(
             code="invalid-metadata", document=document.path, field=path, line=document.line(path),
-            message=message, actual=None if value is None else _short(value),
+            message=message, expected=expected, actual=None if value is None else _short(value),
         )
 
     for item, fields in article_items(data):
-        where = item or "article"
-        for required in ("title", "webUrl"):
-            value = fields.get(required)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                yield bad(field_path(item, required), f"required field is missing from the {where}")
+        where = item or "the article"
+        requirements = schema.requirements(fields.get("type"))
+        for names in requirements:
+            if not any(fields.get(name) is not None for name in names):
+                yield bad(field_path(item, names[0]), f"{where} has no {_lacking(names)}: add {_one_of(names)}")
+        required = {name for names in requirements for name in names}
+        for name, value in fields.items():
+            if isinstance(value, str) and not value.strip() and (name in URL_FIELDS or name in required):
+                yield bad(field_path(item, name), _empty_message(item, name, fields, requirements))
         for name in ("title", "excerpt", "category", "type", *URL_FIELDS):
             value = fields.get(name)
             if value is not None and not isinstance(value, str):
@@ -76,13 +98,21 @@ def schema_findings(document: Document) -> Iterable[Finding]:
             if value is not None and not isinstance(value, list):
                 yield bad(field_path(item, name), f"must be a list, not {_type(value)}", value)
         if "publishedDateTime" in fields and parse_timestamp(fields["publishedDateTime"]) is None:
-            yield bad(field_path(item, "publishedDateTime"), "not an ISO 8601 date-time", fields["publishedDateTime"])
+            yield bad(field_path(item, "publishedDateTime"),
+                      "not an ISO 8601 date-time: write it like 2020-09-22T22:36:00Z", fields["publishedDateTime"])
         provider = fields.get("provider")
         if provider is not None:
             if not isinstance(provider, dict):
                 yield bad(field_path(item, "provider"), f"must be a mapping, not {_type(provider)}", provider)
             elif provider.get("domain") is not None and not isinstance(provider.get("domain"), str):
-                yield bad(field_path(item, "provider.domain"), "must be text", provider.get("domain"))
+                yield bad(field_path(item, "provider.domain"), f"must be text, not {_type(provider['domain'])}",
+                          provider["domain"])
+            elif isinstance(provider.get("domain"), str):
+                problem = domain_problem(provider["domain"])
+                if problem is not None:
+                    expected = problem.suggestion or _page_domain(fields)
+                    yield bad(field_path(item, "provider.domain"), problem.message,
+                              provider["domain"] or None, expected)
         images = fields.get("images")
         for index, image in enumerate(images if isinstance(images, list) else []):
             path = field_path(item, f"images[{index}]")
@@ -90,9 +120,11 @@ def schema_findings(document: Document) -> Iterable[Finding]:
                 yield bad(path, f"must be a mapping with url, width and height, not {_type(image)}", image)
                 continue
             if image.get("url") is None:
-                yield bad(f"{path}.url", "required field is missing from the image")
+                yield bad(f"{path}.url", "the image has no url: add it, or remove the image")
             elif not isinstance(image["url"], str):
                 yield bad(f"{path}.url", f"must be text, not {_type(image['url'])}", image["url"])
+            elif not image["url"].strip():
+                yield bad(f"{path}.url", f"{_blank(image['url'])}: write the image's URL, or remove the image")
             for name in ("width", "height"):
                 value = image.get(name)
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
@@ -103,6 +135,37 @@ def schema_findings(document: Document) -> Iterable[Finding]:
     for index, item in enumerate(related if isinstance(related, list) else []):
         if not isinstance(item, dict):
             yield bad(f"related[{index}]", f"must be a mapping of article fields, not {_type(item)}", item)
+
+
+def _lacking(names: tuple[str, ...]) -> str:
+    """What an item lacks when none of a requirement's fields is there: "title", "page URL"."""
+    if len(names) > 1 and all(URL_FIELDS.get(name) == PAGE for name in names):
+        return "page URL"
+    return _one_of(names)
+
+
+def _one_of(names: tuple[str, ...]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _blank(value: str) -> str:
+    return "is empty" if not value else "holds only white space"
+
+
+def _empty_message(item: str, name: str, fields: Mapping[str, Any], requirements: Iterable[tuple[str, ...]]) -> str:
+    """Say what the empty field costs: a requirement nothing else meets, or nothing but noise."""
+    path = field_path(item, name)
+    for names in requirements:
+        if name in names and not any(_filled(fields.get(other)) for other in names):
+            return (f"{path} {_blank(fields[name])}, so {item or 'the article'} has no {_lacking(names)}: "
+                    f"fill in {_one_of(names)}")
+    if name in URL_FIELDS:
+        return f"{path} {_blank(fields[name])}: write the URL, or remove the field"
+    return f"{path} {_blank(fields[name])}: fill it in"
+
+
+def _filled(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 def amp_cache_findings(document: Document, item: str, fields: Mapping[str, Any]) -> Iterable[Finding]:
@@ -124,22 +187,53 @@ def amp_cache_findings(document: Document, item: str, fields: Mapping[str, Any])
 
 
 def provider_findings(document: Document, item: str, fields: Mapping[str, Any]) -> Iterable[Finding]:
+    """The page's host must be `provider.domain` or under it; `expected` is the host's registrable domain.
+
+    The page is `webUrl`, or `originalUrl` when there is no webUrl (videos).
+    A malformed domain or URL was reported by the schema or link stage: no
+    verdict on top of it.
+    """
     provider = fields.get("provider")
-    web = fields.get("webUrl")
-    if not (isinstance(provider, dict) and isinstance(provider.get("domain"), str) and isinstance(web, str)):
+    page_field = _page_field(fields)
+    if not (isinstance(provider, dict) and isinstance(provider.get("domain"), str) and page_field):
+        return
+    declared = provider["domain"]
+    if domain_problem(declared) is not None:
         return
     try:
-        host = url_host(web)
-        domain = url_host(f"http://{provider['domain'].strip().strip('.')}/")
+        host = url_host(fields[page_field])
+        domain = ascii_host(declared)
     except InvalidURL:
         return
-    if host != domain and not host.endswith("." + domain):
-        path = field_path(item, "provider.domain")
-        yield Finding(
-            code="provider-domain-mismatch", document=document.path, field=path, line=document.line(path),
-            url=web, expected=host, actual=provider["domain"],
-            message=f"{field_path(item, 'webUrl')} is on {host}, which is not {provider['domain']} or a subdomain of it",
-        )
+    suffix_only = is_public_suffix(domain)
+    if not suffix_only and (host == domain or host.endswith("." + domain)):
+        return
+    expected = registrable_domain(host)
+    path, page_path = field_path(item, "provider.domain"), field_path(item, page_field)
+    why = (f"{declared} is a public suffix, not a publisher's domain" if suffix_only
+           else f"{page_path} is on {host}, which is not {declared} or a subdomain of it")
+    yield Finding(
+        code="provider-domain-mismatch", document=document.path, field=path, line=document.line(path),
+        url=fields[page_field], expected=expected, actual=declared,
+        # The metadata cannot tell which side is wrong: real corpora attach another site's page as often.
+        message=f"{why}: provider.domain should be {expected}, unless {page_path} is the wrong page",
+    )
+
+
+def _page_field(fields: Mapping[str, Any]) -> str | None:
+    for name in ("webUrl", "originalUrl"):
+        if _filled(fields.get(name)) and isinstance(fields[name], str):
+            return name
+    return None
+
+
+def _page_domain(fields: Mapping[str, Any]) -> str | None:
+    """The registrable domain of the item's page, when it has a usable one."""
+    page_field = _page_field(fields)
+    try:
+        return registrable_domain(url_host(fields[page_field])) if page_field else None
+    except InvalidURL:
+        return None
 
 
 # -- link rules --------------------------------------------------------------
@@ -359,9 +453,11 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 def _type(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "text", bool: "true/false", int: "a number",
-            float: "a number"}.get(type(value), type(value).__name__)
+            float: "a number", type(None): "null", datetime: "a date-time", date: "a date",
+            }.get(type(value), type(value).__name__)
 
 
 def _short(value: Any, limit: int = 120) -> str:
-    text = str(value)
+    # Values read from YAML are shown as YAML would write them (null, true, [a, b]), never as Python's None.
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"

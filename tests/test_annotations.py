@@ -76,3 +76,9 @@ def test_step_summary_is_appended(tmp_path: Path) -> None:
     assert text.startswith("earlier step\n# Link and metadata audit")
     assert "❌ **auditor failed**" in text
     assert append_step_summary(_report([]), {}) is None
+
+
+def test_a_side_that_is_unknown_is_left_out_not_shown_as_none() -> None:
+    line = annotation(_finding(code="invalid-metadata", message="ends with a space: remove it",
+                               url="https://a.example/ ", actual="https://a.example/ ", expected=None))
+    assert "None" not in line and "%0Aactual: https://a.example/ " in line and "expected" not in line

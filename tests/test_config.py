@@ -31,6 +31,17 @@ def test_parse_limits_from_the_config_file(tmp_path: Path) -> None:
     assert (limits.max_values, limits.max_front_matter_bytes, limits.max_depth) == (5000, 65536, 32)
 
 
+def test_required_fields_by_type(tmp_path: Path) -> None:
+    path = tmp_path / "auditor.yaml"
+    path.write_text("required:\n  video: [title, originalUrl]\n  brief: [ 'webUrl | originalUrl' ]\n")
+    schema = Config(**load_config_file(path)).schema
+    assert schema.requirements("video") == (("title",), ("originalUrl",))
+    assert schema.requirements("brief") == (("webUrl", "originalUrl"),)
+    # Types not named keep the default: a title and at least one page URL.
+    assert schema.requirements("article") == (("title",), ("webUrl", "originalUrl"))
+    assert schema.requirements(None) == Config().schema.requirements("anything")
+
+
 @pytest.mark.parametrize(
     ("text", "names"),
     [
@@ -43,6 +54,11 @@ def test_parse_limits_from_the_config_file(tmp_path: Path) -> None:
         ("limits:\n  max_value: 5\n", "limits.max_value"),
         ("limits:\n  max_values: -5\n", "limits.max_values"),
         ("limits: 5\n", "'limits'"),
+        ("required: [title]\n", "'required' must be a mapping"),
+        ("required:\n  video: title\n", "'required.video' must be a list"),
+        ("required:\n  video: [title, 'web Url']\n", "required.video.1."),
+        ("required:\n  video: [title, '|webUrl']\n", "required.video.1."),
+        ("required:\n  video: [[title]]\n", "required.video.0."),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, text: str, names: str) -> None:

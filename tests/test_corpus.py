@@ -54,6 +54,22 @@ def test_broken_files_become_invalid_metadata(tmp_path: Path, content: bytes, li
     assert problem.document.endswith("broken.md")
 
 
+@pytest.mark.parametrize(
+    ("front", "line", "fragment"),
+    [
+        # A C1 control character in an excerpt: a Windows-1252 em dash decoded as Latin-1.
+        ("title: t\nwebUrl: https://a.example/\nexcerpt: \"approach\x97no lockdown\"\n", 4,
+         "control character U+0097 (probably a mis-decoded '—') at column 19"),
+        ("title: café 😀\nexcerpt: \"a\x01b\"\n", 3, "control character U+0001 at column 12"),
+    ],
+)
+def test_control_character_is_reported_on_its_own_line(front: str, line: int, fragment: str) -> None:
+    # PyYAML's reader error carries no line; the finding must still point at the character.
+    (problem,) = parse_document("d.md", f"---\n{front}---\nbody\n").problems
+    assert (problem.code, problem.line) == ("invalid-metadata", line)
+    assert fragment in problem.message
+
+
 def test_unreadable_file_is_a_finding_not_a_crash(tmp_path: Path) -> None:
     path = tmp_path / "dir.md"
     path.mkdir()

@@ -124,3 +124,10 @@ def test_written_by_a_real_lint_run(tmp_path: Path) -> None:
     assert suites["good.txt"].get("failures") == "0"
     assert suites["broken.txt"].get("failures") == "1"
     assert outcome.exit_code == 1
+
+
+def test_a_side_that_is_unknown_is_left_out_not_shown_as_none() -> None:
+    finding = _finding(code="invalid-metadata", field="related[0].webUrl", reason=None,
+                       message="related[0].webUrl is empty", expected="cnn.com", actual=None)
+    text = render_junit(_report([finding], [_ref("c/a.txt", "webUrl", 7, "https://a.example/")]))
+    assert "None" not in text and "expected: cnn.com" in text and "actual:" not in text

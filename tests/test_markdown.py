@@ -68,3 +68,15 @@ def test_truncates_politely_with_the_full_count() -> None:
 def test_clean_run_says_so() -> None:
     text = render_markdown(_report([]))
     assert "✅ **auditor passed**" in text and "No findings." in text
+
+
+def test_metadata_rows_say_what_is_wrong_and_never_none() -> None:
+    text = render_markdown(_report([_finding(
+        code="invalid-metadata", reason=None, message="contains a space at character 28: encode it as %20",
+        url="https://apnews.com/Business Wire/1", expected="https://apnews.com/Business%20Wire/1",
+        actual="https://apnews.com/Business Wire/1"),
+        _finding(code="invalid-metadata", reason=None, message="related[0].webUrl is empty", url=None)]))
+    assert "None" not in text
+    assert ("| contains a space at character 28: encode it as %20; expected https://apnews.com/Business%20Wire/1, "
+            "found https://apnews.com/Business Wire/1 |") in text
+    assert "| related&#91;0&#93;.webUrl is empty |" in text

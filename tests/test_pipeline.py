@@ -20,7 +20,7 @@ import respx
 from PIL import Image
 
 from auditor import pipeline
-from auditor.config import Config, CrawlConfig
+from auditor.config import DEFAULT_REQUIRED, Config, CrawlConfig, SchemaConfig
 from auditor.crawl import Crawler
 
 CRAWL = CrawlConfig(timeout=2.0, retries=0, rate=1000.0, allow_private=True)
@@ -102,6 +102,14 @@ def test_broken_file_next_to_good_ones_does_not_stop_the_audit(tmp_path: Path) -
         ("2.md", "invalid-metadata"), ("3.md", "invalid-metadata"), ("4.md", "invalid-metadata")]
     assert outcome.exit_code == 1
     assert not any("x.example/" == f["url"] for f in findings)
+
+
+def test_required_fields_by_type_reach_the_rules(tmp_path: Path) -> None:
+    _write(tmp_path / "corpus" / "v.md", "---\ntitle: v\ntype: video\noriginalUrl: https://v.example/w\n---\n")
+    assert pipeline.lint(_config(tmp_path)).report["findings"] == []  # a page URL is all a video needs
+    strict = SchemaConfig(required={**DEFAULT_REQUIRED, "video": (("title",), ("webUrl",))})
+    findings = pipeline.lint(_config(tmp_path, schema=strict)).report["findings"]
+    assert [(f["code"], f["field"], f["line"]) for f in findings] == [("invalid-metadata", "webUrl", 2)]
 
 
 def test_lint_never_touches_the_network(tmp_path: Path) -> None:

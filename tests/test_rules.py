@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from auditor.config import SchemaConfig
 from auditor.corpus import Document, load_document, parse_document
 from auditor.links import extract_links
 from auditor.rules import (
@@ -20,6 +21,7 @@ from auditor.rules import (
 )
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_6e5f9b61bd50d890.txt"
+SCHEMA = SchemaConfig()
 
 
 def _doc(front: str) -> Any:
@@ -39,7 +41,7 @@ def _check(**overrides: Any) -> dict[str, Any]:
 
 # -- offline ----------------------------------------------------------------
 def test_seed_file_is_clean_offline() -> None:
-    assert document_findings(load_document(SEED)) == []
+    assert document_findings(load_document(SEED), SCHEMA) == []
 
 
 def test_schema_problems_name_field_and_line() -> None:
@@ -48,7 +50,7 @@ def test_schema_problems_name_field_and_line() -> None:
         "publishedDateTime: 'last tuesday'\nimages:\n  - url: https://a.example/i.png\n    width: -3\n"
         "    height: 2.5\n  - just a string\nrelated:\n  - webUrl: https://b.example/\n"
     )
-    found = {(f.field, f.line) for f in document_findings(document) if f.code == "invalid-metadata"}
+    found = {(f.field, f.line) for f in document_findings(document, SCHEMA) if f.code == "invalid-metadata"}
     assert ("title", 2) in found  # missing title: the front matter's first line
     assert ("quality", 3) in found
     assert ("published", 4) in found
@@ -63,7 +65,7 @@ def test_schema_problems_name_field_and_line() -> None:
 def test_unknown_fields_and_valid_types_pass() -> None:
     document = _doc("title: t\nwebUrl: https://a.example/\nquality: 5.5\npublished: true\n"
                     "publishedDateTime: '2020-09-22T22:36:00+02:00'\nsomethingNew: [1, 2]\n")
-    assert document_findings(document) == []
+    assert document_findings(document, SCHEMA) == []
 
 
 def test_amp_cache_mismatch_carries_expected_and_actual() -> None:
@@ -71,11 +73,66 @@ def test_amp_cache_mismatch_carries_expected_and_actual() -> None:
         "title: t\nwebUrl: https://www.example.com/a\nampWebUrl: https://www.example.com/a?amp\n"
         "cdnAmpWebUrl: https://www-example-org.cdn.ampproject.org/c/s/www.example.com/a?amp\n"
     )
-    (finding,) = document_findings(document)
+    (finding,) = document_findings(document, SCHEMA)
     assert finding.code == "amp-cache-mismatch"
     assert (finding.field, finding.line) == ("cdnAmpWebUrl", 5)
     assert finding.expected == "https://www-example-com.cdn.ampproject.org/c/s/www.example.com/a?amp"
     assert finding.actual.startswith("https://www-example-org")
+
+
+def _offline(front: str, schema: SchemaConfig = SCHEMA) -> list[Any]:
+    """Every offline finding, from the rules and from link extraction, as the pipeline gathers them."""
+    document = _doc(front)
+    return document_findings(document, schema) + extract_links(document)[1]
+
+
+def test_an_empty_related_url_is_one_finding_that_says_it_is_empty() -> None:
+    findings = _offline("title: t\nwebUrl: https://a.example/\nrelated:\n  - title: r\n    webUrl: \"\"\n"
+                        "    type: video\n")
+    (finding,) = findings
+    assert (finding.code, finding.field, finding.line) == ("invalid-metadata", "related[0].webUrl", 6)
+    assert finding.message == ("related[0].webUrl is empty, so related[0] has no page URL: "
+                               "fill in webUrl or originalUrl")
+
+
+@pytest.mark.parametrize(
+    ("front", "field", "message"),
+    [
+        ("title: t\nwebUrl: https://a.example/\nampWebUrl: ''\n", "ampWebUrl",
+         "ampWebUrl is empty: write the URL, or remove the field"),
+        ("title: t\nwebUrl: '  '\noriginalUrl: https://a.example/\n", "webUrl",
+         "webUrl holds only white space: write the URL, or remove the field"),
+        ("title: ''\nwebUrl: https://a.example/\n", "title",
+         "title is empty, so the article has no title: fill in title"),
+        ("title: t\nwebUrl: 42\n", "webUrl", "must be text, not a number"),
+        ("title: t\nwebUrl: https://a.example/\nimages:\n  - url: ''\n", "images[0].url",
+         "is empty: write the image's URL, or remove the image"),
+        ("webUrl: https://a.example/\n", "title", "the article has no title: add title"),
+        ("title: t\n", "webUrl", "the article has no page URL: add webUrl or originalUrl"),
+    ],
+)
+def test_one_problem_one_finding(front: str, field: str, message: str) -> None:
+    (finding,) = _offline(front)
+    assert (finding.code, finding.field, finding.message) == ("invalid-metadata", field, message)
+
+
+def test_a_video_needs_a_page_url_not_a_webUrl() -> None:
+    assert _offline("title: v\ntype: video\noriginalUrl: https://youtube.com/watch?v=x\n"
+                    "provider:\n  domain: youtube.com\n") == []
+
+
+def test_required_fields_by_type_are_configurable() -> None:
+    schema = SchemaConfig(required={"default": (("title",), ("webUrl", "originalUrl")),
+                                    "video": (("title",), ("originalUrl",))})
+    (finding,) = _offline("title: v\ntype: video\nwebUrl: https://a.example/\n", schema)
+    assert (finding.field, finding.message) == ("originalUrl", "the article has no originalUrl: add originalUrl")
+    assert _offline("title: a\ntype: article\nwebUrl: https://a.example/\n", schema) == []
+    assert _offline("type: brief\n", SchemaConfig(required={"brief": ()})) == []
+    either = SchemaConfig(required={"default": (("title", "headline"),)})
+    (finding,) = _offline("webUrl: https://a.example/\n", either)
+    assert finding.message == "the article has no title or headline: add title or headline"
+    (finding,) = _offline("title: ''\n", either)
+    assert finding.message == "title is empty, so the article has no title or headline: fill in title or headline"
 
 
 @pytest.mark.parametrize(
@@ -86,8 +143,48 @@ def test_amp_cache_mismatch_carries_expected_and_actual() -> None:
 )
 def test_provider_domain(host: str, domain: str, mismatch: bool) -> None:
     document = _doc(f"title: t\nwebUrl: https://{host}/a\nprovider:\n  domain: {domain}\n")
-    codes = [f.code for f in document_findings(document)]
+    codes = [f.code for f in document_findings(document, SCHEMA)]
     assert codes == (["provider-domain-mismatch"] if mismatch else [])
+
+
+@pytest.mark.parametrize(
+    ("page", "domain", "expected"),
+    [
+        # Another site's page attached: provider.domain should be the page's registrable domain, not its host.
+        ("webUrl: https://www.cnn.com/us/live", "newsweek.com", "cnn.com"),
+        ("webUrl: http://news.aa.com/coronavirus/", "marketwatch.com", "aa.com"),
+        ("webUrl: https://www.bbc.co.uk/news/x", "bbc.com", "bbc.co.uk"),
+        # A sibling subdomain of the same site: still not under provider.domain, which should be the site's.
+        ("webUrl: https://www.cnn.com/a", "edition.cnn.com", "cnn.com"),
+        # A public suffix is under nobody's control: it cannot vouch for a page.
+        ("webUrl: https://www.bbc.co.uk/a", "co.uk", "bbc.co.uk"),
+        # Without a webUrl the page is the originalUrl.
+        ("type: video\noriginalUrl: https://youtube.com/watch?v=x", "vimeo.com", "youtube.com"),
+    ],
+)
+def test_provider_mismatch_expects_the_registrable_domain(page: str, domain: str, expected: str) -> None:
+    (finding,) = _offline(f"title: t\n{page}\nprovider:\n  domain: {domain}\n")
+    line = 5 + page.count("\n")
+    assert (finding.code, finding.field, finding.line) == ("provider-domain-mismatch", "provider.domain", line)
+    assert (finding.expected, finding.actual) == (expected, domain)
+    assert f"provider.domain should be {expected}" in finding.message
+
+
+def test_a_path_in_the_domain_field_is_invalid_metadata_and_nothing_else() -> None:
+    findings = _offline("title: t\nwebUrl: https://www.cnn.com/us/live\nrelated:\n  - title: r\n"
+                        "    webUrl: https://www.cnn.com/us/live\n    provider:\n"
+                        "      domain: cnn.com/us/live-news/us-coronavirus-update-05-04-20/h_17b8\n")
+    (finding,) = findings
+    assert (finding.code, finding.field, finding.line) == ("invalid-metadata", "related[0].provider.domain", 8)
+    assert finding.message == ("is not a bare domain name: it has a path (/us/live-news/us-coronavirus-update-05-…); "
+                               "write cnn.com alone")
+    assert (finding.expected, finding.actual) == ("cnn.com", "cnn.com/us/live-news/us-coronavirus-update-05-04-20/h_17b8")
+
+
+def test_an_empty_domain_expects_the_page_registrable_domain() -> None:
+    (finding,) = _offline("title: t\nwebUrl: https://www.cnn.com/a\nprovider:\n  domain: ''\n")
+    assert (finding.code, finding.field, finding.expected, finding.actual) == (
+        "invalid-metadata", "provider.domain", "cnn.com", None)
 
 
 # -- links -------------------------------------------------------------------
@@ -204,11 +301,16 @@ def test_titles_that_differ() -> None:
 
 # -- property: no document shape crashes the rules ---------------------------
 FIELDS = ["title", "webUrl", "originalUrl", "ampWebUrl", "cdnAmpWebUrl", "images", "related", "provider",
-          "domain", "url", "width", "height", "publishedDateTime", "quality", "published", "topics", "isCached"]
+          "domain", "url", "width", "height", "publishedDateTime", "quality", "published", "topics", "isCached",
+          "type"]
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True), st.text(max_size=30),
+    # No generated text says "None", so any "None" in a finding is a Python None leaking out.
+    st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True),
+    st.text(max_size=30).filter(lambda text: "None" not in text),
     st.sampled_from(["https://a.example/x", "http://bücher.ch/", "javascript:alert(1)", "https://", "//x",
-                     "https://a.example:99999/", "2020-09-22T22:36:00Z", "a.example", ""]),
+                     "https://a.example:99999/", "2020-09-22T22:36:00Z", "a.example", "", "  ",
+                     "https://a.example/a b\t", "https://www.cnn.com/x", "cnn.com/us/x", "https://cnn.com:8080",
+                     "co.uk", "video", "article", "youtube.com"]),
     st.datetimes(timezones=st.just(timezone.utc)),
 )
 values = st.recursive(
@@ -225,10 +327,16 @@ documents = st.dictionaries(st.sampled_from(FIELDS), values, max_size=10)
 def test_any_document_shape_is_judged_without_crashing(data: dict[str, Any]) -> None:
     document = Document(path="fuzz.md", data=data, lines={"": 2})
     refs, problems = extract_links(document)
-    findings = document_findings(document) + problems
+    findings = document_findings(document, SCHEMA) + problems
     assert all(f.document == "fuzz.md" and f.code for f in findings)
     checks = {ref.normalized: {"ok": True, "status": 200, "final_url": ref.normalized,
                                "head": {"amphtml": "/x", "canonical": 5, "title": "t", "og_title": None,
                                         "published_time": datetime.now(timezone.utc).isoformat()}}
               for ref in refs}
-    page_findings(document, checks)
+    findings += page_findings(document, checks)
+    for finding in findings:
+        shown = [finding.message, finding.expected, finding.actual]
+        assert not any("None" in text for text in shown if text is not None), finding
+    # One problem, one finding: never two findings on one field of one kind.
+    keys = [(f.code, f.field) for f in findings]
+    assert len(keys) == len(set(keys)), keys
