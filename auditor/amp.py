@@ -33,10 +33,10 @@ MAX_LABEL_LENGTH = 63
 # The bidi character classes of amp-toolbox-cache-url, so mixed-direction hosts
 # fall back exactly where the cache does.
 _LTR_CHARS = (
-    "A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u02B8\u0300-\u0590\u0800-\u1FFF"
-    "\u200E\u2C00-\uFB1C\uFE00-\uFE6F\uFEFD-\uFFFF"
+    "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02b8\u0300-\u0590\u0800-\u1fff"
+    "\u200e\u2c00-\ufb1c\ufe00-\ufe6f\ufefd-\uffff"
 )
-_RTL_CHARS = "\u0591-\u06EF\u06FA-\u07FF\u200F\uFB1D-\uFDFF\uFE70-\uFEFC"
+_RTL_CHARS = "\u0591-\u06ef\u06fa-\u07ff\u200f\ufb1d-\ufdff\ufe70-\ufefc"
 _HAS_LTR = re.compile(f"[{_LTR_CHARS}]")
 _HAS_RTL = re.compile(f"[{_RTL_CHARS}]")
 

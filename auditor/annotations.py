@@ -13,8 +13,9 @@ order) are annotated, followed by one notice saying how many more there are.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from auditor.errors import ConfigError
 from auditor.markdown import render_markdown

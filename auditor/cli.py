@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -31,18 +32,42 @@ class UsageProblem(click.ClickException):
 def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
-        click.option("--db", type=click.Path(path_type=Path), default=DEFAULTS.db, show_default=True,
-                     help="SQLite database that keeps every run."),
-        click.option("--out", type=click.Path(path_type=Path), default=DEFAULTS.out, show_default=True,
-                     help="Directory the reports are written to."),
+        click.option(
+            "--db",
+            type=click.Path(path_type=Path),
+            default=DEFAULTS.db,
+            show_default=True,
+            help="SQLite database that keeps every run.",
+        ),
+        click.option(
+            "--out",
+            type=click.Path(path_type=Path),
+            default=DEFAULTS.out,
+            show_default=True,
+            help="Directory the reports are written to.",
+        ),
         _formats_option,
-        click.option("--fail-on", type=click.Choice(FAIL_ON), default=DEFAULTS.fail_on, show_default=True,
-                     help="Exit 1 when a finding reaches this severity."),
-        click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-                     help=f"YAML config file (default: {DEFAULT_CONFIG_FILE} if present)."),
-        click.option("--annotations", type=click.Choice(annotations.MODES), default=None,
-                     help="Print findings as CI annotations; 'github' also appends report.md to "
-                          "$GITHUB_STEP_SUMMARY. Default: github when GITHUB_ACTIONS=true, else none."),
+        click.option(
+            "--fail-on",
+            type=click.Choice(FAIL_ON),
+            default=DEFAULTS.fail_on,
+            show_default=True,
+            help="Exit 1 when a finding reaches this severity.",
+        ),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(path_type=Path),
+            default=None,
+            help=f"YAML config file (default: {DEFAULT_CONFIG_FILE} if present).",
+        ),
+        click.option(
+            "--annotations",
+            type=click.Choice(annotations.MODES),
+            default=None,
+            help="Print findings as CI annotations; 'github' also appends report.md to "
+            "$GITHUB_STEP_SUMMARY. Default: github when GITHUB_ACTIONS=true, else none.",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary line; errors only."),
         click.option("--verbose", "-v", is_flag=True, help="Log every check on stderr."),
     ]
@@ -52,8 +77,13 @@ def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _formats_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--format", "formats", default=",".join(DEFAULTS.formats), show_default=True,
-                        help=f"Comma-separated report formats: {', '.join(FORMATS)}.")(command)
+    return click.option(
+        "--format",
+        "formats",
+        default=",".join(DEFAULTS.formats),
+        show_default=True,
+        help=f"Comma-separated report formats: {', '.join(FORMATS)}.",
+    )(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,20 +94,55 @@ def cli() -> None:
 
 @cli.command()
 @_common_options
-@click.option("--concurrency", type=click.IntRange(1, 1024), default=CRAWL_DEFAULTS.concurrency, show_default=True,
-              help="Requests in flight at once, all hosts together.")
-@click.option("--per-host", type=click.IntRange(1, 64), default=CRAWL_DEFAULTS.per_host, show_default=True,
-              help="Requests in flight at once to one host.")
-@click.option("--rate", type=click.FloatRange(0.01, 1000), default=CRAWL_DEFAULTS.rate, show_default=True,
-              help="Requests per second to one host.")
-@click.option("--timeout", type=click.FloatRange(0.1, 600), default=CRAWL_DEFAULTS.timeout, show_default=True,
-              help="Seconds per URL attempt: connect, every redirect and the body read.")
-@click.option("--retries", type=click.IntRange(0, 10), default=CRAWL_DEFAULTS.retries, show_default=True,
-              help="Retries for network errors and 408/429/5xx answers.")
-@click.option("--max-retry-wait", type=click.FloatRange(0, 3600), default=CRAWL_DEFAULTS.max_retry_wait,
-              show_default=True, help="Longest Retry-After honoured, in seconds; a longer one ends the retries.")
-@click.option("--max-redirects", type=click.IntRange(0, 50), default=CRAWL_DEFAULTS.max_redirects,
-              show_default=True, help="Redirect hops followed per URL.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=CRAWL_DEFAULTS.concurrency,
+    show_default=True,
+    help="Requests in flight at once, all hosts together.",
+)
+@click.option(
+    "--per-host",
+    type=click.IntRange(1, 64),
+    default=CRAWL_DEFAULTS.per_host,
+    show_default=True,
+    help="Requests in flight at once to one host.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0.01, 1000),
+    default=CRAWL_DEFAULTS.rate,
+    show_default=True,
+    help="Requests per second to one host.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 600),
+    default=CRAWL_DEFAULTS.timeout,
+    show_default=True,
+    help="Seconds per URL attempt: connect, every redirect and the body read.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 10),
+    default=CRAWL_DEFAULTS.retries,
+    show_default=True,
+    help="Retries for network errors and 408/429/5xx answers.",
+)
+@click.option(
+    "--max-retry-wait",
+    type=click.FloatRange(0, 3600),
+    default=CRAWL_DEFAULTS.max_retry_wait,
+    show_default=True,
+    help="Longest Retry-After honoured, in seconds; a longer one ends the retries.",
+)
+@click.option(
+    "--max-redirects",
+    type=click.IntRange(0, 50),
+    default=CRAWL_DEFAULTS.max_redirects,
+    show_default=True,
+    help="Redirect hops followed per URL.",
+)
 @click.option("--allow-private", is_flag=True, help="Allow fetching loopback, private and link-local addresses.")
 def audit(paths: tuple[Path, ...], **options: Any) -> None:
     """Check every link in the corpus (default: seeds/) and write reports."""
@@ -131,10 +196,12 @@ def _print_findings(report: dict[str, Any]) -> None:
         where = f"{finding['document']}:{finding['line']}" if finding["line"] else finding["document"]
         url = finding.get("url")
         tail = f" ({url})" if url and url not in finding["message"] else ""
-        click.echo(terminal_safe(
-            f"{where}: {finding['severity']} [{finding['code']}] {finding['field'] or '-'}: {finding['message']}{tail}"
-        ))
-
+        click.echo(
+            terminal_safe(
+                f"{where}: {finding['severity']} [{finding['code']}] {finding['field'] or '-'}: "
+                f"{finding['message']}{tail}"
+            )
+        )
 
 
 def _github(report: dict[str, Any]) -> None:
@@ -149,11 +216,21 @@ def _github(report: dict[str, Any]) -> None:
 
 
 @cli.command()
-@click.option("--db", type=click.Path(path_type=Path), default=DEFAULTS.db, show_default=True,
-              help="SQLite database the run is stored in.")
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=DEFAULTS.db,
+    show_default=True,
+    help="SQLite database the run is stored in.",
+)
 @click.option("--run", "run_id", type=click.IntRange(min=1), default=None, help="Run id (default: the latest run).")
-@click.option("--out", type=click.Path(path_type=Path), default=DEFAULTS.out, show_default=True,
-              help="Directory the reports are written to.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=DEFAULTS.out,
+    show_default=True,
+    help="Directory the reports are written to.",
+)
 @_formats_option
 def report(db: Path, run_id: int | None, out: Path, formats: str) -> None:
     """Re-render the reports of a stored run, offline: nothing is fetched."""
@@ -172,8 +249,9 @@ def report(db: Path, run_id: int | None, out: Path, formats: str) -> None:
 
 
 @cli.command()
-@click.option("--db", type=click.Path(path_type=Path), default=DEFAULTS.db, show_default=True,
-              help="SQLite database to list.")
+@click.option(
+    "--db", type=click.Path(path_type=Path), default=DEFAULTS.db, show_default=True, help="SQLite database to list."
+)
 def runs(db: Path) -> None:
     """List the runs stored in a database, with their counts."""
     try:
@@ -193,17 +271,27 @@ def runs(db: Path) -> None:
     for run in stored:
         by_severity = counts.get(run["id"], Counter())
         duration = _seconds(run.get("started_at"), run.get("finished_at"))
-        rows.append((
-            str(run["id"]), run.get("mode") or "", run.get("status") or "", run.get("started_at") or "",
-            f"{duration:.1f}s" if duration is not None else "-", str(run.get("documents") or 0),
-            str(run.get("references") or 0), str(run.get("urls") or 0),
-            str(by_severity.get("error", 0)), str(by_severity.get("warning", 0)),
-        ))
+        rows.append(
+            (
+                str(run["id"]),
+                run.get("mode") or "",
+                run.get("status") or "",
+                run.get("started_at") or "",
+                f"{duration:.1f}s" if duration is not None else "-",
+                str(run.get("documents") or 0),
+                str(run.get("references") or 0),
+                str(run.get("urls") or 0),
+                str(by_severity.get("error", 0)),
+                str(by_severity.get("warning", 0)),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     text_columns = {1, 2, 3}
     for row in rows:
-        cells = [cell.ljust(width) if i in text_columns else cell.rjust(width)
-                 for i, (cell, width) in enumerate(zip(row, widths))]
+        cells = [
+            cell.ljust(width) if i in text_columns else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=False))
+        ]
         click.echo("  ".join(cells).rstrip())
 
 
@@ -217,7 +305,9 @@ def parse_formats(value: str) -> tuple[str, ...]:
     formats = tuple(f.strip() for f in value.split(",") if f.strip())
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
-        raise ConfigError(f"--format: unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
+        raise ConfigError(
+            f"--format: unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}"
+        )
     return formats
 
 

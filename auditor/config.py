@@ -177,9 +177,7 @@ def _severities(path: Path, value: Any) -> dict[str, str]:
         if severity is False:  # YAML reads a bare `off` as false
             severity = "off"
         if severity not in SEVERITIES:
-            raise ConfigError(
-                f"{path}: 'severity.{code}' must be one of {', '.join(SEVERITIES)}, not {severity!r}"
-            )
+            raise ConfigError(f"{path}: 'severity.{code}' must be one of {', '.join(SEVERITIES)}, not {severity!r}")
         severities[code] = severity
     return severities
 

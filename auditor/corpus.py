@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import frontmatter
 import yaml
@@ -100,7 +101,8 @@ def load_document(path: Path, limits: ParseLimits = DEFAULT_LIMITS) -> Document:
         raw = _read_front_matter(path, limits.max_front_matter_bytes)
     except _TooLarge as too_large:
         return _broken(
-            name, too_large.line,
+            name,
+            too_large.line,
             f"front matter is larger than {limits.max_front_matter_bytes:,} bytes (bound max_front_matter_bytes); "
             "not read further",
         )
@@ -212,8 +214,12 @@ def _unacceptable_character(name: str, front: str, offset: int, exc: yaml.reader
         meant = bytes([ord(char)]).decode("cp1252", errors="replace")
         if meant != "\ufffd":
             hint = f" (probably a mis-decoded '{meant}')"
-    return _broken(name, line, f"front matter is not valid YAML: control character U+{ord(char):04X}{hint} "
-                               f"at column {column}: remove or replace it")
+    return _broken(
+        name,
+        line,
+        f"front matter is not valid YAML: control character U+{ord(char):04X}{hint} "
+        f"at column {column}: remove or replace it",
+    )
 
 
 _TAG = "tag:yaml.org,2002:"
@@ -260,8 +266,10 @@ class _Builder:
                 return node.value
             construct = _PLAIN_SCALARS.get(node.tag)
             return construct(self.loader, node) if construct else self._construct(node, prefix, depth)
-        if isinstance(node, yaml.MappingNode) and node.tag == _TAG + "map" and all(
-            isinstance(key, yaml.ScalarNode) and key.tag != _TAG + "merge" for key, _ in node.value
+        if (
+            isinstance(node, yaml.MappingNode)
+            and node.tag == _TAG + "map"
+            and all(isinstance(key, yaml.ScalarNode) and key.tag != _TAG + "merge" for key, _ in node.value)
         ):
             mapping: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -305,7 +313,8 @@ class _Builder:
         self.values += 1
         if self.values > self.limits.max_values:
             raise _OverBound(
-                path, f"builds more than {self.limits.max_values:,} values (aliases count each time they are used)",
+                path,
+                f"builds more than {self.limits.max_values:,} values (aliases count each time they are used)",
                 "max_values",
             )
         self.chars += chars
@@ -314,8 +323,10 @@ class _Builder:
 
     def _too_much_text(self, path: str) -> _OverBound:
         return _OverBound(
-            path, f"builds more than {self.limits.max_built_chars:,} characters of text and field names "
-            "(aliases count each time they are used)", "max_built_chars",
+            path,
+            f"builds more than {self.limits.max_built_chars:,} characters of text and field names "
+            "(aliases count each time they are used)",
+            "max_built_chars",
         )
 
 

@@ -236,8 +236,13 @@ class Crawler:
             try:
                 result = await self._attempt(url, kind)
             except Exception as exc:  # a bug of ours must cost one URL, never the crawl
-                result = Check(url=url, kind=kind, ok=False, reason="internal-error",
-                               message=f"auditor failed on this URL: {type(exc).__name__}: {exc}")
+                result = Check(
+                    url=url,
+                    kind=kind,
+                    ok=False,
+                    reason="internal-error",
+                    message=f"auditor failed on this URL: {type(exc).__name__}: {exc}",
+                )
                 break
             wait = self._retry_wait(result, attempt)
             if wait is None:
@@ -250,9 +255,7 @@ class Crawler:
         """Seconds to wait before the next attempt, or None to stop here."""
         if attempt > self.config.retries:
             return None
-        retryable = result.status in RETRY_STATUSES or (
-            result.status is None and result.reason not in FINAL_REASONS
-        )
+        retryable = result.status in RETRY_STATUSES or (result.status is None and result.reason not in FINAL_REASONS)
         if not retryable:
             return None
         if result.retry_after is not None:
@@ -267,11 +270,24 @@ class Crawler:
         try:
             return await self._follow(url, kind, hops, _Budget(self.config.timeout))
         except TimeoutError:
-            return Check(url=url, kind=kind, ok=False, reason="timeout", redirects=tuple(hops),
-                         message=f"no complete answer within {self.config.timeout:g}s")
+            return Check(
+                url=url,
+                kind=kind,
+                ok=False,
+                reason="timeout",
+                redirects=tuple(hops),
+                message=f"no complete answer within {self.config.timeout:g}s",
+            )
         except _Failure as failure:
-            return Check(url=url, kind=kind, ok=False, reason=failure.reason, message=str(failure),
-                         redirects=tuple(hops), final_url=hops[-1].url if hops else None)
+            return Check(
+                url=url,
+                kind=kind,
+                ok=False,
+                reason=failure.reason,
+                message=str(failure),
+                redirects=tuple(hops),
+                final_url=hops[-1].url if hops else None,
+            )
 
     async def _follow(self, url: str, kind: str, hops: list[Hop], budget: _Budget) -> Check:
         assert self.client is not None, "use Crawler as an async context manager"
@@ -348,10 +364,15 @@ class Crawler:
             raise _Failure("dns", f"cannot resolve {host}: {exc}") from exc
         blocked = [address for address in addresses if not is_public_address(address)]
         if blocked:
-            raise _Failure("private-address", f"{host} resolves to non-public address {blocked[0]}; not fetched (use --allow-private to allow)")
+            raise _Failure(
+                "private-address",
+                f"{host} resolves to non-public address {blocked[0]}; not fetched (use --allow-private to allow)",
+            )
         return host
 
-    async def _send(self, method: str, url: str, kind: str, cookies: httpx.Cookies, *, range_: tuple[int, int] | None = None) -> httpx.Response:
+    async def _send(
+        self, method: str, url: str, kind: str, cookies: httpx.Cookies, *, range_: tuple[int, int] | None = None
+    ) -> httpx.Response:
         assert self.client is not None
         headers = {}
         if kind == IMAGE:
@@ -365,15 +386,20 @@ class Crawler:
         except httpx.HTTPError as exc:
             raise _classify_error(exc) from exc
 
-    async def _read(self, url: str, kind: str, final_url: str, response: httpx.Response,
-                    hops: list[Hop], cookies: httpx.Cookies) -> Check:
+    async def _read(
+        self, url: str, kind: str, final_url: str, response: httpx.Response, hops: list[Hop], cookies: httpx.Cookies
+    ) -> Check:
         status = response.status_code
-        base = dict(
-            url=url, kind=kind, status=status, ok=200 <= status < 300,
-            final_url=final_url, redirects=tuple(hops),
-            content_type=response.headers.get("content-type"),
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
-        )
+        base = {
+            "url": url,
+            "kind": kind,
+            "status": status,
+            "ok": 200 <= status < 300,
+            "final_url": final_url,
+            "redirects": tuple(hops),
+            "content_type": response.headers.get("content-type"),
+            "retry_after": parse_retry_after(response.headers.get("retry-after")),
+        }
         if not base["ok"] and kind != IMAGE:
             return Check(**base)
         if kind == IMAGE:
@@ -536,5 +562,3 @@ def _causes(exc: BaseException) -> list[BaseException]:
         chain.append(current)
         current = current.__cause__ or current.__context__
     return chain
-
-

@@ -66,7 +66,7 @@ def domain_problem(value: str) -> DomainProblem | None:
     scheme = _SCHEME.match(rest)
     if scheme:
         found.append(f"a scheme ({scheme.group()})")
-        rest = rest[scheme.end():]
+        rest = rest[scheme.end() :]
     cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
     if rest[cut:].strip("/"):
         tail = rest[cut:]
@@ -81,16 +81,20 @@ def domain_problem(value: str) -> DomainProblem | None:
         host = host[: port.start()]
     if " " in host or "\t" in host:
         spaces = [i for i, ch in enumerate(value) if ch in " \t"]
-        found.append(f"a space at character {spaces[0] + 1}" if len(spaces) == 1
-                     else f"{len(spaces)} spaces, the first at character {spaces[0] + 1}")
+        found.append(
+            f"a space at character {spaces[0] + 1}"
+            if len(spaces) == 1
+            else f"{len(spaces)} spaces, the first at character {spaces[0] + 1}"
+        )
         host = "".join(host.split())
     suggestion = _valid_host(host)
     if found:
         fix = f"write {suggestion} alone" if suggestion else "write the host name alone, e.g. example.com"
         return DomainProblem(f"is not a bare domain name: it has {_and(found)}; {fix}", suggestion)
     if suggestion is None:
-        return DomainProblem(f"is not a valid domain name ({_why_invalid(host)}): write the publisher's domain, "
-                             "e.g. example.com", None)
+        return DomainProblem(
+            f"is not a valid domain name ({_why_invalid(host)}): write the publisher's domain, e.g. example.com", None
+        )
     return None
 
 

@@ -1,10 +1,10 @@
 """Exceptions are for misuse, never for a failed link (that is data).
 
-    AuditorError            misuse the user can fix; the CLI prints one line, exit 2
-    ├── ConfigError         bad flag value or config file key
-    ├── InputPathError      a corpus path that does not exist or cannot be read
-    ├── DatabaseError       the --db file cannot be opened or is not an auditor database
-    └── ReportError         the --out directory cannot be written
+AuditorError            misuse the user can fix; the CLI prints one line, exit 2
+├── ConfigError         bad flag value or config file key
+├── InputPathError      a corpus path that does not exist or cannot be read
+├── DatabaseError       the --db file cannot be opened or is not an auditor database
+└── ReportError         the --out directory cannot be written
 """
 
 from __future__ import annotations

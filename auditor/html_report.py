@@ -53,9 +53,17 @@ def render_html(report: dict[str, Any]) -> str:
         f"style-src '{csp_hash(css)}'; script-src '{csp_hash(script)}'; "
         "img-src data:; base-uri 'none'; form-action 'none'"
     )
-    return _environment().get_template(TEMPLATE).render(
-        report=report, view=view, csp=csp,
-        css=Markup(css), script=Markup(script), data=Markup(script_json(view["data"])),
+    return (
+        _environment()
+        .get_template(TEMPLATE)
+        .render(
+            report=report,
+            view=view,
+            csp=csp,
+            css=Markup(css),
+            script=Markup(script),
+            data=Markup(script_json(view["data"])),
+        )
     )
 
 
@@ -124,13 +132,15 @@ def build_view(report: dict[str, Any]) -> dict[str, Any]:
         url = finding.get("url")
         if url not in hosts_by_url:
             hosts_by_url[url] = host_of(url)
-        findings.append({
-            **finding,
-            "host": hosts_by_url[url],
-            "where": f"{finding['document']}:{finding['line']}" if finding.get("line") else finding["document"],
-            "status_text": status_text(finding),
-            "is_new": finding_key(finding) in new_keys,
-        })
+        findings.append(
+            {
+                **finding,
+                "host": hosts_by_url[url],
+                "where": f"{finding['document']}:{finding['line']}" if finding.get("line") else finding["document"],
+                "status_text": status_text(finding),
+                "is_new": finding_key(finding) in new_keys,
+            }
+        )
     hosts = host_rows(report)
     documents = document_rows(report)
     by_code_severity = {f["code"]: f["severity"] for f in report["findings"]}
@@ -165,11 +175,17 @@ def host_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         checks = checks_by_host.get(host, [])
         verdicts = Counter(liveness({"status": c["status"], "reason": c["error"]})[0] for c in checks)
         latencies = [c["elapsed_ms"] for c in checks if c.get("elapsed_ms") is not None]
-        rows.append({
-            "host": host, "urls": len(urls), "checked": len(checks), "ok": verdicts.get(None, 0),
-            "dead": verdicts.get("dead-link", 0), "blocked": verdicts.get("link-blocked", 0),
-            "median_ms": round(statistics.median(latencies)) if latencies else None,
-        })
+        rows.append(
+            {
+                "host": host,
+                "urls": len(urls),
+                "checked": len(checks),
+                "ok": verdicts.get(None, 0),
+                "dead": verdicts.get("dead-link", 0),
+                "blocked": verdicts.get("link-blocked", 0),
+                "median_ms": round(statistics.median(latencies)) if latencies else None,
+            }
+        )
     rows.sort(key=lambda r: (-r["dead"], -r["blocked"], -r["urls"], r["host"]))
     return rows
 
@@ -184,8 +200,10 @@ def document_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         codes[finding["document"]][finding["code"]] += 1
     rows = [
         {
-            "document": document, "references": references.get(document, 0),
-            "errors": severities[document]["error"], "warnings": severities[document]["warning"],
+            "document": document,
+            "references": references.get(document, 0),
+            "errors": severities[document]["error"],
+            "warnings": severities[document]["warning"],
             "codes": ", ".join(f"{code} ×{n}" if n > 1 else code for code, n in sorted(codes[document].items())),
         }
         for document in set(references) | set(codes)
@@ -194,8 +212,9 @@ def document_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _script_data(findings: list[dict[str, Any]], hosts: list[dict[str, Any]], documents: list[dict[str, Any]],
-                 *, has_changes: bool) -> dict[str, Any]:
+def _script_data(
+    findings: list[dict[str, Any]], hosts: list[dict[str, Any]], documents: list[dict[str, Any]], *, has_changes: bool
+) -> dict[str, Any]:
     """Compact rows for the script: every string once, rows of indexes into it.
 
     At 50,000 findings the same documents, codes, hosts and URLs repeat
@@ -215,8 +234,17 @@ def _script_data(findings: list[dict[str, Any]], hosts: list[dict[str, Any]], do
 
     rows = [
         [
-            s(f["severity"]), s(f["code"]), s(f["document"]), f.get("line"), s(f["field"]), s(f.get("url")),
-            s(f["host"]), s(f["status_text"]), s(f["message"]), s(f.get("expected")), s(f.get("actual")),
+            s(f["severity"]),
+            s(f["code"]),
+            s(f["document"]),
+            f.get("line"),
+            s(f["field"]),
+            s(f.get("url")),
+            s(f["host"]),
+            s(f["status_text"]),
+            s(f["message"]),
+            s(f.get("expected")),
+            s(f.get("actual")),
             s(f.get("final_url")),
             [[hop.get("status"), s(hop.get("url"))] for hop in f["redirects"]] if f.get("redirects") else None,
             1 if f["is_new"] else 0,
@@ -226,7 +254,9 @@ def _script_data(findings: list[dict[str, Any]], hosts: list[dict[str, Any]], do
     return {
         "strings": strings,
         "findings": rows,
-        "hosts": [[h["host"], h["urls"], h["checked"], h["ok"], h["dead"], h["blocked"], h["median_ms"]] for h in hosts],
+        "hosts": [
+            [h["host"], h["urls"], h["checked"], h["ok"], h["dead"], h["blocked"], h["median_ms"]] for h in hosts
+        ],
         "documents": [[s(d["document"]), d["references"], d["errors"], d["warnings"], d["codes"]] for d in documents],
         "hasChanges": has_changes,
     }
@@ -236,8 +266,10 @@ def _changes_view(changes: dict[str, Any] | None) -> dict[str, Any] | None:
     if changes is None:
         return None
     return {
-        "new": changes["new"][:CHANGES_SHOWN], "new_total": len(changes["new"]),
-        "fixed": changes["fixed"][:CHANGES_SHOWN], "fixed_total": len(changes["fixed"]),
+        "new": changes["new"][:CHANGES_SHOWN],
+        "new_total": len(changes["new"]),
+        "fixed": changes["fixed"][:CHANGES_SHOWN],
+        "fixed_total": len(changes["fixed"]),
     }
 
 

@@ -99,7 +99,7 @@ class _Bytes:
             return self.head[start:end]
         segment_end = self.segment_start + len(self.segment)
         if self.segment and self.segment_start <= start and end <= segment_end:
-            return self.segment[start - self.segment_start:end - self.segment_start]
+            return self.segment[start - self.segment_start : end - self.segment_start]
         return None
 
 
@@ -242,7 +242,7 @@ class ImageProbe:
             self._segment += chunk
         elif self._segment and self._segment_start <= position < segment_end:
             offset = position - self._segment_start
-            self._segment[offset:offset + len(chunk)] = chunk
+            self._segment[offset : offset + len(chunk)] = chunk
         else:
             # Only one far segment is kept: formats need their header plus one place further on.
             self._segment_start, self._segment = position, bytearray(chunk)
@@ -313,7 +313,7 @@ def _probe(view: _Bytes) -> _Outcome:
     start = _skip_bom_and_whitespace(data)
     if start == len(data):
         return _NeedMore(len(data) + 1, None)
-    if data[start:start + 1] == b"<":
+    if data[start : start + 1] == b"<":
         return _parse_markup(data, start)
     for signature, parser in _SIGNATURES:
         if _matches(signature, data):
@@ -395,8 +395,12 @@ class _TiffLayout:
     value_offset: int  # where an entry's inline value starts
 
 
-_CLASSIC_TIFF = _TiffLayout(header_size=8, offset_at=4, offset_format="L", count_format="H", entry_size=12, value_offset=8)
-_BIG_TIFF = _TiffLayout(header_size=16, offset_at=8, offset_format="Q", count_format="Q", entry_size=20, value_offset=12)
+_CLASSIC_TIFF = _TiffLayout(
+    header_size=8, offset_at=4, offset_format="L", count_format="H", entry_size=12, value_offset=8
+)
+_BIG_TIFF = _TiffLayout(
+    header_size=16, offset_at=8, offset_format="Q", count_format="Q", entry_size=20, value_offset=12
+)
 
 
 def _parse_tiff(view: _Bytes) -> _Outcome:
@@ -491,14 +495,14 @@ def _parse_iso(view: _Bytes) -> _Outcome:
         end = position + size
         if box_type == b"ftyp":
             if len(data) < end:
-                major = data[position + 8:position + 12]
+                major = data[position + 8 : position + 12]
                 guess = "avif" if major in _AVIF_BRANDS else "heif" if major in _HEIF_BRANDS else None
                 return _NeedMore(end, guess)
             # Major brand, then a 4-byte minor version, then compatible brands.
-            brands = {data[offset:offset + 4] for offset in range(position + 16, end - 3, 4)}
-            brands.add(data[position + 8:position + 12])
+            brands = {data[offset : offset + 4] for offset in range(position + 16, end - 3, 4)}
+            brands.add(data[position + 8 : position + 12])
             if not brands & _HEIF_BRANDS:
-                brand = data[position + 8:position + 12].decode("latin-1")
+                brand = data[position + 8 : position + 12].decode("latin-1")
                 raise _Rejected(f"{UNKNOWN_ERROR} (ISO media brand {brand!r}, not AVIF/HEIF)")
             image_format = "avif" if brands & _AVIF_BRANDS else "heif"
         elif image_format is None:
@@ -537,7 +541,7 @@ def _heif_primary_size(data: bytes, meta: _Box, image_format: str) -> tuple[int,
         if not 1 <= index <= len(properties):  # 0 means "no property"; others would be corrupt
             continue
         prop = properties[index - 1]
-        payload = data[prop.payload_start:prop.end]
+        payload = data[prop.payload_start : prop.end]
         if prop.type == b"ispe" and len(payload) >= _FULL_BOX_PREFIX + 8:
             size = struct.unpack_from(">LL", payload, _FULL_BOX_PREFIX)
         elif size is None:
@@ -557,7 +561,7 @@ def _heif_primary_size(data: bytes, meta: _Box, image_format: str) -> tuple[int,
 def _heif_associations(data: bytes, ipma: _Box, undecodable: str) -> dict[int, list[int]]:
     """Item id -> the 1-based indices of its properties in `ipco`, in order."""
     version = data[ipma.payload_start]
-    flags = int.from_bytes(data[ipma.payload_start + 1:ipma.payload_start + 4], "big")
+    flags = int.from_bytes(data[ipma.payload_start + 1 : ipma.payload_start + 4], "big")
     item_format = ">H" if version == 0 else ">L"
     index_format, index_mask = (">H", 0x7FFF) if flags & 1 else (">B", 0x7F)  # top bit: "essential"
     position = ipma.payload_start + _FULL_BOX_PREFIX
@@ -732,9 +736,7 @@ def _parse_jpeg(data: bytes) -> _Outcome:
 
 # Tags that open an HTML document (the WHATWG MIME sniffing list plus a few that
 # error pages start with).
-_HTML_TAGS = frozenset(
-    b"html head body script iframe h1 div font table a style title b br p meta link".split()
-)
+_HTML_TAGS = frozenset(b"html head body script iframe h1 div font table a style title b br p meta link".split())
 _NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_.:-]*")
 _DOCTYPE = b"<!doctype"
 _START_TAG = re.compile(rb"""<[^"'>]*(?:(?:"[^"]*"|'[^']*')[^"'>]*)*>""")
@@ -747,9 +749,7 @@ _XML_NAME = rb"[A-Za-z_:\x80-\xff][-A-Za-z0-9_.:\x80-\xff]*"
 _XML_ATTRIBUTE = re.compile(
     _XML_SPACE + rb"+(" + _XML_NAME + rb")" + _XML_SPACE + rb"*=" + _XML_SPACE + rb"""*(?:"([^"]*)"|'([^']*)')"""
 )
-_XML_START_TAG = re.compile(
-    rb"<" + _XML_NAME + rb"(?:" + _XML_ATTRIBUTE.pattern + rb")*" + _XML_SPACE + rb"*/?>"
-)
+_XML_START_TAG = re.compile(rb"<" + _XML_NAME + rb"(?:" + _XML_ATTRIBUTE.pattern + rb")*" + _XML_SPACE + rb"*/?>")
 _SVG_LENGTH = re.compile(r"\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]*|%)\s*")
 _CSS_PX_PER_INCH = 96
 # Absolute CSS units in px. Relative ones (em, ex, %, vw, ...) depend on a page

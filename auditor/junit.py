@@ -64,8 +64,15 @@ def render_junit(report: dict[str, Any]) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _suite(document: str, refs: list[dict[str, Any]], findings: list[dict[str, Any]], rules: tuple[str, ...],
-           checked: dict[str, dict[str, Any]], run: dict[str, Any], fail_on: str) -> ET.Element:
+def _suite(
+    document: str,
+    refs: list[dict[str, Any]],
+    findings: list[dict[str, Any]],
+    rules: tuple[str, ...],
+    checked: dict[str, dict[str, Any]],
+    run: dict[str, Any],
+    fail_on: str,
+) -> ET.Element:
     suite = ET.Element("testsuite", name=clean(document), file=clean(document))
     by_field: dict[str, list[dict[str, Any]]] = defaultdict(list)
     by_rule: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -83,7 +90,11 @@ def _suite(document: str, refs: list[dict[str, Any]], findings: list[dict[str, A
         if check is not None and check.get("elapsed_ms") is not None:
             case.set("time", f"{check['elapsed_ms'] / 1000:.3f}")
         if check is None and not len(case):
-            why = "links are not fetched by auditor lint" if run.get("mode") == "lint" else "not checked (run interrupted)"
+            why = (
+                "links are not fetched by auditor lint"
+                if run.get("mode") == "lint"
+                else "not checked (run interrupted)"
+            )
             ET.SubElement(case, "skipped", message=why)
         cases.append(case)
     # A finding about a field no reference covers still gets a testcase, under its rule.
@@ -105,8 +116,9 @@ def _suite(document: str, refs: list[dict[str, Any]], findings: list[dict[str, A
 
 
 def _case(document: str, name: str, line: int | None, findings: list[dict[str, Any]], fail_on: str) -> ET.Element:
-    case = ET.Element("testcase", classname=clean(document), name=clean(name), file=clean(document),
-                      line=str(line or 1))
+    case = ET.Element(
+        "testcase", classname=clean(document), name=clean(name), file=clean(document), line=str(line or 1)
+    )
     failing = [f for f in findings if fails(f["severity"], fail_on)]
     passing = [f for f in findings if not fails(f["severity"], fail_on)]
     if failing:

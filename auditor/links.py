@@ -103,7 +103,7 @@ def _whitespace_problem(url: str) -> InvalidURL:
     """
     clauses: list[str] = []
     core = url.strip()
-    lead, trail = url[: len(url) - len(url.lstrip())], url[len(url.rstrip()):]
+    lead, trail = url[: len(url) - len(url.lstrip())], url[len(url.rstrip()) :]
     if lead:
         clauses.append(f"starts with {_name_whitespace(lead)}: remove {'it' if len(lead) == 1 else 'them'}")
     if trail:
@@ -144,8 +144,9 @@ def _it(positions: list[int]) -> str:
 
 
 def _name_whitespace(chars: str) -> str:
-    names = [_WHITESPACE_NAMES.get(ch) or f"U+{ord(ch):04X} ({unicodedata.name(ch, 'white space').lower()})"
-             for ch in chars]
+    names = [
+        _WHITESPACE_NAMES.get(ch) or f"U+{ord(ch):04X} ({unicodedata.name(ch, 'white space').lower()})" for ch in chars
+    ]
     if len(names) == 1:
         return f"a {names[0]}" if chars in _WHITESPACE_NAMES else names[0]
     return f"{len(names)} white-space characters ({', '.join(names)})"

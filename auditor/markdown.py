@@ -14,8 +14,19 @@ from auditor.report import verdict
 # GitHub's step summary takes at most 1 MiB; stay well under it.
 MAX_BYTES = 900 * 1024
 _ESCAPES = {
-    "&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "`": "&#96;", "[": "&#91;", "]": "&#93;",
-    "*": "&#42;", "_": "&#95;", "~": "&#126;", "\\": "&#92;", "#": "&#35;", "!": "&#33;",
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    "|": "&#124;",
+    "`": "&#96;",
+    "[": "&#91;",
+    "]": "&#93;",
+    "*": "&#42;",
+    "_": "&#95;",
+    "~": "&#126;",
+    "\\": "&#92;",
+    "#": "&#35;",
+    "!": "&#33;",
 }
 
 
@@ -121,8 +132,11 @@ def _row(finding: dict[str, Any]) -> str:
     else:
         parts = [reason] if reason != "ok" else []
     # A side that is unknown is left out, never shown as "None".
-    sides = [f"{label} {finding[key]}" for key, label in (("expected", "expected"), ("actual", "found"))
-             if finding.get(key) is not None]
+    sides = [
+        f"{label} {finding[key]}"
+        for key, label in (("expected", "expected"), ("actual", "found"))
+        if finding.get(key) is not None
+    ]
     if sides:
         parts.append(", ".join(sides))
     if finding.get("redirects"):
@@ -130,4 +144,6 @@ def _row(finding: dict[str, Any]) -> str:
         parts.append(f"{chain} → {finding.get('final_url')}")
     if not parts:
         parts.append(finding["message"])
-    return f"| {escape(where)} | {escape(finding['field'])} | {escape(finding.get('url'))} | {escape('; '.join(parts))} |"
+    return (
+        f"| {escape(where)} | {escape(finding['field'])} | {escape(finding.get('url'))} | {escape('; '.join(parts))} |"
+    )

@@ -21,16 +21,18 @@ DEFAULT_MAX_BYTES = 512 * 1024
 CHARSET_PRESCAN_BYTES = 1024
 
 # The lookahead keeps a label cut off by a chunk boundary ("windows-12") from counting.
-_META_CHARSET = re.compile(
-    rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)(?=[\s"'>;/])""", re.IGNORECASE
-)
+_META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)(?=[\s"'>;/])""", re.IGNORECASE)
 _HEAD_OVER = re.compile(rb"</head|<body", re.IGNORECASE)
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 # WHATWG Encoding: these labels mean windows-1252, and a <meta> naming UTF-16
 # is a lie (the bytes were ASCII-compatible enough to read it).
 _ENCODING_OVERRIDES = {
-    "ascii": "cp1252", "latin-1": "cp1252", "iso8859-1": "cp1252",
-    "utf-16": "utf-8", "utf-16-le": "utf-8", "utf-16-be": "utf-8",
+    "ascii": "cp1252",
+    "latin-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "utf-16": "utf-8",
+    "utf-16-le": "utf-8",
+    "utf-16-be": "utf-8",
 }
 _WHITESPACE = re.compile(r"\s+")
 
@@ -110,7 +112,7 @@ class HeadParser:
         self._pending.clear()
         encoding = _bom_encoding(pending)
         if encoding is not None:
-            pending = pending[_bom_length(pending):]
+            pending = pending[_bom_length(pending) :]
         else:
             encoding = self._declared_encoding or _sniffed_encoding(pending) or "utf-8"
         self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")

@@ -25,9 +25,9 @@ from auditor import __version__
 from auditor.config import Config
 from auditor.corpus import Document, iter_corpus_files, load_document
 from auditor.crawl import Crawler
-from auditor.model import Check, Finding
 from auditor.interrupt import Interrupted, StopRequests
 from auditor.links import extract_links
+from auditor.model import Check, Finding
 from auditor.report import build_report, write_reports
 from auditor.rules import FLAKY_WINDOW, document_findings, flaky_findings, link_findings, page_findings
 from auditor.store import FAILED, FINISHED, INTERRUPTED, BatchWriter, Store
@@ -65,7 +65,9 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
     first = next(files, None)
     store = Store(config.db)
     run_id = store.start_run(
-        mode=mode, corpus=[str(p) for p in config.paths], tool_version=__version__,
+        mode=mode,
+        corpus=[str(p) for p in config.paths],
+        tool_version=__version__,
         config=_config_record(config),
     )
     findings = store.writer("findings", run_id)
@@ -92,7 +94,10 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
             status = INTERRUPTED
         finally:
             findings.flush()
-            counts = counts or {"documents": store.count("documents", run_id), "references": store.count("links", run_id)}
+            counts = counts or {
+                "documents": store.count("documents", run_id),
+                "references": store.count("links", run_id),
+            }
             counts["urls"] = store.count_unique_urls(run_id)
             store.finish_run(run_id, status=INTERRUPTED if stops.requested else status, **counts)
         try:
@@ -119,12 +124,24 @@ def _prepare(config: Config, path: Path) -> Prepared:
     """
     document = load_document(path, config.limits)
     refs, problems = extract_links(document)
-    document_row = {"path": document.path, "ok": int(document.data is not None),
-                    "data": _json(document.data), "lines": _json(document.lines)}
+    document_row = {
+        "path": document.path,
+        "ok": int(document.data is not None),
+        "data": _json(document.data),
+        "lines": _json(document.lines),
+    }
     link_rows = [
-        {"document": ref.document, "item": ref.item, "field": ref.field, "line": ref.line, "kind": ref.kind,
-         "url": ref.url, "normalized_url": ref.normalized, "declared_width": ref.declared_width,
-         "declared_height": ref.declared_height}
+        {
+            "document": ref.document,
+            "item": ref.item,
+            "field": ref.field,
+            "line": ref.line,
+            "kind": ref.kind,
+            "url": ref.url,
+            "normalized_url": ref.normalized,
+            "declared_width": ref.declared_width,
+            "declared_height": ref.declared_height,
+        }
         for ref in refs
     ]
     return document_row, link_rows, [*document_findings(document, config.schema), *problems]
@@ -166,8 +183,9 @@ def _worker_ignores_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _ingest(store: Store, run_id: int, config: Config, prepared: Iterator[Prepared], findings: BatchWriter,
-            stops: StopRequests) -> dict[str, int]:
+def _ingest(
+    store: Store, run_id: int, config: Config, prepared: Iterator[Prepared], findings: BatchWriter, stops: StopRequests
+) -> dict[str, int]:
     """Stream documents into the store with their links and offline findings."""
     docs, links = store.writer("documents", run_id), store.writer("links", run_id)
     try:
@@ -182,20 +200,36 @@ def _ingest(store: Store, run_id: int, config: Config, prepared: Iterator[Prepar
     return {"documents": docs.written, "references": links.written}
 
 
-def _crawl(store: Store, run_id: int, config: Config, crawler: Crawler | None, progress: ProgressHook | None,
-           stops: StopRequests) -> None:
+def _crawl(
+    store: Store,
+    run_id: int,
+    config: Config,
+    crawler: Crawler | None,
+    progress: ProgressHook | None,
+    stops: StopRequests,
+) -> None:
     stops.check()
     total = store.count_unique_urls(run_id)
     checks = store.writer("checks", run_id, batch_size=CHECK_BATCH)
     try:
-        asyncio.run(_crawl_async(store.unique_urls(run_id), total, config, crawler or Crawler(config.crawl),
-                                 checks, progress, stops))
+        asyncio.run(
+            _crawl_async(
+                store.unique_urls(run_id), total, config, crawler or Crawler(config.crawl), checks, progress, stops
+            )
+        )
     finally:
         checks.flush()
 
 
-async def _crawl_async(targets: Iterable[tuple[str, str]], total: int, config: Config, crawler: Crawler,
-                       checks: BatchWriter, progress: ProgressHook | None, stops: StopRequests) -> None:
+async def _crawl_async(
+    targets: Iterable[tuple[str, str]],
+    total: int,
+    config: Config,
+    crawler: Crawler,
+    checks: BatchWriter,
+    progress: ProgressHook | None,
+    stops: StopRequests,
+) -> None:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -231,9 +265,7 @@ def _judge(store: Store, run_id: int, config: Config, findings: BatchWriter, sto
     not the corpus.
     """
     # Many documents cite the same URL; bounded, so a huge corpus stays flat.
-    history = functools.lru_cache(maxsize=65_536)(
-        lambda url: store.url_history(url, run_id, FLAKY_WINDOW - 1)
-    )
+    history = functools.lru_cache(maxsize=65_536)(lambda url: store.url_history(url, run_id, FLAKY_WINDOW - 1))
     links_by_document = groupby(store.links(run_id), key=lambda link: link["document"])
     pending = next(links_by_document, None)
     for row in store.iter_documents(run_id):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 REDRAW_SECONDS = 0.1  # a faster redraw costs CPU and nobody reads it
 _CLEAR_LINE = "\r\x1b[K"
@@ -30,8 +31,9 @@ def format_duration(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, stream: TextIO, *, show_line: bool, verbose: bool,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, stream: TextIO, *, show_line: bool, verbose: bool, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.stream, self.show_line, self.verbose, self.clock = stream, show_line, verbose, clock
         self.failed = 0
         self.started: tuple[float, int] | None = None  # (time, done) at the first check

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from auditor.errors import ReportError
 from auditor.store import Store
@@ -41,10 +42,14 @@ def build_report(store: Store, run_id: int) -> dict[str, Any]:
     }
     return {
         "run": {
-            "id": run["id"], "mode": run.get("mode"), "status": run.get("status"),
-            "started_at": run.get("started_at"), "finished_at": run.get("finished_at"),
+            "id": run["id"],
+            "mode": run.get("mode"),
+            "status": run.get("status"),
+            "started_at": run.get("started_at"),
+            "finished_at": run.get("finished_at"),
             "duration_s": _duration(run.get("started_at"), run.get("finished_at")),
-            "corpus": run.get("corpus") or [], "tool_version": run.get("tool_version"),
+            "corpus": run.get("corpus") or [],
+            "tool_version": run.get("tool_version"),
             "fail_on": (run.get("config") or {}).get("fail_on", "error"),
             "previous_run": previous,
         },
@@ -61,29 +66,52 @@ def build_report(store: Store, run_id: int) -> dict[str, Any]:
 def _finding(row: dict[str, Any]) -> dict[str, Any]:
     details = row.get("details") or {}
     return {
-        "code": row["code"], "severity": row["severity"], "document": row["document"],
-        "field": row["field"], "line": row["line"], "url": row["url"], "message": row["message"],
-        "expected": row.get("expected"), "actual": row.get("actual"),
-        "reason": details.get("reason"), "status": details.get("status"),
-        "final_url": details.get("final_url"), "redirects": details.get("redirects") or [],
+        "code": row["code"],
+        "severity": row["severity"],
+        "document": row["document"],
+        "field": row["field"],
+        "line": row["line"],
+        "url": row["url"],
+        "message": row["message"],
+        "expected": row.get("expected"),
+        "actual": row.get("actual"),
+        "reason": details.get("reason"),
+        "status": details.get("status"),
+        "final_url": details.get("final_url"),
+        "redirects": details.get("redirects") or [],
     }
 
 
 def _reference(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "document": row["document"], "field": row["field"], "line": row["line"], "kind": row["kind"],
-        "url": row["url"], "normalized_url": row["normalized_url"],
+        "document": row["document"],
+        "field": row["field"],
+        "line": row["line"],
+        "kind": row["kind"],
+        "url": row["url"],
+        "normalized_url": row["normalized_url"],
     }
 
 
 def _url(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "url": row["url"], "kind": row["kind"], "status": row["status"], "ok": bool(row["ok"]),
-        "error": row["reason"], "message": row["message"], "final_url": row["final_url"],
-        "redirects": row.get("redirects") or [], "content_type": row["content_type"],
-        "width": row["width"], "height": row["height"], "image_format": row["image_format"],
-        "bytes_read": row["bytes_read"], "elapsed_ms": row["elapsed_ms"], "attempts": row["attempts"],
-        "checked_at": row["checked_at"], "head": row.get("head"),
+        "url": row["url"],
+        "kind": row["kind"],
+        "status": row["status"],
+        "ok": bool(row["ok"]),
+        "error": row["reason"],
+        "message": row["message"],
+        "final_url": row["final_url"],
+        "redirects": row.get("redirects") or [],
+        "content_type": row["content_type"],
+        "width": row["width"],
+        "height": row["height"],
+        "image_format": row["image_format"],
+        "bytes_read": row["bytes_read"],
+        "elapsed_ms": row["elapsed_ms"],
+        "attempts": row["attempts"],
+        "checked_at": row["checked_at"],
+        "head": row.get("head"),
     }
 
 

@@ -19,14 +19,13 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from auditor.amp import amp_cache_url
 from auditor.config import SchemaConfig
 from auditor.corpus import Document
 from auditor.domains import domain_problem, is_public_suffix, registrable_domain
-from auditor.model import Finding
 from auditor.links import (
     PAGE,
     URL_FIELDS,
@@ -37,6 +36,7 @@ from auditor.links import (
     normalize_url,
     url_host,
 )
+from auditor.model import Finding
 
 Check = Mapping[str, Any]
 Link = Mapping[str, Any]
@@ -68,8 +68,13 @@ def schema_findings(document: Document, schema: SchemaConfig) -> Iterable[Findin
 
     def bad(path: str, message: str, value: Any = None, expected: str | None = None) -> Finding:
         return Finding(
-            code="invalid-metadata", document=document.path, field=path, line=document.line(path),
-            message=message, expected=expected, actual=None if value is None else _short(value),
+            code="invalid-metadata",
+            document=document.path,
+            field=path,
+            line=document.line(path),
+            message=message,
+            expected=expected,
+            actual=None if value is None else _short(value),
         )
 
     for item, fields in article_items(data):
@@ -98,21 +103,28 @@ def schema_findings(document: Document, schema: SchemaConfig) -> Iterable[Findin
             if value is not None and not isinstance(value, list):
                 yield bad(field_path(item, name), f"must be a list, not {_type(value)}", value)
         if "publishedDateTime" in fields and parse_timestamp(fields["publishedDateTime"]) is None:
-            yield bad(field_path(item, "publishedDateTime"),
-                      "not an ISO 8601 date-time: write it like 2020-09-22T22:36:00Z", fields["publishedDateTime"])
+            yield bad(
+                field_path(item, "publishedDateTime"),
+                "not an ISO 8601 date-time: write it like 2020-09-22T22:36:00Z",
+                fields["publishedDateTime"],
+            )
         provider = fields.get("provider")
         if provider is not None:
             if not isinstance(provider, dict):
                 yield bad(field_path(item, "provider"), f"must be a mapping, not {_type(provider)}", provider)
             elif provider.get("domain") is not None and not isinstance(provider.get("domain"), str):
-                yield bad(field_path(item, "provider.domain"), f"must be text, not {_type(provider['domain'])}",
-                          provider["domain"])
+                yield bad(
+                    field_path(item, "provider.domain"),
+                    f"must be text, not {_type(provider['domain'])}",
+                    provider["domain"],
+                )
             elif isinstance(provider.get("domain"), str):
                 problem = domain_problem(provider["domain"])
                 if problem is not None:
                     expected = problem.suggestion or _page_domain(fields)
-                    yield bad(field_path(item, "provider.domain"), problem.message,
-                              provider["domain"] or None, expected)
+                    yield bad(
+                        field_path(item, "provider.domain"), problem.message, provider["domain"] or None, expected
+                    )
         images = fields.get("images")
         for index, image in enumerate(images if isinstance(images, list) else []):
             path = field_path(item, f"images[{index}]")
@@ -128,7 +140,9 @@ def schema_findings(document: Document, schema: SchemaConfig) -> Iterable[Findin
             for name in ("width", "height"):
                 value = image.get(name)
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                    yield bad(f"{path}.{name}", f"must be a positive whole number of pixels, not {_short(value)}", value)
+                    yield bad(
+                        f"{path}.{name}", f"must be a positive whole number of pixels, not {_short(value)}", value
+                    )
             if image.get("isCached") is not None and not isinstance(image["isCached"], bool):
                 yield bad(f"{path}.isCached", "must be true or false", image["isCached"])
     related = data.get("related")
@@ -157,8 +171,10 @@ def _empty_message(item: str, name: str, fields: Mapping[str, Any], requirements
     path = field_path(item, name)
     for names in requirements:
         if name in names and not any(_filled(fields.get(other)) for other in names):
-            return (f"{path} {_blank(fields[name])}, so {item or 'the article'} has no {_lacking(names)}: "
-                    f"fill in {_one_of(names)}")
+            return (
+                f"{path} {_blank(fields[name])}, so {item or 'the article'} has no {_lacking(names)}: "
+                f"fill in {_one_of(names)}"
+            )
     if name in URL_FIELDS:
         return f"{path} {_blank(fields[name])}: write the URL, or remove the field"
     return f"{path} {_blank(fields[name])}: fill it in"
@@ -180,8 +196,13 @@ def amp_cache_findings(document: Document, item: str, fields: Mapping[str, Any])
     if not matches:
         path = field_path(item, "cdnAmpWebUrl")
         yield Finding(
-            code="amp-cache-mismatch", document=document.path, field=path, line=document.line(path),
-            url=cdn, expected=expected, actual=cdn,
+            code="amp-cache-mismatch",
+            document=document.path,
+            field=path,
+            line=document.line(path),
+            url=cdn,
+            expected=expected,
+            actual=cdn,
             message=f"{path} is not the AMP cache URL of {field_path(item, 'ampWebUrl')}: expected {expected}",
         )
 
@@ -210,11 +231,19 @@ def provider_findings(document: Document, item: str, fields: Mapping[str, Any]) 
         return
     expected = registrable_domain(host)
     path, page_path = field_path(item, "provider.domain"), field_path(item, page_field)
-    why = (f"{declared} is a public suffix, not a publisher's domain" if suffix_only
-           else f"{page_path} is on {host}, which is not {declared} or a subdomain of it")
+    why = (
+        f"{declared} is a public suffix, not a publisher's domain"
+        if suffix_only
+        else f"{page_path} is on {host}, which is not {declared} or a subdomain of it"
+    )
     yield Finding(
-        code="provider-domain-mismatch", document=document.path, field=path, line=document.line(path),
-        url=fields[page_field], expected=expected, actual=declared,
+        code="provider-domain-mismatch",
+        document=document.path,
+        field=path,
+        line=document.line(path),
+        url=fields[page_field],
+        expected=expected,
+        actual=declared,
         # The metadata cannot tell which side is wrong: real corpora attach another site's page as often.
         message=f"{why}: provider.domain should be {expected}, unless {page_path} is the wrong page",
     )
@@ -254,14 +283,19 @@ def liveness(check: Check) -> tuple[str | None, str]:
 def link_findings(link: Link, check: Check | None) -> list[Finding]:
     if check is None:
         return []  # not checked (interrupted run): no verdict either way
-    base = dict(document=link["document"], field=link["field"], line=link["line"], url=link["url"])
-    details = {"reason": None, "status": check.get("status"), "final_url": check.get("final_url"),
-               "redirects": check.get("redirects") or []}
+    base = {"document": link["document"], "field": link["field"], "line": link["line"], "url": link["url"]}
+    details = {
+        "reason": None,
+        "status": check.get("status"),
+        "final_url": check.get("final_url"),
+        "redirects": check.get("redirects") or [],
+    }
     code, reason = liveness(check)
     details["reason"] = reason
     if code is not None:
-        what = {"dead-link": "dead link", "link-blocked": "blocked (inconclusive)",
-                "private-address": "not fetched"}[code]
+        what = {"dead-link": "dead link", "link-blocked": "blocked (inconclusive)", "private-address": "not fetched"}[
+            code
+        ]
         message = f"{what}: {reason}"
         if check.get("message"):
             message += f" — {check['message']}"
@@ -270,10 +304,16 @@ def link_findings(link: Link, check: Check | None) -> list[Finding]:
     redirects = check.get("redirects") or []
     if any(hop["status"] in PERMANENT_REDIRECTS for hop in redirects):
         final = check.get("final_url")
-        findings.append(Finding(
-            code="redirect", expected=final, actual=link["url"], details=details,
-            message=f"permanently redirected ({' → '.join(str(h['status']) for h in redirects)}) to {final}", **base,
-        ))
+        findings.append(
+            Finding(
+                code="redirect",
+                expected=final,
+                actual=link["url"],
+                details=details,
+                message=f"permanently redirected ({' → '.join(str(h['status']) for h in redirects)}) to {final}",
+                **base,
+            )
+        )
     if link["kind"] == "image":
         findings += _image_findings(link, check, base, details)
     return findings
@@ -293,10 +333,16 @@ def _image_findings(link: Link, check: Check, base: dict[str, Any], details: dic
     if wrong_width or wrong_height:
         declared = f"{declared_w or '?'}x{declared_h or '?'}"
         real = f"{width or 'any'}x{height or 'any'}"
-        return [Finding(
-            code="image-size-mismatch", expected=real, actual=declared, details=details,
-            message=f"declared {declared}, but the image is {real} ({check.get('image_format') or 'image'})", **base,
-        )]
+        return [
+            Finding(
+                code="image-size-mismatch",
+                expected=real,
+                actual=declared,
+                details=details,
+                message=f"declared {declared}, but the image is {real} ({check.get('image_format') or 'image'})",
+                **base,
+            )
+        ]
     return []
 
 
@@ -305,15 +351,22 @@ def flaky_findings(link: Link, check: Check | None, history: list[Mapping[str, A
     if check is None:
         return []
     states = [bool(check.get("ok"))] + [bool(row["ok"]) for row in history[: FLAKY_WINDOW - 1]]
-    flips = sum(1 for a, b in zip(states, states[1:]) if a != b)
+    flips = sum(1 for a, b in zip(states, states[1:], strict=False) if a != b)
     if flips < 2:
         return []
     pattern = "".join("✓" if ok else "✗" for ok in reversed(states))
-    return [Finding(
-        code="flaky-link", document=link["document"], field=link["field"], line=link["line"], url=link["url"],
-        message=f"flipped between ok and failing {flips} times in the last {len(states)} runs ({pattern}, oldest first)",
-        details={"history": pattern},
-    )]
+    return [
+        Finding(
+            code="flaky-link",
+            document=link["document"],
+            field=link["field"],
+            line=link["line"],
+            url=link["url"],
+            message=f"flipped between ok and failing {flips} times in the last {len(states)} runs "
+            f"({pattern}, oldest first)",
+            details={"history": pattern},
+        )
+    ]
 
 
 # -- page rules --------------------------------------------------------------
@@ -355,8 +408,9 @@ def _same_page(claimed: str | None, declared: str, check: Check | None) -> bool:
     return claimed_n in candidates
 
 
-def _amp_pair(document: Document, item: str, fields: Mapping[str, Any],
-              web_check: Check | None, amp_check: Check | None) -> list[Finding]:
+def _amp_pair(
+    document: Document, item: str, fields: Mapping[str, Any], web_check: Check | None, amp_check: Check | None
+) -> list[Finding]:
     web, amp = fields.get("webUrl"), fields.get("ampWebUrl")
     if not (web_check and amp_check and web_check.get("ok") and amp_check.get("ok")):
         return []  # a dead side is reported as dead-link; no pair to judge
@@ -372,25 +426,57 @@ def _amp_pair(document: Document, item: str, fields: Mapping[str, Any],
 
     def mismatch(path_name: str, message: str, expected: str, actual: str | None) -> None:
         path = field_path(item, path_name)
-        findings.append(Finding(
-            code="amp-pair-mismatch", document=document.path, field=path, line=document.line(path),
-            url=fields.get(path_name), expected=expected, actual=actual or "(none)", message=message,
-        ))
+        findings.append(
+            Finding(
+                code="amp-pair-mismatch",
+                document=document.path,
+                field=path,
+                line=document.line(path),
+                url=fields.get(path_name),
+                expected=expected,
+                actual=actual or "(none)",
+                message=message,
+            )
+        )
 
     if amphtml and not web_claims:
         mismatch("webUrl", f"the page's <link rel=amphtml> points to {amphtml}, not to ampWebUrl", amp, amphtml)
     elif not amphtml and amp_claims:
         mismatch("webUrl", "the page has no <link rel=amphtml>, but its AMP page names it as canonical", amp, None)
     if canonical and not amp_claims:
-        mismatch("ampWebUrl", f"the AMP page's <link rel=canonical> points to {canonical}, not to webUrl", web, canonical)
+        mismatch(
+            "ampWebUrl", f"the AMP page's <link rel=canonical> points to {canonical}, not to webUrl", web, canonical
+        )
     elif not canonical and web_claims:
-        mismatch("ampWebUrl", "the AMP page has no <link rel=canonical>, but the page names it as its AMP version", web, None)
+        mismatch(
+            "ampWebUrl", "the AMP page has no <link rel=canonical>, but the page names it as its AMP version", web, None
+        )
     return findings
 
 
-_QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"',
-                         "‟": '"', "″": '"', "«": '"', "»": '"', "–": "-", "—": "-", "―": "-", "‐": "-",
-                         "‑": "-", "‒": "-", "−": "-"})
+_QUOTES = str.maketrans(
+    {
+        "‘": "'",
+        "’": "'",
+        "‚": "'",
+        "‛": "'",
+        "′": "'",
+        "“": '"',
+        "”": '"',
+        "„": '"',
+        "‟": '"',
+        "″": '"',
+        "«": '"',
+        "»": '"',
+        "–": "-",
+        "—": "-",
+        "―": "-",
+        "‐": "-",
+        "‑": "-",
+        "‒": "-",
+        "−": "-",
+    }
+)
 _SITE_SUFFIX = re.compile(r"\s+[|\-–—:·•]\s+[^|\-–—:·•]{1,60}$")
 
 
@@ -414,11 +500,18 @@ def _title(document: Document, item: str, fields: Mapping[str, Any], head: Mappi
         return []
     path = field_path(item, "title")
     source = "og:title" if head.get("og_title") else "<title>"
-    return [Finding(
-        code="title-mismatch", document=document.path, field=path, line=document.line(path),
-        url=fields.get("webUrl"), expected=page_title, actual=title,
-        message=f"the page's {source} is {page_title!r}: the headline changed",
-    )]
+    return [
+        Finding(
+            code="title-mismatch",
+            document=document.path,
+            field=path,
+            line=document.line(path),
+            url=fields.get("webUrl"),
+            expected=page_title,
+            actual=title,
+            message=f"the page's {source} is {page_title!r}: the headline changed",
+        )
+    ]
 
 
 def _date(document: Document, item: str, fields: Mapping[str, Any], head: Mapping[str, Any]) -> list[Finding]:
@@ -429,11 +522,19 @@ def _date(document: Document, item: str, fields: Mapping[str, Any], head: Mappin
     if abs((ours - theirs).total_seconds()) <= DATE_TOLERANCE_SECONDS:
         return []
     path = field_path(item, "publishedDateTime")
-    return [Finding(
-        code="date-mismatch", document=document.path, field=path, line=document.line(path),
-        url=fields.get("webUrl"), expected=theirs.isoformat(), actual=ours.isoformat(),
-        message=f"the page's article:published_time is {theirs.isoformat()}, more than a day from {ours.isoformat()}",
-    )]
+    return [
+        Finding(
+            code="date-mismatch",
+            document=document.path,
+            field=path,
+            line=document.line(path),
+            url=fields.get("webUrl"),
+            expected=theirs.isoformat(),
+            actual=ours.isoformat(),
+            message=f"the page's article:published_time is {theirs.isoformat()}, "
+            f"more than a day from {ours.isoformat()}",
+        )
+    ]
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -448,13 +549,21 @@ def parse_timestamp(value: Any) -> datetime | None:
             return None
     else:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _type(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false", int: "a number",
-            float: "a number", type(None): "null", datetime: "a date-time", date: "a date",
-            }.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+        datetime: "a date-time",
+        date: "a date",
+    }.get(type(value), type(value).__name__)
 
 
 def _short(value: Any, limit: int = 120) -> str:

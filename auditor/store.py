@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import sqlite_utils
 
@@ -23,24 +24,64 @@ RUNNING, FINISHED, INTERRUPTED, FAILED = "running", "finished", "interrupted", "
 
 _SCHEMA: dict[str, dict[str, type]] = {
     "runs": {
-        "id": int, "mode": str, "started_at": str, "finished_at": str, "status": str,
-        "corpus": str, "documents": int, "references": int, "urls": int,
-        "tool_version": str, "config": str,
+        "id": int,
+        "mode": str,
+        "started_at": str,
+        "finished_at": str,
+        "status": str,
+        "corpus": str,
+        "documents": int,
+        "references": int,
+        "urls": int,
+        "tool_version": str,
+        "config": str,
     },
     "documents": {"run_id": int, "path": str, "ok": int, "data": str, "lines": str},
     "links": {
-        "run_id": int, "document": str, "item": str, "field": str, "line": int, "kind": str,
-        "url": str, "normalized_url": str, "declared_width": int, "declared_height": int,
+        "run_id": int,
+        "document": str,
+        "item": str,
+        "field": str,
+        "line": int,
+        "kind": str,
+        "url": str,
+        "normalized_url": str,
+        "declared_width": int,
+        "declared_height": int,
     },
     "checks": {
-        "run_id": int, "url": str, "kind": str, "ok": int, "status": int, "reason": str,
-        "message": str, "final_url": str, "content_type": str, "elapsed_ms": int,
-        "checked_at": str, "attempts": int, "redirects": str, "bytes_read": int,
-        "width": int, "height": int, "image_format": str, "image_error": str, "head": str,
+        "run_id": int,
+        "url": str,
+        "kind": str,
+        "ok": int,
+        "status": int,
+        "reason": str,
+        "message": str,
+        "final_url": str,
+        "content_type": str,
+        "elapsed_ms": int,
+        "checked_at": str,
+        "attempts": int,
+        "redirects": str,
+        "bytes_read": int,
+        "width": int,
+        "height": int,
+        "image_format": str,
+        "image_error": str,
+        "head": str,
     },
     "findings": {
-        "run_id": int, "code": str, "severity": str, "document": str, "field": str, "line": int,
-        "url": str, "message": str, "expected": str, "actual": str, "details": str,
+        "run_id": int,
+        "code": str,
+        "severity": str,
+        "document": str,
+        "field": str,
+        "line": int,
+        "url": str,
+        "message": str,
+        "expected": str,
+        "actual": str,
+        "details": str,
     },
 }
 _INDEXES = {
@@ -53,7 +94,7 @@ JSON_COLUMNS = {"redirects", "head", "details", "data", "lines", "corpus", "conf
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class Store:
@@ -106,8 +147,11 @@ class Store:
         table = self.db.table("runs")
         table.insert(
             {
-                "mode": mode, "started_at": now_iso(), "status": RUNNING,
-                "corpus": json.dumps(corpus), "tool_version": tool_version,
+                "mode": mode,
+                "started_at": now_iso(),
+                "status": RUNNING,
+                "corpus": json.dumps(corpus),
+                "tool_version": tool_version,
                 "config": json.dumps(config, default=str),
             }
         )
@@ -202,7 +246,9 @@ class Store:
             yield _decode(row)
 
     def findings(self, run_id: int) -> list[dict[str, Any]]:
-        return [_decode(row) for row in self.db.query("select * from findings where run_id = ? order by rowid", [run_id])]
+        return [
+            _decode(row) for row in self.db.query("select * from findings where run_id = ? order by rowid", [run_id])
+        ]
 
     def finding_counts(self) -> dict[int, Counter[str]]:
         """Findings per run and severity, in one grouped query."""
@@ -215,7 +261,8 @@ class Store:
         """The most recent earlier checks of a URL, newest first."""
         return list(
             self.db.query(
-                "select run_id, ok, status, reason from checks where url = ? and run_id < ? order by run_id desc limit ?",
+                "select run_id, ok, status, reason from checks where url = ? and run_id < ? "
+                "order by run_id desc limit ?",
                 [url, before_run, limit],
             )
         )
@@ -253,7 +300,9 @@ class BatchWriter:
 def _encode(row: dict[str, Any]) -> dict[str, Any]:
     # A str in a JSON column is taken as already-encoded JSON (the ingest workers encode).
     return {
-        key: json.dumps(value, default=str) if key in JSON_COLUMNS and not isinstance(value, (str, type(None))) else value
+        key: json.dumps(value, default=str)
+        if key in JSON_COLUMNS and not isinstance(value, (str, type(None)))
+        else value
         for key, value in row.items()
     }
 

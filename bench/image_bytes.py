@@ -22,10 +22,10 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from loopback import LoopbackServer  # noqa: E402
+from loopback import LoopbackServer
 
-from auditor.config import CrawlConfig  # noqa: E402
-from auditor.crawl import Crawler  # noqa: E402
+from auditor.config import CrawlConfig
+from auditor.crawl import Crawler
 
 CONFIG = CrawlConfig(allow_private=True, rate=1000.0, timeout=5.0)
 
@@ -33,10 +33,16 @@ CONFIG = CrawlConfig(allow_private=True, rate=1000.0, timeout=5.0)
 def images() -> dict[str, tuple[bytes, tuple[int, int]]]:
     out: dict[str, tuple[bytes, tuple[int, int]]] = {}
     photo = Image.radial_gradient("L").resize((1200, 630)).convert("RGB")
-    for name, fmt, kwargs in [("png", "PNG", {}), ("gif", "GIF", {}), ("jpeg", "JPEG", {"quality": 85}),
-                              ("webp-lossy", "WEBP", {}), ("webp-lossless", "WEBP", {"lossless": True}),
-                              ("bmp", "BMP", {}), ("tiff", "TIFF", {}),
-                              ("progressive-jpeg", "JPEG", {"progressive": True})]:
+    for name, fmt, kwargs in [
+        ("png", "PNG", {}),
+        ("gif", "GIF", {}),
+        ("jpeg", "JPEG", {"quality": 85}),
+        ("webp-lossy", "WEBP", {}),
+        ("webp-lossless", "WEBP", {"lossless": True}),
+        ("bmp", "BMP", {}),
+        ("tiff", "TIFF", {}),
+        ("progressive-jpeg", "JPEG", {"progressive": True}),
+    ]:
         buffer = io.BytesIO()
         photo.save(buffer, fmt, **kwargs)
         out[name] = (buffer.getvalue(), photo.size)
@@ -55,8 +61,13 @@ async def probe(server: LoopbackServer, cases: dict[str, tuple[bytes, tuple[int,
             for prefix in ("image", "noimagerange"):
                 server.add_file(f"{name}.bin", data, "image/*")
                 check = await crawler.check(server.url_for(f"/{prefix}/{name}.bin"), "image")
-                results.append((f"{name} ({'Range' if prefix == 'image' else 'Range ignored'})",
-                                check.bytes_read, (check.width, check.height) == size))
+                results.append(
+                    (
+                        f"{name} ({'Range' if prefix == 'image' else 'Range ignored'})",
+                        check.bytes_read,
+                        (check.width, check.height) == size,
+                    )
+                )
     return results
 
 

@@ -38,7 +38,9 @@ def main() -> None:
         elapsed = time.perf_counter() - started
     summary = outcome.report["summary"]
     print(f"documents={summary['documents']} references={summary['references']} findings={summary['findings']}")
-    print(f"lint wall time {elapsed:.2f}s ({summary['documents'] / elapsed:,.0f} documents/s), formats={config.formats}")
+    print(
+        f"lint wall time {elapsed:.2f}s ({summary['documents'] / elapsed:,.0f} documents/s), formats={config.formats}"
+    )
 
 
 if __name__ == "__main__":

@@ -78,8 +78,9 @@ def fixtures(data_dir: Path) -> dict[str, tuple[int, int] | None]:
     return {name: tuple(size) if size else None for name, size in sizes.items()}
 
 
-async def probe_all(server: LoopbackServer, data_dir: Path,
-                    expected: dict[str, tuple[int, int] | None]) -> list[Outcome]:
+async def probe_all(
+    server: LoopbackServer, data_dir: Path, expected: dict[str, tuple[int, int] | None]
+) -> list[Outcome]:
     outcomes = []
     async with Crawler(CONFIG) as crawler:
         for file, size in sorted(expected.items()):
@@ -105,9 +106,11 @@ def print_table(outcomes: list[Outcome], mode: str) -> None:
         verdicts = [outcome.verdict for outcome in group]
         reads = [outcome.check.bytes_read for outcome in group]
         requests = [outcome.requests for outcome in group]
-        print(f"{label:8s} {len(group):5d} {verdicts.count('right'):5d} {verdicts.count('wrong'):5d} "
-              f"{verdicts.count('rejected'):8d} {verdicts.count('debatable'):9d} "
-              f"{statistics.median(reads):12,.0f} {max(reads):9,d} {sum(requests):8d} {max(requests):3d}")
+        print(
+            f"{label:8s} {len(group):5d} {verdicts.count('right'):5d} {verdicts.count('wrong'):5d} "
+            f"{verdicts.count('rejected'):8d} {verdicts.count('debatable'):9d} "
+            f"{statistics.median(reads):12,.0f} {max(reads):9,d} {sum(requests):8d} {max(requests):3d}"
+        )
 
 
 def main() -> int:
@@ -131,8 +134,10 @@ def main() -> int:
         peer = "reject" if peer_size is None else "x".join(map(str, peer_size))
         print(f"  {file}: {' / '.join(sorted(answers))}; peer {peer} — {why}")
     wrong = sum(outcome.verdict == "wrong" for outcome in outcomes)
-    print(f"\nnon-debatable judgements right: {len(outcomes) - wrong - len(DEBATABLE) * len(MODES)}"
-          f" of {len(outcomes) - len(DEBATABLE) * len(MODES)}")
+    print(
+        f"\nnon-debatable judgements right: {len(outcomes) - wrong - len(DEBATABLE) * len(MODES)}"
+        f" of {len(outcomes) - len(DEBATABLE) * len(MODES)}"
+    )
     return 0
 
 

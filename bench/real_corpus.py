@@ -34,9 +34,22 @@ def main() -> int:
         print(f"no real corpus at {corpus}: nothing to measure")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "auditor", "lint", str(corpus.resolve()), "--format", "json",
-                   "--out", str(Path(tmp, "reports")), "--db", str(Path(tmp, "audit.sqlite")),
-                   "--annotations", "none", "--quiet"]
+        command = [
+            sys.executable,
+            "-m",
+            "auditor",
+            "lint",
+            str(corpus.resolve()),
+            "--format",
+            "json",
+            "--out",
+            str(Path(tmp, "reports")),
+            "--db",
+            str(Path(tmp, "audit.sqlite")),
+            "--annotations",
+            "none",
+            "--quiet",
+        ]
         started = time.perf_counter()
         child = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL)
         # wait4's peak RSS covers the child and the worker processes it waited for (the largest one).
@@ -53,10 +66,14 @@ def main() -> int:
 
 def _print(report: dict[str, Any], corpus: Path, elapsed: float, peak_kib: int, exit_code: int) -> None:
     summary, findings = report["summary"], report["findings"]
-    print(f"corpus: {corpus} ({summary['documents']:,} documents, {summary['references']:,} references, "
-          f"{summary['urls']:,} unique URLs)")
-    print(f"auditor lint: exit {exit_code}, {summary['errors']} errors, {summary['warnings']} warnings, "
-          f"wall time {elapsed:.2f}s, peak RSS {peak_kib / 1024:.0f} MiB")
+    print(
+        f"corpus: {corpus} ({summary['documents']:,} documents, {summary['references']:,} references, "
+        f"{summary['urls']:,} unique URLs)"
+    )
+    print(
+        f"auditor lint: exit {exit_code}, {summary['errors']} errors, {summary['warnings']} warnings, "
+        f"wall time {elapsed:.2f}s, peak RSS {peak_kib / 1024:.0f} MiB"
+    )
     print()
     by_code = Counter((f["code"], f["severity"]) for f in findings)
     for (code, severity), count in by_code.most_common():

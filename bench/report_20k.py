@@ -22,12 +22,34 @@ from auditor.html_report import render_html
 from auditor.report import build_report
 from auditor.store import FINISHED, Store
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-CODES = [("dead-link", "error"), ("link-blocked", "warning"), ("redirect", "warning"),
-         ("image-size-mismatch", "error"), ("title-mismatch", "warning"), ("amp-cache-mismatch", "error")]
-FIELDS = ["webUrl", "originalUrl", "ampWebUrl", "cdnAmpWebUrl", "images[0].url", "related[0].webUrl",
-          "related[0].images[0].url", "related[1].webUrl", "related[1].ampWebUrl", "related[2].webUrl"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+CODES = [
+    ("dead-link", "error"),
+    ("link-blocked", "warning"),
+    ("redirect", "warning"),
+    ("image-size-mismatch", "error"),
+    ("title-mismatch", "warning"),
+    ("amp-cache-mismatch", "error"),
+]
+FIELDS = [
+    "webUrl",
+    "originalUrl",
+    "ampWebUrl",
+    "cdnAmpWebUrl",
+    "images[0].url",
+    "related[0].webUrl",
+    "related[0].images[0].url",
+    "related[1].webUrl",
+    "related[1].ampWebUrl",
+    "related[2].webUrl",
+]
 
 
 def generate(db: Path, findings: int) -> tuple[Store, int]:
@@ -44,27 +66,61 @@ def generate(db: Path, findings: int) -> tuple[Store, int]:
                 host = f"host{(d * 7 + f) % 250}.example"
                 url = f"https://{host}/news/{d}/{field.replace('[', '').replace(']', '').replace('.', '-')}"
                 line = 5 + f * 3
-                links.add({"document": document, "item": "", "field": field, "line": line, "kind": "page",
-                           "url": url, "normalized_url": url})
+                links.add(
+                    {
+                        "document": document,
+                        "item": "",
+                        "field": field,
+                        "line": line,
+                        "kind": "page",
+                        "url": url,
+                        "normalized_url": url,
+                    }
+                )
                 code, severity = CODES[(d + f) % len(CODES)]
                 status = {"dead-link": 404, "link-blocked": 403}.get(code, 200)
-                checks.add({"url": url, "kind": "page", "ok": int(status == 200), "status": status,
-                            "reason": None, "elapsed_ms": 50 + (d * 13 + f) % 900, "redirects": []})
+                checks.add(
+                    {
+                        "url": url,
+                        "kind": "page",
+                        "ok": int(status == 200),
+                        "status": status,
+                        "reason": None,
+                        "elapsed_ms": 50 + (d * 13 + f) % 900,
+                        "redirects": [],
+                    }
+                )
                 if run_number == 0 and d % 10 == 0:
                     continue  # these become "new" in the second run
                 redirects = [{"status": 301, "url": url}] if code == "redirect" else []
-                found.add({
-                    "code": code, "severity": severity, "document": document, "field": field, "line": line,
-                    "url": url, "message": f"{code} on {field} of article {d}",
-                    "expected": f"Expected title {d}" if code == "title-mismatch" else None,
-                    "actual": f"Actual title {d}" if code == "title-mismatch" else None,
-                    "details": {"reason": "ok" if status == 200 else f"http {status}", "status": status,
-                                "final_url": url + "/final" if redirects else None, "redirects": redirects},
-                })
+                found.add(
+                    {
+                        "code": code,
+                        "severity": severity,
+                        "document": document,
+                        "field": field,
+                        "line": line,
+                        "url": url,
+                        "message": f"{code} on {field} of article {d}",
+                        "expected": f"Expected title {d}" if code == "title-mismatch" else None,
+                        "actual": f"Actual title {d}" if code == "title-mismatch" else None,
+                        "details": {
+                            "reason": "ok" if status == 200 else f"http {status}",
+                            "status": status,
+                            "final_url": url + "/final" if redirects else None,
+                            "redirects": redirects,
+                        },
+                    }
+                )
         for writer in (links, checks, found):
             writer.flush()
-        store.finish_run(run_id, status=FINISHED, documents=documents, references=documents * len(FIELDS),
-                         urls=documents * len(FIELDS))
+        store.finish_run(
+            run_id,
+            status=FINISHED,
+            documents=documents,
+            references=documents * len(FIELDS),
+            urls=documents * len(FIELDS),
+        )
         run_ids.append(run_id)
     return store, run_ids[-1]
 
@@ -88,8 +144,10 @@ def main() -> int:
         page_path = out / "report.html"
         page_path.write_text(html, encoding="utf-8")
         print(f"findings: {len(report['findings'])}; report.html: {len(html.encode()) / 1e6:.1f} MB")
-        print(f"generate store {generated - started:.2f}s, build model {modelled - generated:.2f}s, "
-              f"render HTML {rendered - modelled:.2f}s")
+        print(
+            f"generate store {generated - started:.2f}s, build model {modelled - generated:.2f}s, "
+            f"render HTML {rendered - modelled:.2f}s"
+        )
 
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
@@ -122,7 +180,9 @@ def main() -> int:
             t1 = time.perf_counter()
             page.fill("#filter-search", "article 1234")
             page.wait_for_function(
-                "before => document.querySelector('#findings-app .pager .status').textContent !== before", arg=status_code)
+                "before => document.querySelector('#findings-app .pager .status').textContent !== before",
+                arg=status_code,
+            )
             search_s = time.perf_counter() - t1
             status_search = page.inner_text(status)
             sort_ms = page.evaluate("""() => {
@@ -137,13 +197,17 @@ def main() -> int:
             nav = page.evaluate("""() => { const n = performance.getEntriesByType('navigation')[0];
                 return {domContentLoaded: n.domContentLoadedEventEnd, load: n.loadEventEnd}; }""")
             browser.close()
-        print(f"Chromium (from navigation): findings table usable {findings_ready:.2f}s, all tables {all_ready:.2f}s, "
-              f"load event {loaded:.2f}s (in-page: DOMContentLoaded {nav['domContentLoaded']:.0f} ms, "
-              f"load {nav['load']:.0f} ms)")
+        print(
+            f"Chromium (from navigation): findings table usable {findings_ready:.2f}s, all tables {all_ready:.2f}s, "
+            f"load event {loaded:.2f}s (in-page: DOMContentLoaded {nav['domContentLoaded']:.0f} ms, "
+            f"load {nav['load']:.0f} ms)"
+        )
         print(f"rows in the DOM: {rows_before}; {status_before}")
         print(f"filter by code: {filter_ms:.0f} ms -> {status_code}")
-        print(f"search typed (includes the 120 ms debounce and Playwright round trips): {search_s * 1000:.0f} ms "
-              f"-> {status_search}")
+        print(
+            f"search typed (includes the 120 ms debounce and Playwright round trips): {search_s * 1000:.0f} ms "
+            f"-> {status_search}"
+        )
         print(f"sort all findings by 'where': {sort_ms:.0f} ms")
         print(f"console errors: {errors or 'none'}")
         return 1 if errors else 0

@@ -44,6 +44,6 @@ def billion_laughs() -> str:
     Fields a..e build 9 + 81 + ... + 59,049 values; `f` (line 8) crosses the default 100,000.
     """
     levels = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    for previous, name in zip("abcdefgh", "bcdefghi"):
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=False):
         levels.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
     return "---\ntitle: laughs\n" + "\n".join(levels) + "\ntopics: *i\n---\n"

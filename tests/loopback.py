@@ -64,7 +64,6 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Union
 
 import trustme
 
@@ -83,9 +82,9 @@ REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 # Statuses whose responses never carry a body (RFC 9110 6.4.1).
 BODYLESS_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
 
-HeaderItems = Union[Mapping[str, str], Sequence[tuple[str, str]]]
-HandlerResult = tuple[int, HeaderItems, Union[bytes, str]]
-RouteHandler = Callable[["Request"], Union[HandlerResult, Awaitable[HandlerResult]]]
+HeaderItems = Mapping[str, str] | Sequence[tuple[str, str]]
+HandlerResult = tuple[int, HeaderItems, bytes | str]
+RouteHandler = Callable[["Request"], HandlerResult | Awaitable[HandlerResult]]
 
 
 # --------------------------------------------------------------------------- requests
@@ -447,7 +446,9 @@ class LoopbackServer:
         self._stopping = False
         self._startup_error = None
         ready = threading.Event()
-        self._thread = threading.Thread(target=self._run_loop, args=(ready,), name=f"loopback-server-{next(_server_numbers)}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run_loop, args=(ready,), name=f"loopback-server-{next(_server_numbers)}", daemon=True
+        )
         self._thread.start()
         if not ready.wait(timeout=10):
             raise RuntimeError("LoopbackServer did not start within 10 s")
@@ -517,9 +518,7 @@ class LoopbackServer:
                 loop.close()
 
     async def _open(self) -> None:
-        self._server = await asyncio.start_server(
-            self._on_connection, host=HOST, port=0, ssl=self._server_ssl_context
-        )
+        self._server = await asyncio.start_server(self._on_connection, host=HOST, port=0, ssl=self._server_ssl_context)
         self._port = self._server.sockets[0].getsockname()[1]
 
     async def _close_everything(self) -> None:
@@ -553,7 +552,9 @@ class LoopbackServer:
             for writer in self._open_writers:
                 # No time for a graceful TLS close_notify exchange during shutdown.
                 writer.transport.abort()
-            closings = {asyncio.ensure_future(self._wait_closed_quietly(writer)): writer for writer in self._open_writers}
+            closings = {
+                asyncio.ensure_future(self._wait_closed_quietly(writer)): writer for writer in self._open_writers
+            }
             if not tasks and not closings:
                 break
             await asyncio.wait([*tasks, *closings], timeout=max(0.0, deadline - loop.time()))
@@ -568,7 +569,7 @@ class LoopbackServer:
             await asyncio.sleep(0)
         try:
             await asyncio.wait_for(self._server.wait_closed(), timeout=max(0.05, deadline - loop.time()))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     @staticmethod
@@ -622,7 +623,7 @@ class LoopbackServer:
             # Bounded: a TLS peer that never answers close_notify would
             # otherwise keep this task alive for ssl_shutdown_timeout (30 s).
             await asyncio.wait_for(writer.wait_closed(), timeout=2)
-        except (asyncio.TimeoutError, OSError, asyncio.IncompleteReadError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
             writer.transport.abort()
             await self._wait_closed_quietly(writer)
         self._open_writers.discard(writer)

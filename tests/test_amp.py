@@ -33,7 +33,10 @@ SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_6e5f9b61bd50d890.
         ("點看.com", "xn---com-k47jg78q"),
         # Wholly right-to-left is fine; mixing directions falls back to the hash.
         ("xn--4gbrim.xn----rmckbbajlc6dj7bxne2c.xn--wgbh1c", "xn-------i5fvcbaopc6fkc0de0d9jybegt6cd"),
-        ("hello.xn--4gbrim.xn----rmckbbajlc6dj7bxne2c.xn--wgbh1c", "a6h5moukddengbsjm77rvbosevwuduec2blkjva4223o4bgafgla"),
+        (
+            "hello.xn--4gbrim.xn----rmckbbajlc6dj7bxne2c.xn--wgbh1c",
+            "a6h5moukddengbsjm77rvbosevwuduec2blkjva4223o4bgafgla",
+        ),
     ],
 )
 def test_subdomain_vectors(host: str, subdomain: str) -> None:
@@ -75,15 +78,31 @@ def test_seed_document_pairs_match_exactly() -> None:
     ("url", "content", "expected"),
     [
         ("https://www.example.com", "c", "https://www-example-com.cdn.ampproject.org/c/s/www.example.com"),
-        ("http://www.example.com/index.html", "c", "https://www-example-com.cdn.ampproject.org/c/www.example.com/index.html"),
-        ("https://www.example.com/image.png", "i", "https://www-example-com.cdn.ampproject.org/i/s/www.example.com/image.png"),
-        ("http://www.example.com/font.woff2", "r", "https://www-example-com.cdn.ampproject.org/r/www.example.com/font.woff2"),
+        (
+            "http://www.example.com/index.html",
+            "c",
+            "https://www-example-com.cdn.ampproject.org/c/www.example.com/index.html",
+        ),
+        (
+            "https://www.example.com/image.png",
+            "i",
+            "https://www-example-com.cdn.ampproject.org/i/s/www.example.com/image.png",
+        ),
+        (
+            "http://www.example.com/font.woff2",
+            "r",
+            "https://www-example-com.cdn.ampproject.org/r/www.example.com/font.woff2",
+        ),
         (
             "https://example.com/g?value=Hello%20World#section",
             "c",
             "https://example-com.cdn.ampproject.org/c/s/example.com/g?value=Hello%20World",
         ),
-        ("HTTPS://News.Example.COM:8443/a/b?amp=1", "c", "https://news-example-com.cdn.ampproject.org/c/s/news.example.com:8443/a/b?amp=1"),
+        (
+            "HTTPS://News.Example.COM:8443/a/b?amp=1",
+            "c",
+            "https://news-example-com.cdn.ampproject.org/c/s/news.example.com:8443/a/b?amp=1",
+        ),
         ("https://點看.com", "c", "https://xn---com-k47jg78q.cdn.ampproject.org/c/s/點看.com"),
     ],
 )

@@ -6,26 +6,55 @@ from typing import Any
 import pytest
 
 from auditor.annotations import (
-    annotation, append_step_summary, escape_data, escape_property, github_annotations, resolve_mode,
+    annotation,
+    append_step_summary,
+    escape_data,
+    escape_property,
+    github_annotations,
+    resolve_mode,
 )
 from auditor.errors import ConfigError
 
 
 def _finding(**overrides: Any) -> dict[str, Any]:
-    base = {"code": "dead-link", "severity": "error", "document": "seeds/a.txt", "field": "webUrl", "line": 7,
-            "url": "https://a.example/", "message": "dead link: dns", "expected": None, "actual": None}
+    base = {
+        "code": "dead-link",
+        "severity": "error",
+        "document": "seeds/a.txt",
+        "field": "webUrl",
+        "line": 7,
+        "url": "https://a.example/",
+        "message": "dead link: dns",
+        "expected": None,
+        "actual": None,
+    }
     return {**base, **overrides}
 
 
 def _report(findings: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "run": {"id": 1, "mode": "audit", "status": "finished", "started_at": "2026-11-26T10:00:00+00:00",
-                "duration_s": 1.0, "corpus": ["seeds"], "previous_run": None},
-        "summary": {"documents": 1, "references": 1, "urls": 1, "checked": 1, "findings": len(findings),
-                    "errors": sum(f["severity"] == "error" for f in findings),
-                    "warnings": sum(f["severity"] == "warning" for f in findings),
-                    "by_code": {"dead-link": len(findings)}},
-        "changes": None, "findings": findings, "urls": [],
+        "run": {
+            "id": 1,
+            "mode": "audit",
+            "status": "finished",
+            "started_at": "2026-11-26T10:00:00+00:00",
+            "duration_s": 1.0,
+            "corpus": ["seeds"],
+            "previous_run": None,
+        },
+        "summary": {
+            "documents": 1,
+            "references": 1,
+            "urls": 1,
+            "checked": 1,
+            "findings": len(findings),
+            "errors": sum(f["severity"] == "error" for f in findings),
+            "warnings": sum(f["severity"] == "warning" for f in findings),
+            "by_code": {"dead-link": len(findings)},
+        },
+        "changes": None,
+        "findings": findings,
+        "urls": [],
     }
 
 
@@ -33,9 +62,17 @@ def test_error_and_warning_lines() -> None:
     assert annotation(_finding()) == (
         "::error file=seeds/a.txt,line=7,title=dead-link%3A webUrl::dead link: dns (https://a.example/)"
     )
-    warning = annotation(_finding(code="redirect", severity="warning", message="moved to https://b.example/",
-                                  url="https://b.example/", line=None, expected="https://b.example/",
-                                  actual="https://a.example/"))
+    warning = annotation(
+        _finding(
+            code="redirect",
+            severity="warning",
+            message="moved to https://b.example/",
+            url="https://b.example/",
+            line=None,
+            expected="https://b.example/",
+            actual="https://a.example/",
+        )
+    )
     assert warning.startswith("::warning file=seeds/a.txt,title=redirect%3A webUrl::moved to https://b.example/")
     assert "%0Aexpected: https://b.example/%0Aactual: https://a.example/" in warning
 
@@ -43,8 +80,11 @@ def test_error_and_warning_lines() -> None:
 def test_escaping_follows_the_workflow_command_rules() -> None:
     assert escape_data("50% done\r\nnext") == "50%25 done%0D%0Anext"
     assert escape_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
-    hostile = _finding(document="evil,file=x.txt:1", field="title\n::set-output name=x::y",
-                       message="line one\n::add-mask::secret\r\n%0A")
+    hostile = _finding(
+        document="evil,file=x.txt:1",
+        field="title\n::set-output name=x::y",
+        message="line one\n::add-mask::secret\r\n%0A",
+    )
     line = annotation(hostile)
     assert "\n" not in line and "\r" not in line
     assert line.startswith("::error file=evil%2Cfile=x.txt%3A1,line=7,title=dead-link%3A title%0A%3A%3Aset-output")
@@ -79,6 +119,13 @@ def test_step_summary_is_appended(tmp_path: Path) -> None:
 
 
 def test_a_side_that_is_unknown_is_left_out_not_shown_as_none() -> None:
-    line = annotation(_finding(code="invalid-metadata", message="ends with a space: remove it",
-                               url="https://a.example/ ", actual="https://a.example/ ", expected=None))
+    line = annotation(
+        _finding(
+            code="invalid-metadata",
+            message="ends with a space: remove it",
+            url="https://a.example/ ",
+            actual="https://a.example/ ",
+            expected=None,
+        )
+    )
     assert "None" not in line and "%0Aactual: https://a.example/ " in line and "expected" not in line

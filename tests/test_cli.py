@@ -26,7 +26,8 @@ images:
 """
 # cdnAmpWebUrl is not the AMP cache URL of ampWebUrl: an error `lint` finds offline.
 BAD_AMP = GOOD.replace(
-    "provider:", "ampWebUrl: https://news.example/a?amp\ncdnAmpWebUrl: https://wrong.cdn.ampproject.org/x\nprovider:")
+    "provider:", "ampWebUrl: https://news.example/a?amp\ncdnAmpWebUrl: https://wrong.cdn.ampproject.org/x\nprovider:"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -70,8 +71,12 @@ def test_lint_clean_corpus_exits_0_and_writes_all_four_reports(tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert result.stderr.startswith("auditor: run 1: 1 documents, 2 URLs, 0 errors, 0 warnings; reports in reports/")
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["junit.xml", "report.html", "report.json",
-                                                                       "report.md"]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
+        "junit.xml",
+        "report.html",
+        "report.json",
+        "report.md",
+    ]
 
 
 def test_lint_with_an_error_exits_1(tmp_path: Path) -> None:
@@ -129,8 +134,10 @@ def test_quiet_prints_nothing(tmp_path: Path) -> None:
 
 
 def test_one_broken_file_next_to_good_ones(tmp_path: Path) -> None:
-    corpus = _corpus(tmp_path, **{"a.md": GOOD, "b.md": "---\ntitle: [unclosed\n---\n",
-                                  "c.md": GOOD.replace("Big News", "Other News")})
+    corpus = _corpus(
+        tmp_path,
+        **{"a.md": GOOD, "b.md": "---\ntitle: [unclosed\n---\n", "c.md": GOOD.replace("Big News", "Other News")},
+    )
     result = _run("lint", str(corpus))
     assert result.exit_code == 1
     report = json.loads((tmp_path / "reports" / "report.json").read_text())
@@ -143,7 +150,9 @@ def test_one_broken_file_next_to_good_ones(tmp_path: Path) -> None:
 
 # -- audit with the network mocked ---------------------------------------------
 def _mock_news(router: respx.MockRouter, image: httpx.Response) -> None:
-    router.get("https://news.example/a").mock(return_value=httpx.Response(200, html="<head><title>Big News</title></head>"))
+    router.get("https://news.example/a").mock(
+        return_value=httpx.Response(200, html="<head><title>Big News</title></head>")
+    )
     router.get("https://img.example/a.png").mock(return_value=image)
 
 
@@ -157,8 +166,10 @@ def test_audit_exit_codes_with_mocked_network(tmp_path: Path) -> None:
         _mock_news(router, httpx.Response(404))
         dead = _run("audit", str(corpus), "--allow-private", "--retries", "0", "--verbose")
     assert dead.exit_code == 1
-    assert "auditor: [1/2] 200 page https://news.example/a" in dead.stderr or \
-        "auditor: [2/2] 200 page https://news.example/a" in dead.stderr
+    assert (
+        "auditor: [1/2] 200 page https://news.example/a" in dead.stderr
+        or "auditor: [2/2] 200 page https://news.example/a" in dead.stderr
+    )
     assert "404 image https://img.example/a.png" in dead.stderr
     assert "\r" not in dead.stderr  # not a terminal: no progress line
 
@@ -230,8 +241,18 @@ def test_runs_lists_every_run_with_counts(tmp_path: Path) -> None:
     result = _run("runs")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["run", "mode", "status", "started", "took", "documents", "references", "URLs",
-                                "errors", "warnings"]
+    assert lines[0].split() == [
+        "run",
+        "mode",
+        "status",
+        "started",
+        "took",
+        "documents",
+        "references",
+        "URLs",
+        "errors",
+        "warnings",
+    ]
     first, second = (line.split() for line in lines[1:])
     assert (first[0], first[1], first[2], first[5:]) == ("1", "lint", "finished", ["1", "4", "4", "1", "0"])
     assert (second[0], second[5:]) == ("2", ["2", "6", "4", "1", "1"])
@@ -240,7 +261,7 @@ def test_runs_lists_every_run_with_counts(tmp_path: Path) -> None:
 
 def test_findings_are_printed_compiler_style_and_terminal_safe(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path, **{"a.md": BAD_AMP.replace("title:", "excerpt: 5\ntitle:", 1)})
-    (corpus / "b.md").write_text("---\ntitle: \"\\e[31mred\\e[0m\"\nwebUrl: ftp://x.example/\n---\n")
+    (corpus / "b.md").write_text('---\ntitle: "\\e[31mred\\e[0m"\nwebUrl: ftp://x.example/\n---\n')
     result = _run("lint", "corpus")
     assert result.exit_code == 1
     lines = result.stdout.splitlines()

@@ -58,9 +58,12 @@ def test_broken_files_become_invalid_metadata(tmp_path: Path, content: bytes, li
     ("front", "line", "fragment"),
     [
         # A C1 control character in an excerpt: a Windows-1252 em dash decoded as Latin-1.
-        ("title: t\nwebUrl: https://a.example/\nexcerpt: \"approach\x97no lockdown\"\n", 4,
-         "control character U+0097 (probably a mis-decoded '—') at column 19"),
-        ("title: café 😀\nexcerpt: \"a\x01b\"\n", 3, "control character U+0001 at column 12"),
+        (
+            'title: t\nwebUrl: https://a.example/\nexcerpt: "approach\x97no lockdown"\n',
+            4,
+            "control character U+0097 (probably a mis-decoded '—') at column 19",
+        ),
+        ('title: café 😀\nexcerpt: "a\x01b"\n', 3, "control character U+0001 at column 12"),
     ],
 )
 def test_control_character_is_reported_on_its_own_line(front: str, line: int, fragment: str) -> None:
@@ -158,7 +161,10 @@ def test_a_large_string_repeated_by_aliases_is_bounded_in_characters() -> None:
 def test_merge_keys_and_other_exotic_values_are_counted_too() -> None:
     front = "a: &a {k: [1, 2, 3, 4, 5, 6, 7, 8]}\nb: !!set {x, y}\nc:\n  <<: *a\n"
     assert parse_document("d.md", f"---\n{front}---\n").data == {
-        "a": {"k": [1, 2, 3, 4, 5, 6, 7, 8]}, "b": {"x", "y"}, "c": {"k": [1, 2, 3, 4, 5, 6, 7, 8]}}
+        "a": {"k": [1, 2, 3, 4, 5, 6, 7, 8]},
+        "b": {"x", "y"},
+        "c": {"k": [1, 2, 3, 4, 5, 6, 7, 8]},
+    }
     limited = parse_document("d.md", f"---\n{front}---\n", ParseLimits(max_values=20))
     assert limited.data is None and limited.problems[0].field == "c"
 

@@ -16,13 +16,21 @@ import respx
 from PIL import Image
 
 from auditor.config import CrawlConfig
+from auditor.crawl import Crawler, HostGate, host_bucket, is_public_address, parse_retry_after
 from auditor.images import FIRST_RANGE_BYTES
 from auditor.model import Check
-from auditor.crawl import Crawler, HostGate, host_bucket, is_public_address, parse_retry_after
 
 FAST = CrawlConfig(
-    concurrency=16, per_host=8, rate=1000.0, timeout=2.0, connect_timeout=1.0, retries=1,
-    backoff_base=0.05, backoff_max=0.1, max_retry_wait=3.0, allow_private=True,
+    concurrency=16,
+    per_host=8,
+    rate=1000.0,
+    timeout=2.0,
+    connect_timeout=1.0,
+    retries=1,
+    backoff_base=0.05,
+    backoff_max=0.1,
+    max_retry_wait=3.0,
+    allow_private=True,
 )
 
 
@@ -120,8 +128,17 @@ def test_too_many_redirects(loopback: Any) -> None:
     assert check(loopback.url_for("/chain/3/enough"), config=replace(FAST, max_redirects=3)).ok
 
 
-@pytest.mark.parametrize("location", ["ftp://files.example/a", "javascript:alert(1)", "http://[::1/broken",
-                                      "mailto:desk@news.example", "http://a.example/\x7f", "http://xn--/"])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "ftp://files.example/a",
+        "javascript:alert(1)",
+        "http://[::1/broken",
+        "mailto:desk@news.example",
+        "http://a.example/\x7f",
+        "http://xn--/",
+    ],
+)
 def test_redirect_to_an_unusable_location_is_final(loopback: Any, location: str) -> None:
     url = loopback.url_for("/redirect-to?" + str(httpx.QueryParams({"url": location})))
     before = len(loopback.requests.for_prefix("/redirect-to"))
@@ -174,8 +191,9 @@ def test_head_405_falls_back_to_get(loopback: Any) -> None:
 
 def test_gzip_bomb_is_read_only_to_the_cap(loopback: Any) -> None:
     started = time.monotonic()
-    result = check(loopback.url_for("/gzip-bomb/1"), config=replace(FAST, max_body_bytes=256 * 1024,
-                                                                       max_head_bytes=1024 * 1024))
+    result = check(
+        loopback.url_for("/gzip-bomb/1"), config=replace(FAST, max_body_bytes=256 * 1024, max_head_bytes=1024 * 1024)
+    )
     assert result.ok
     assert result.bytes_read <= 256 * 1024
     assert time.monotonic() - started < 2
@@ -187,8 +205,10 @@ def test_endless_body_is_closed_early(loopback: Any) -> None:
 
 
 def test_page_head_is_parsed_with_absolute_links(loopback: Any) -> None:
-    head = (b"<html><head><title>Hello &amp; bye</title><link rel=amphtml href='/amp/x'>"
-            b"<link rel='canonical' href='https://example.com/x'></head><body>" + b"x" * 100_000)
+    head = (
+        b"<html><head><title>Hello &amp; bye</title><link rel=amphtml href='/amp/x'>"
+        b"<link rel='canonical' href='https://example.com/x'></head><body>" + b"x" * 100_000
+    )
     url = loopback.add_route("/page/head", lambda request: (200, {"Content-Type": "text/html"}, head))
     result = check(url)
     assert result.head is not None
@@ -278,8 +298,9 @@ def test_tiff_ifd_at_the_end_without_range_is_read_through(loopback: Any) -> Non
 
 
 def test_html_served_as_image(loopback: Any) -> None:
-    url = loopback.add_route("/fake/image.png", lambda request: (200, {"Content-Type": "text/html"},
-                                                                 b"<!doctype html><html>nope</html>"))
+    url = loopback.add_route(
+        "/fake/image.png", lambda request: (200, {"Content-Type": "text/html"}, b"<!doctype html><html>nope</html>")
+    )
     result = check(url, kind="image")
     assert result.ok and result.width is None and "HTML" in (result.image_error or "")
 
@@ -314,10 +335,13 @@ async def loopback_looks_public(host: str, port: int) -> list[str]:
     return [info[4][0] for info in await asyncio.get_running_loop().getaddrinfo(host, port)]
 
 
-@pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/",
-                                    "http://[::1]/", "http://localhost/"])
+@pytest.mark.parametrize(
+    "target", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://[::1]/", "http://localhost/"]
+)
 def test_redirect_to_a_private_address_is_refused_without_connecting(loopback: Any, target: str) -> None:
-    url = loopback.url_for("/redirect-to?url=" + httpx.QueryParams({"u": target})["u"].replace(":", "%3A").replace("/", "%2F"))
+    url = loopback.url_for(
+        "/redirect-to?url=" + httpx.QueryParams({"u": target})["u"].replace(":", "%3A").replace("/", "%2F")
+    )
     result = check(url, config=replace(FAST, allow_private=False), resolver=loopback_looks_public)
     assert (result.ok, result.reason, result.attempts) == (False, "private-address", 1)
     assert [hop.status for hop in result.redirects] == [302]
@@ -339,10 +363,25 @@ def test_redirect_to_loopback_is_followed_when_allowed(loopback: Any) -> None:
 
 @pytest.mark.parametrize(
     ("address", "public"),
-    [("93.184.216.34", True), ("127.0.0.1", False), ("10.1.2.3", False), ("172.16.0.1", False),
-     ("192.168.1.1", False), ("169.254.169.254", False), ("0.0.0.0", False), ("224.0.0.1", False),
-     ("240.0.0.1", False), ("100.64.0.1", False), ("2606:4700::1111", True), ("::1", False), ("fe80::1", False),
-     ("fc00::1", False), ("::ffff:127.0.0.1", False), ("::", False), ("ff02::1", False)],
+    [
+        ("93.184.216.34", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("240.0.0.1", False),
+        ("100.64.0.1", False),
+        ("2606:4700::1111", True),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::", False),
+        ("ff02::1", False),
+    ],
 )
 def test_public_address_classification(address: str, public: bool) -> None:
     assert is_public_address(address) is public
@@ -381,9 +420,23 @@ def test_gate_slows_down_on_429_and_recovers() -> None:
 
 
 def test_whole_corpus_of_bad_servers_finishes_in_bounded_time(loopback: Any, refused_url: str) -> None:
-    paths = ["/status/404/c", "/status/410/c", "/status/500/c", "/flaky/503/c", "/retry-after/1/c",
-             "/always-429/c", "/status/403/c", "/redirect/301/c", "/redirect/302/c", "/loop/a-c", "/hang/c",
-             "/drip/c", "/reset/c", "/head405/c", "/gzip-bomb/c"]
+    paths = [
+        "/status/404/c",
+        "/status/410/c",
+        "/status/500/c",
+        "/flaky/503/c",
+        "/retry-after/1/c",
+        "/always-429/c",
+        "/status/403/c",
+        "/redirect/301/c",
+        "/redirect/302/c",
+        "/loop/a-c",
+        "/hang/c",
+        "/drip/c",
+        "/reset/c",
+        "/head405/c",
+        "/gzip-bomb/c",
+    ]
     targets = [(loopback.url_for(p), "page") for p in paths] + [(refused_url, "page")]
     started = time.monotonic()
     results = crawl(targets, replace(FAST, timeout=1.0))
@@ -416,8 +469,12 @@ def test_respx_connect_errors_are_classified() -> None:
 def test_an_internal_error_costs_one_url_not_the_crawl() -> None:
     respx.get("https://bug.example/").mock(side_effect=RuntimeError("boom"))
     respx.get("https://fine.example/").mock(return_value=httpx.Response(200))
-    results = {r.url: r for r in crawl([("https://bug.example/", "page"), ("https://fine.example/", "page")],
-                                       replace(FAST, concurrency=1))}
+    results = {
+        r.url: r
+        for r in crawl(
+            [("https://bug.example/", "page"), ("https://fine.example/", "page")], replace(FAST, concurrency=1)
+        )
+    }
     assert results["https://bug.example/"].reason == "internal-error"
     assert "RuntimeError: boom" in (results["https://bug.example/"].message or "")
     assert results["https://fine.example/"].ok

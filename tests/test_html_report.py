@@ -24,8 +24,14 @@ SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 CHROMIUM = shutil.which("chromium") or next(
     (path for path in ("/usr/bin/chromium", "/usr/lib/chromium/chromium") if Path(path).exists()), None
 )
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 HOSTILE_TITLE = "<script>alert(1)</script>"
 HOSTILE_URL = "javascript:alert(1)"
 HOSTILE_HTML = '<img src=x onerror="window.__xss=1">'
@@ -33,9 +39,21 @@ CODES = [("dead-link", "error"), ("link-blocked", "warning"), ("redirect", "warn
 
 
 def finding(**overrides: Any) -> dict[str, Any]:
-    base = {"code": "dead-link", "severity": "error", "document": "corpus/a.txt", "field": "webUrl", "line": 7,
-            "url": "https://a.example/", "message": "dead link: dns", "expected": None, "actual": None,
-            "reason": "dns", "status": None, "final_url": None, "redirects": []}
+    base = {
+        "code": "dead-link",
+        "severity": "error",
+        "document": "corpus/a.txt",
+        "field": "webUrl",
+        "line": 7,
+        "url": "https://a.example/",
+        "message": "dead link: dns",
+        "expected": None,
+        "actual": None,
+        "reason": "dns",
+        "status": None,
+        "final_url": None,
+        "redirects": [],
+    }
     return {**base, **overrides}
 
 
@@ -44,47 +62,124 @@ def make_report(count: int = 240, *, hostile: bool = True) -> dict[str, Any]:
     findings = []
     for i in range(count):
         code, severity = CODES[i % len(CODES)]
-        findings.append(finding(
-            code=code, severity=severity, document=f"corpus/doc{i // 4:04d}.txt", line=5 + i % 4,
-            field=["webUrl", "ampWebUrl", "images[0].url", "related[0].webUrl"][i % 4],
-            url=f"https://host{i % 5}.example/article/{i}", message=f"{code} number {i}",
-            status={"dead-link": 404, "link-blocked": 403}.get(code, 200), reason="http 404" if code == "dead-link" else None,
-            redirects=[{"status": 301, "url": f"https://host{i % 5}.example/article/{i}"}] if code == "redirect" else [],
-            final_url=f"https://host{i % 5}.example/moved/{i}" if code == "redirect" else None,
-            expected="1200x600" if code == "image-size-mismatch" else None,
-            actual="100x100" if code == "image-size-mismatch" else None,
-        ))
+        findings.append(
+            finding(
+                code=code,
+                severity=severity,
+                document=f"corpus/doc{i // 4:04d}.txt",
+                line=5 + i % 4,
+                field=["webUrl", "ampWebUrl", "images[0].url", "related[0].webUrl"][i % 4],
+                url=f"https://host{i % 5}.example/article/{i}",
+                message=f"{code} number {i}",
+                status={"dead-link": 404, "link-blocked": 403}.get(code, 200),
+                reason="http 404" if code == "dead-link" else None,
+                redirects=[{"status": 301, "url": f"https://host{i % 5}.example/article/{i}"}]
+                if code == "redirect"
+                else [],
+                final_url=f"https://host{i % 5}.example/moved/{i}" if code == "redirect" else None,
+                expected="1200x600" if code == "image-size-mismatch" else None,
+                actual="100x100" if code == "image-size-mismatch" else None,
+            )
+        )
     if hostile:
         findings += [
-            finding(code="title-mismatch", severity="warning", document='corpus/"><b>bold</b>.txt', field="title",
-                    url=None, message=f"the page's title is {HOSTILE_TITLE}", expected=HOSTILE_TITLE,
-                    actual=HOSTILE_HTML, reason=None),
-            finding(code="invalid-metadata", severity="error", document="corpus/evil.txt", field="webUrl",
-                    url=HOSTILE_URL, message="webUrl: unsupported scheme 'javascript'", actual=HOSTILE_URL, reason=None),
-            finding(code="redirect", severity="warning", document="corpus/evil.txt", field="ampWebUrl",
-                    url="https://evil.example/amp", message="permanently redirected", reason="ok", status=200,
-                    redirects=[{"status": 301, "url": "https://evil.example/amp"}], final_url=HOSTILE_URL),
+            finding(
+                code="title-mismatch",
+                severity="warning",
+                document='corpus/"><b>bold</b>.txt',
+                field="title",
+                url=None,
+                message=f"the page's title is {HOSTILE_TITLE}",
+                expected=HOSTILE_TITLE,
+                actual=HOSTILE_HTML,
+                reason=None,
+            ),
+            finding(
+                code="invalid-metadata",
+                severity="error",
+                document="corpus/evil.txt",
+                field="webUrl",
+                url=HOSTILE_URL,
+                message="webUrl: unsupported scheme 'javascript'",
+                actual=HOSTILE_URL,
+                reason=None,
+            ),
+            finding(
+                code="redirect",
+                severity="warning",
+                document="corpus/evil.txt",
+                field="ampWebUrl",
+                url="https://evil.example/amp",
+                message="permanently redirected",
+                reason="ok",
+                status=200,
+                redirects=[{"status": 301, "url": "https://evil.example/amp"}],
+                final_url=HOSTILE_URL,
+            ),
         ]
     urls = [
-        {"url": f"https://host{h}.example/article/{i}", "kind": "page", "status": 404 if i % 4 == 0 else 200,
-         "ok": i % 4 != 0, "error": None, "message": None, "final_url": None, "redirects": [],
-         "content_type": "text/html", "width": None, "height": None, "image_format": None, "bytes_read": 10,
-         "elapsed_ms": 100 + i, "attempts": 1, "checked_at": "2026-11-26T10:00:00+00:00", "head": None}
-        for i in range(count) for h in [i % 5]
+        {
+            "url": f"https://host{h}.example/article/{i}",
+            "kind": "page",
+            "status": 404 if i % 4 == 0 else 200,
+            "ok": i % 4 != 0,
+            "error": None,
+            "message": None,
+            "final_url": None,
+            "redirects": [],
+            "content_type": "text/html",
+            "width": None,
+            "height": None,
+            "image_format": None,
+            "bytes_read": 10,
+            "elapsed_ms": 100 + i,
+            "attempts": 1,
+            "checked_at": "2026-11-26T10:00:00+00:00",
+            "head": None,
+        }
+        for i in range(count)
+        for h in [i % 5]
     ]
-    references = [{"document": f["document"], "field": f["field"], "line": f["line"], "kind": "page",
-                   "url": f["url"], "normalized_url": f["url"]} for f in findings if (f["url"] or "").startswith("https://")]
+    references = [
+        {
+            "document": f["document"],
+            "field": f["field"],
+            "line": f["line"],
+            "kind": "page",
+            "url": f["url"],
+            "normalized_url": f["url"],
+        }
+        for f in findings
+        if (f["url"] or "").startswith("https://")
+    ]
     errors = sum(f["severity"] == "error" for f in findings)
     by_code: dict[str, int] = {}
     for f in findings:
         by_code[f["code"]] = by_code.get(f["code"], 0) + 1
     return {
-        "run": {"id": 7, "mode": "audit", "status": "finished", "started_at": "2026-11-26T10:00:00+00:00",
-                "finished_at": "2026-11-26T10:00:12+00:00", "duration_s": 12.0, "corpus": ["corpus"],
-                "tool_version": "0.1.0", "fail_on": "error", "previous_run": 6},
-        "summary": {"documents": len({f["document"] for f in findings}), "references": len(references),
-                    "urls": len(urls), "checked": len(urls), "findings": len(findings), "errors": errors,
-                    "warnings": len(findings) - errors, "by_code": dict(sorted(by_code.items())), "by_reason": {}},
+        "run": {
+            "id": 7,
+            "mode": "audit",
+            "status": "finished",
+            "started_at": "2026-11-26T10:00:00+00:00",
+            "finished_at": "2026-11-26T10:00:12+00:00",
+            "duration_s": 12.0,
+            "corpus": ["corpus"],
+            "tool_version": "0.1.0",
+            "fail_on": "error",
+            "previous_run": 6,
+        },
+        "summary": {
+            "documents": len({f["document"] for f in findings}),
+            "references": len(references),
+            "urls": len(urls),
+            "checked": len(urls),
+            "findings": len(findings),
+            "errors": errors,
+            "warnings": len(findings) - errors,
+            "by_code": dict(sorted(by_code.items())),
+            "by_reason": {},
+        },
         "changes": {"new": findings[:3], "fixed": [finding(document="corpus/gone.txt", message="was dead")]},
         "findings": findings,
         "urls": urls,
@@ -116,7 +211,9 @@ def _sha256(text: str) -> str:
 # -- rendering, no browser ---------------------------------------------------
 def test_csp_admits_exactly_the_inline_style_and_script() -> None:
     html = render_html(make_report(10))
-    csp = next(a["content"] for tag, a in _tags(html) if tag == "meta" and a.get("http-equiv") == "Content-Security-Policy")
+    csp = next(
+        a["content"] for tag, a in _tags(html) if tag == "meta" and a.get("http-equiv") == "Content-Security-Policy"
+    )
     assert csp is not None
     styles = re.findall(r"<style>(.*?)</style>", html, re.S)
     scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
@@ -198,8 +295,10 @@ def test_header_has_run_counts_and_changes() -> None:
     assert "<title>auditor run 7: Failed (5 errors, 6 warnings)</title>" in html
     assert "<dt>Took</dt><dd>12.0 s</dd>" in html
     assert "<dt>Corpus</dt><dd>corpus</dd>" in html
-    assert "Compared with run 6: <strong class=\"new-count\">3 new</strong> findings, " \
-           "<strong class=\"fixed-count\">1 fixed</strong>" in html
+    assert (
+        'Compared with run 6: <strong class="new-count">3 new</strong> findings, '
+        '<strong class="fixed-count">1 fixed</strong>' in html
+    )
     assert 'data-filter="code" data-value="dead-link">dead-link</a>' in html
 
 
@@ -230,16 +329,28 @@ def test_host_rows_count_dead_blocked_and_median_latency() -> None:
         {"url": "https://b.example/", "status": None, "error": "dns", "elapsed_ms": None},
     ]
     rows = {row["host"]: row for row in host_rows(report)}
-    assert rows["a.example"] == {"host": "a.example", "urls": 3, "checked": 3, "ok": 1, "dead": 1, "blocked": 1,
-                                 "median_ms": 200}
+    assert rows["a.example"] == {
+        "host": "a.example",
+        "urls": 3,
+        "checked": 3,
+        "ok": 1,
+        "dead": 1,
+        "blocked": 1,
+        "median_ms": 200,
+    }
     assert rows["b.example"]["dead"] == 1 and rows["b.example"]["median_ms"] is None
 
 
 def test_document_rows_count_references_and_findings() -> None:
     report = make_report(8, hostile=False)
     rows = {row["document"]: row for row in document_rows(report)}
-    assert rows["corpus/doc0000.txt"] == {"document": "corpus/doc0000.txt", "references": 4, "errors": 2,
-                                          "warnings": 2, "codes": "dead-link, image-size-mismatch, link-blocked, redirect"}
+    assert rows["corpus/doc0000.txt"] == {
+        "document": "corpus/doc0000.txt",
+        "references": 4,
+        "errors": 2,
+        "warnings": 2,
+        "codes": "dead-link, image-size-mismatch, link-blocked, redirect",
+    }
     assert list(rows) == sorted(rows)  # same error counts: by path
 
 
@@ -273,7 +384,8 @@ class Page:
 
     def rows(self) -> list[list[str]]:
         return self.page.eval_on_selector_all(
-            "#findings-app tbody tr", "rows => rows.map(r => Array.from(r.cells, c => c.textContent))")
+            "#findings-app tbody tr", "rows => rows.map(r => Array.from(r.cells, c => c.textContent))"
+        )
 
     def status(self) -> str:
         return self.page.inner_text("#findings-app .pager .status")
@@ -393,8 +505,13 @@ def test_without_javascript_everything_is_visible(open_report: Any) -> None:
 @pytest.mark.browser
 def test_seed_corpus_report_opens_clean_and_filters(browser: Any, tmp_path: Path) -> None:
     # The seed corpus audited against a mocked network where every URL is gone.
-    config = Config(paths=(SEEDS,), db=tmp_path / "audit.sqlite", out=tmp_path / "reports", formats=("html",),
-                    crawl=CrawlConfig(retries=0, allow_private=True, rate=1000.0))
+    config = Config(
+        paths=(SEEDS,),
+        db=tmp_path / "audit.sqlite",
+        out=tmp_path / "reports",
+        formats=("html",),
+        crawl=CrawlConfig(retries=0, allow_private=True, rate=1000.0),
+    )
     with respx.mock(assert_all_called=False) as router, ThreadPoolExecutor(1) as thread:
         router.route().mock(return_value=httpx.Response(404))
         # In a thread: Playwright's sync API keeps an event loop running in this one.

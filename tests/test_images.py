@@ -122,8 +122,9 @@ def goldens() -> dict[str, Golden]:
         "tiff": Golden(_encode(picture, "TIFF"), ImageInfo(*size, "tiff")),
         "tiff-big-endian": Golden(_big_endian_tiff(), ImageInfo(300, 20, "tiff")),
         "heif": Golden(_heif(b"heicmif1heic"), ImageInfo(4032, 3024, "heif")),
-        "ico": Golden(_encode(_picture(size=(48, 48)), "ICO", sizes=[(16, 16), (48, 48), (32, 32)]),
-                      ImageInfo(48, 48, "ico")),
+        "ico": Golden(
+            _encode(_picture(size=(48, 48)), "ICO", sizes=[(16, 16), (48, 48), (32, 32)]), ImageInfo(48, 48, "ico")
+        ),
         # Unsigned 16-bit sizes: a signed read turns 40000 into -25536.
         "gif-wide": Golden(b"GIF89a" + struct.pack("<HH", 40000, 30) + b"\x00\x00\x00;", ImageInfo(40000, 30, "gif")),
         "svg": Golden(
@@ -147,7 +148,7 @@ def _feed(data: bytes, chunk_size: int) -> ImageProbe:
     """Stream `data` the way the crawler does: feed until done, finish() at the end of the body."""
     probe = ImageProbe()
     for start in range(0, len(data), chunk_size):
-        if probe.feed(data[start:start + chunk_size]):
+        if probe.feed(data[start : start + chunk_size]):
             return probe
     probe.finish()
     return probe
@@ -177,7 +178,7 @@ def test_golden_image_fed_in_chunks(name: str, chunk_size: int | None) -> None:
     size = chunk_size or len(golden.data)
     probe = ImageProbe()
     # feed() itself says "done" (the caller may close the response) without waiting for the end.
-    assert any(probe.feed(golden.data[start:start + size]) for start in range(0, len(golden.data), size))
+    assert any(probe.feed(golden.data[start : start + size]) for start in range(0, len(golden.data), size))
     assert probe.info == golden.expected
     assert probe.error is None
     assert probe.bytes_read < len(golden.data)
@@ -258,7 +259,7 @@ def test_exif_jpeg_gives_the_real_size_not_the_thumbnails() -> None:
     # The trap is real: a raw scan for SOF0 would land in the thumbnail first.
     first_sof = data.index(b"\xff\xc0")
     assert first_sof < 60_000
-    assert struct.unpack(">HH", data[first_sof + 5:first_sof + 9]) == (120, 160)
+    assert struct.unpack(">HH", data[first_sof + 5 : first_sof + 9]) == (120, 160)
     for chunk_size in (1, 7, 4096, len(data)):
         probe = _feed(data, chunk_size)
         assert probe.info == ImageInfo(640, 480, "jpeg")
@@ -300,7 +301,7 @@ SVG_NS = b'xmlns="http://www.w3.org/2000/svg"'
         (b"<svg data-note='a > b' " + SVG_NS + b" width='10' height='20'></svg>", (10, 20)),
         (b'<svg:svg xmlns:svg="http://www.w3.org/2000/svg" width="7" height="9"/>', (7, 9)),
         (
-            b"\xef\xbb\xbf\n  <?xml version='1.0'?>\n<!-- <svg width=\"1\" height=\"1\"> -->\n"
+            b'\xef\xbb\xbf\n  <?xml version=\'1.0\'?>\n<!-- <svg width="1" height="1"> -->\n'
             b'<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "svg11.dtd" [ <!ENTITY arrow "->"> ]>\n'
             b"<svg " + SVG_NS + b' width="48" height="36"></svg>',
             (48, 36),
@@ -458,7 +459,7 @@ def _serve_ranges(probe: ImageProbe, data: bytes) -> list[tuple[int, int]]:
     while (span := probe.next_range()) is not None and span[0] < len(data):
         spans.append(span)
         probe.seek(span[0])
-        probe.feed(data[span[0]:span[1] + 1])
+        probe.feed(data[span[0] : span[1] + 1])
     if not probe.done:
         probe.finish()
     return spans
@@ -573,7 +574,7 @@ def test_bytes_fed_far_away_do_not_pose_as_the_start() -> None:
     assert probe.next_range() == (10_016, 10_016 + FIRST_RANGE_BYTES - 1)
     probe.seek(10_016)
     for offset in range(10_016, len(data)):  # the IFD a byte at a time
-        if probe.feed(data[offset:offset + 1]):
+        if probe.feed(data[offset : offset + 1]):
             break
     assert probe.info == ImageInfo(123, 456, "tiff")
     # A probe that only holds the far bytes knows nothing yet.
@@ -688,9 +689,9 @@ def test_a_resent_range_inside_the_segment_keeps_what_follows_it() -> None:
     probe = ImageProbe()
     probe.feed(data[:8])
     probe.seek(ifd_at)
-    probe.feed(data[ifd_at:ifd_at + 20])  # count and the first entry
+    probe.feed(data[ifd_at : ifd_at + 20])  # count and the first entry
     probe.seek(ifd_at + 2)
-    probe.feed(data[ifd_at + 2:ifd_at + 8])  # a few of those bytes again
+    probe.feed(data[ifd_at + 2 : ifd_at + 8])  # a few of those bytes again
     probe.seek(ifd_at + 20)
-    probe.feed(data[ifd_at + 20:])
+    probe.feed(data[ifd_at + 20 :])
     assert probe.info == ImageInfo(123, 456, "tiff")

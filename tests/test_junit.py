@@ -10,9 +10,21 @@ from auditor.junit import OFFLINE_RULES, PAGE_RULES, clean, render_junit
 
 
 def _finding(**overrides: Any) -> dict[str, Any]:
-    base = {"code": "dead-link", "severity": "error", "document": "c/a.txt", "field": "webUrl", "line": 7,
-            "url": "https://a.example/", "message": "dead link: dns", "expected": None, "actual": None,
-            "reason": "dns", "status": None, "final_url": None, "redirects": []}
+    base = {
+        "code": "dead-link",
+        "severity": "error",
+        "document": "c/a.txt",
+        "field": "webUrl",
+        "line": 7,
+        "url": "https://a.example/",
+        "message": "dead link: dns",
+        "expected": None,
+        "actual": None,
+        "reason": "dns",
+        "status": None,
+        "final_url": None,
+        "redirects": [],
+    }
     return {**base, **overrides}
 
 
@@ -20,12 +32,26 @@ def _ref(document: str, field: str, line: int, url: str) -> dict[str, Any]:
     return {"document": document, "field": field, "line": line, "kind": "page", "url": url, "normalized_url": url}
 
 
-def _report(findings: list[dict[str, Any]], references: list[dict[str, Any]], *, mode: str = "audit",
-            fail_on: str = "error", checked: list[str] | None = None) -> dict[str, Any]:
-    urls = [{"url": url, "elapsed_ms": 250} for url in (checked if checked is not None else
-                                                       [r["normalized_url"] for r in references])]
-    return {"run": {"id": 1, "mode": mode, "status": "finished", "duration_s": 2.5, "fail_on": fail_on},
-            "summary": {}, "changes": None, "findings": findings, "urls": urls, "references": references}
+def _report(
+    findings: list[dict[str, Any]],
+    references: list[dict[str, Any]],
+    *,
+    mode: str = "audit",
+    fail_on: str = "error",
+    checked: list[str] | None = None,
+) -> dict[str, Any]:
+    urls = [
+        {"url": url, "elapsed_ms": 250}
+        for url in (checked if checked is not None else [r["normalized_url"] for r in references])
+    ]
+    return {
+        "run": {"id": 1, "mode": mode, "status": "finished", "duration_s": 2.5, "fail_on": fail_on},
+        "summary": {},
+        "changes": None,
+        "findings": findings,
+        "urls": urls,
+        "references": references,
+    }
 
 
 def _parse(report: dict[str, Any]) -> ET.Element:
@@ -33,14 +59,31 @@ def _parse(report: dict[str, Any]) -> ET.Element:
 
 
 def test_a_suite_per_document_a_case_per_reference_and_rule() -> None:
-    references = [_ref("c/a.txt", "webUrl", 7, "https://a.example/"), _ref("c/a.txt", "images[0].url", 12, "https://i.example/x.jpg"),
-                  _ref("c/b.txt", "webUrl", 3, "https://b.example/")]
+    references = [
+        _ref("c/a.txt", "webUrl", 7, "https://a.example/"),
+        _ref("c/a.txt", "images[0].url", 12, "https://i.example/x.jpg"),
+        _ref("c/b.txt", "webUrl", 3, "https://b.example/"),
+    ]
     findings = [
         _finding(),
-        _finding(code="provider-domain-mismatch", severity="warning", field="provider.domain", line=20, url=None,
-                 message="webUrl host a.example is not under provider.domain z.example"),
-        _finding(code="amp-cache-mismatch", document="c/b.txt", field="cdnAmpWebUrl", line=5, url="https://x/",
-                 message="cdnAmpWebUrl is not the AMP cache URL", expected="https://good/", actual="https://x/"),
+        _finding(
+            code="provider-domain-mismatch",
+            severity="warning",
+            field="provider.domain",
+            line=20,
+            url=None,
+            message="webUrl host a.example is not under provider.domain z.example",
+        ),
+        _finding(
+            code="amp-cache-mismatch",
+            document="c/b.txt",
+            field="cdnAmpWebUrl",
+            line=5,
+            url="https://x/",
+            message="cdnAmpWebUrl is not the AMP cache URL",
+            expected="https://good/",
+            actual="https://x/",
+        ),
     ]
     root = _parse(_report(findings, references))
     suites = {suite.get("name"): suite for suite in root.iter("testsuite")}
@@ -50,7 +93,12 @@ def test_a_suite_per_document_a_case_per_reference_and_rule() -> None:
     assert a.get("file") == "c/a.txt" and a.get("tests") == str(2 + rules) and a.get("failures") == "1"
     cases = {case.get("name"): case for case in a.iter("testcase")}
     dead = cases["webUrl https://a.example/"]
-    assert (dead.get("file"), dead.get("line"), dead.get("classname"), dead.get("time")) == ("c/a.txt", "7", "c/a.txt", "0.250")
+    assert (dead.get("file"), dead.get("line"), dead.get("classname"), dead.get("time")) == (
+        "c/a.txt",
+        "7",
+        "c/a.txt",
+        "0.250",
+    )
     failure = dead.find("failure")
     assert failure is not None and failure.get("type") == "dead-link" and failure.get("message") == "dead link: dns"
     assert "c/a.txt:7" in (failure.text or "")
@@ -65,8 +113,15 @@ def test_a_suite_per_document_a_case_per_reference_and_rule() -> None:
 
 
 def test_warnings_fail_with_fail_on_warning() -> None:
-    findings = [_finding(code="redirect", severity="warning", message="permanently redirected",
-                         redirects=[{"status": 301, "url": "https://a.example/"}], final_url="https://b.example/")]
+    findings = [
+        _finding(
+            code="redirect",
+            severity="warning",
+            message="permanently redirected",
+            redirects=[{"status": 301, "url": "https://a.example/"}],
+            final_url="https://b.example/",
+        )
+    ]
     root = _parse(_report(findings, [_ref("c/a.txt", "webUrl", 7, "https://a.example/")], fail_on="warning"))
     failure = next(root.iter("failure"))
     assert failure.get("type") == "redirect"
@@ -84,8 +139,21 @@ def test_lint_runs_skip_references_and_judge_only_offline_rules() -> None:
 
 
 def test_a_broken_document_without_references_still_has_its_suite() -> None:
-    root = _parse(_report([_finding(document="c/broken.txt", field="", line=None, url=None,
-                                    code="invalid-metadata", message="front matter is not valid YAML")], []))
+    root = _parse(
+        _report(
+            [
+                _finding(
+                    document="c/broken.txt",
+                    field="",
+                    line=None,
+                    url=None,
+                    code="invalid-metadata",
+                    message="front matter is not valid YAML",
+                )
+            ],
+            [],
+        )
+    )
     suite = next(root.iter("testsuite"))
     assert suite.get("name") == "c/broken.txt" and suite.get("failures") == "1"
     case = next(c for c in suite.iter("testcase") if c.find("failure") is not None)
@@ -93,15 +161,22 @@ def test_a_broken_document_without_references_still_has_its_suite() -> None:
 
 
 def test_any_input_gives_valid_xml() -> None:
-    hostile = "bad \x00\x01\x08\x0b\x1b[31m\ufffe\uffff\ud800 <tag> & \"quotes\" ]]> end"
-    findings = [_finding(document=f"c/{hostile}.txt", message=hostile, url=f"https://a.example/{hostile}",
-                         expected=hostile, actual=hostile)]
+    hostile = 'bad \x00\x01\x08\x0b\x1b[31m\ufffe\uffff\ud800 <tag> & "quotes" ]]> end'
+    findings = [
+        _finding(
+            document=f"c/{hostile}.txt",
+            message=hostile,
+            url=f"https://a.example/{hostile}",
+            expected=hostile,
+            actual=hostile,
+        )
+    ]
     references = [_ref(f"c/{hostile}.txt", "webUrl", 7, f"https://a.example/{hostile}")]
     text = render_junit(_report(findings, references))
     root = ET.fromstring(text.encode("utf-8"))  # raises if not well-formed
     failure = next(root.iter("failure"))
-    assert failure.get("message") == "bad [31m <tag> & \"quotes\" ]]> end"
-    assert next(root.iter("testsuite")).get("name") == "c/bad [31m <tag> & \"quotes\" ]]> end.txt"
+    assert failure.get("message") == 'bad [31m <tag> & "quotes" ]]> end'
+    assert next(root.iter("testsuite")).get("name") == 'c/bad [31m <tag> & "quotes" ]]> end.txt'
 
 
 def test_clean_keeps_what_xml_allows() -> None:
@@ -114,7 +189,8 @@ def test_written_by_a_real_lint_run(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "good.txt").write_text(
-        "---\ntitle: Fine\nwebUrl: https://news.example/a\nprovider:\n  domain: news.example\n---\n", encoding="utf-8")
+        "---\ntitle: Fine\nwebUrl: https://news.example/a\nprovider:\n  domain: news.example\n---\n", encoding="utf-8"
+    )
     (corpus / "broken.txt").write_text("---\ntitle: [unclosed\n---\n", encoding="utf-8")
     config = Config(paths=(corpus,), db=tmp_path / "a.sqlite", out=tmp_path / "out", formats=("junit",))
     outcome = pipeline.lint(config)
@@ -127,7 +203,13 @@ def test_written_by_a_real_lint_run(tmp_path: Path) -> None:
 
 
 def test_a_side_that_is_unknown_is_left_out_not_shown_as_none() -> None:
-    finding = _finding(code="invalid-metadata", field="related[0].webUrl", reason=None,
-                       message="related[0].webUrl is empty", expected="cnn.com", actual=None)
+    finding = _finding(
+        code="invalid-metadata",
+        field="related[0].webUrl",
+        reason=None,
+        message="related[0].webUrl is empty",
+        expected="cnn.com",
+        actual=None,
+    )
     text = render_junit(_report([finding], [_ref("c/a.txt", "webUrl", 7, "https://a.example/")]))
     assert "None" not in text and "expected: cnn.com" in text and "actual:" not in text

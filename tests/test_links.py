@@ -89,15 +89,24 @@ def test_missing_mistyped_and_empty_urls_are_left_to_the_schema_rule() -> None:
 @pytest.mark.parametrize(
     ("url", "message", "fixed"),
     [
-        ("https://apnews.com/Business Wire/5054ac", "contains a space at character 28: encode it as %20",
-         "https://apnews.com/Business%20Wire/5054ac"),
+        (
+            "https://apnews.com/Business Wire/5054ac",
+            "contains a space at character 28: encode it as %20",
+            "https://apnews.com/Business%20Wire/5054ac",
+        ),
         ("https://a.example/x.jpg\t", "ends with a tab: remove it", "https://a.example/x.jpg"),
         ("https://a.example/amp/ ", "ends with a space: remove it", "https://a.example/amp/"),
-        (" https://a.example/a b c", ("starts with a space: remove it; contains 2 spaces, the first at character 21: "
-                                      "encode them as %20"), "https://a.example/a%20b%20c"),
+        (
+            " https://a.example/a b c",
+            ("starts with a space: remove it; contains 2 spaces, the first at character 21: encode them as %20"),
+            "https://a.example/a%20b%20c",
+        ),
         ("https://a.example/x\ty", "contains a tab at character 20: remove it", "https://a.example/xy"),
-        ("https://a.example/\r\n", "ends with 2 white-space characters (carriage return, line break): remove them",
-         "https://a.example/"),
+        (
+            "https://a.example/\r\n",
+            "ends with 2 white-space characters (carriage return, line break): remove them",
+            "https://a.example/",
+        ),
         ("https://a.example/\u00a0", "ends with U+00A0 (no-break space): remove it", "https://a.example/"),
         ("https://a b.example/x", "contains a space at character 10 in the host name: remove it", None),
         ("javascript:alert(1) ", "ends with a space: remove it", None),  # the rest is broken too: no fix offered

@@ -407,7 +407,7 @@ def test_stop_cancels_stuck_handlers_quickly(caplog: pytest.LogCaptureFixture, t
     if tls:
         hanging.join(timeout=3)
         assert not hanging.is_alive()
-        for stream, http_client in zip(streams, clients):
+        for stream, http_client in zip(streams, clients, strict=False):
             try:
                 stream.__exit__(None, None, None)
             except httpx.HTTPError:
@@ -424,7 +424,7 @@ def test_server_restarts_on_a_new_port() -> None:
         first_port = server.port
         assert httpx.get(server.url_for("/ok"), timeout=2, trust_env=False).status_code == 200
     with pytest.raises(RuntimeError):
-        server.port
+        _ = server.port
     with server:
         assert httpx.get(server.url_for("/ok"), timeout=2, trust_env=False).status_code == 200
         assert server.port > 0

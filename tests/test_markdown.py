@@ -7,12 +7,26 @@ from auditor.markdown import escape, render_markdown
 
 def _report(findings: list[dict[str, Any]], **summary: Any) -> dict[str, Any]:
     return {
-        "run": {"id": 3, "mode": "audit", "status": "finished", "started_at": "2026-11-26T10:00:00+00:00",
-                "duration_s": 1.5, "corpus": ["seeds"], "previous_run": 2},
-        "summary": {"documents": 1, "references": 17, "urls": 15, "checked": 15, "findings": len(findings),
-                    "errors": sum(f["severity"] == "error" for f in findings),
-                    "warnings": sum(f["severity"] == "warning" for f in findings),
-                    "by_code": {f["code"]: 1 for f in findings}, **summary},
+        "run": {
+            "id": 3,
+            "mode": "audit",
+            "status": "finished",
+            "started_at": "2026-11-26T10:00:00+00:00",
+            "duration_s": 1.5,
+            "corpus": ["seeds"],
+            "previous_run": 2,
+        },
+        "summary": {
+            "documents": 1,
+            "references": 17,
+            "urls": 15,
+            "checked": 15,
+            "findings": len(findings),
+            "errors": sum(f["severity"] == "error" for f in findings),
+            "warnings": sum(f["severity"] == "warning" for f in findings),
+            "by_code": {f["code"]: 1 for f in findings},
+            **summary,
+        },
         "changes": {"new": findings[:1], "fixed": []},
         "findings": findings,
         "urls": [],
@@ -20,9 +34,21 @@ def _report(findings: list[dict[str, Any]], **summary: Any) -> dict[str, Any]:
 
 
 def _finding(**overrides: Any) -> dict[str, Any]:
-    base = {"code": "dead-link", "severity": "error", "document": "seeds/a.txt", "field": "webUrl", "line": 7,
-            "url": "https://a.example/", "message": "dead link: dns", "expected": None, "actual": None,
-            "reason": "dns", "status": None, "final_url": None, "redirects": []}
+    base = {
+        "code": "dead-link",
+        "severity": "error",
+        "document": "seeds/a.txt",
+        "field": "webUrl",
+        "line": 7,
+        "url": "https://a.example/",
+        "message": "dead link: dns",
+        "expected": None,
+        "actual": None,
+        "reason": "dns",
+        "status": None,
+        "final_url": None,
+        "redirects": [],
+    }
     return {**base, **overrides}
 
 
@@ -35,11 +61,20 @@ def test_escape_neutralises_markdown_and_html() -> None:
 
 
 def test_report_has_verdict_counts_and_grouped_findings() -> None:
-    text = render_markdown(_report([
-        _finding(),
-        _finding(code="redirect", severity="warning", reason="ok", final_url="https://b.example/",
-                 redirects=[{"status": 301, "url": "https://a.example/"}]),
-    ]))
+    text = render_markdown(
+        _report(
+            [
+                _finding(),
+                _finding(
+                    code="redirect",
+                    severity="warning",
+                    reason="ok",
+                    final_url="https://b.example/",
+                    redirects=[{"status": 301, "url": "https://a.example/"}],
+                ),
+            ]
+        )
+    )
     lines = text.splitlines()
     assert lines[2].startswith("❌ **auditor failed**: 1 errors, 1 warnings")
     assert "| 1 | 17 | 15 | 15 | 1 | 1 |" in text
@@ -50,8 +85,18 @@ def test_report_has_verdict_counts_and_grouped_findings() -> None:
 
 
 def test_hostile_values_cannot_break_the_table() -> None:
-    text = render_markdown(_report([_finding(url="javascript:alert(1)|x", document="a|b.md",
-                                             field="title`", reason="<img src=x onerror=alert(1)>")]))
+    text = render_markdown(
+        _report(
+            [
+                _finding(
+                    url="javascript:alert(1)|x",
+                    document="a|b.md",
+                    field="title`",
+                    reason="<img src=x onerror=alert(1)>",
+                )
+            ]
+        )
+    )
     row = next(line for line in text.splitlines() if "a&#124;b.md" in line)
     assert row.count("|") == 5  # exactly the four cells' borders
     assert "<img" not in text
@@ -71,12 +116,24 @@ def test_clean_run_says_so() -> None:
 
 
 def test_metadata_rows_say_what_is_wrong_and_never_none() -> None:
-    text = render_markdown(_report([_finding(
-        code="invalid-metadata", reason=None, message="contains a space at character 28: encode it as %20",
-        url="https://apnews.com/Business Wire/1", expected="https://apnews.com/Business%20Wire/1",
-        actual="https://apnews.com/Business Wire/1"),
-        _finding(code="invalid-metadata", reason=None, message="related[0].webUrl is empty", url=None)]))
+    text = render_markdown(
+        _report(
+            [
+                _finding(
+                    code="invalid-metadata",
+                    reason=None,
+                    message="contains a space at character 28: encode it as %20",
+                    url="https://apnews.com/Business Wire/1",
+                    expected="https://apnews.com/Business%20Wire/1",
+                    actual="https://apnews.com/Business Wire/1",
+                ),
+                _finding(code="invalid-metadata", reason=None, message="related[0].webUrl is empty", url=None),
+            ]
+        )
+    )
     assert "None" not in text
-    assert ("| contains a space at character 28: encode it as %20; expected https://apnews.com/Business%20Wire/1, "
-            "found https://apnews.com/Business Wire/1 |") in text
+    assert (
+        "| contains a space at character 28: encode it as %20; expected https://apnews.com/Business%20Wire/1, "
+        "found https://apnews.com/Business Wire/1 |"
+    ) in text
     assert "| related&#91;0&#93;.webUrl is empty |" in text

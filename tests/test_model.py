@@ -12,7 +12,10 @@ def test_every_code_has_a_severity_and_a_stage() -> None:
         assert isinstance(code.default_severity, Severity) and code.default_severity is not Severity.OFF
         assert isinstance(code.stage, Stage)
     assert [c for c in Code if c.stage is Stage.OFFLINE] == [
-        Code.AMP_CACHE_MISMATCH, Code.PROVIDER_DOMAIN_MISMATCH, Code.INVALID_METADATA]
+        Code.AMP_CACHE_MISMATCH,
+        Code.PROVIDER_DOMAIN_MISMATCH,
+        Code.INVALID_METADATA,
+    ]
 
 
 def test_only_transient_reasons_are_retried() -> None:

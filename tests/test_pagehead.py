@@ -37,7 +37,7 @@ def _parse(data: bytes, chunk_size: int | None = None, **options: object) -> Hea
     parser = HeadParser(BASE, **options)  # type: ignore[arg-type]
     size = chunk_size or len(data) or 1
     for start in range(0, len(data), size):
-        if parser.feed(data[start:start + size]):
+        if parser.feed(data[start : start + size]):
             break
     return parser
 
@@ -76,7 +76,7 @@ def test_stops_at_end_of_head() -> None:
     head_end = data.index(b"</head>") + len(b"</head>")
     parser = HeadParser(BASE)
     assert parser.feed(data[: head_end - 1]) is False
-    assert parser.feed(data[head_end - 1: head_end]) is True
+    assert parser.feed(data[head_end - 1 : head_end]) is True
     assert parser.bytes_read == head_end
     assert parser.feed(b"<link rel=amphtml href=/late>") is True
     assert parser.bytes_read == head_end

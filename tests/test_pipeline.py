@@ -27,8 +27,13 @@ CRAWL = CrawlConfig(timeout=2.0, retries=0, rate=1000.0, allow_private=True)
 
 
 def _config(tmp_path: Path, *paths: Path, **overrides: Any) -> Config:
-    return Config(paths=paths or (tmp_path / "corpus",), db=tmp_path / "audit.sqlite", out=tmp_path / "reports",
-                  crawl=overrides.pop("crawl", CRAWL), **overrides)
+    return Config(
+        paths=paths or (tmp_path / "corpus",),
+        db=tmp_path / "audit.sqlite",
+        out=tmp_path / "reports",
+        crawl=overrides.pop("crawl", CRAWL),
+        **overrides,
+    )
 
 
 def _write(path: Path, text: str) -> Path:
@@ -63,16 +68,17 @@ def test_audit_end_to_end_with_respx(tmp_path: Path) -> None:
     _write(tmp_path / "corpus" / "a.md", ARTICLE)
     _write(tmp_path / "corpus" / "b.md", ARTICLE.replace("Big News", "Other"))  # same URLs: fetched once
     # respx ignores the query unless a route names it: the ?amp route goes first.
-    respx.get("https://news.example/a?amp").mock(return_value=httpx.Response(
-        200, html='<head><link rel="canonical" href="https://news.example/a"></head>'))
-    web = respx.get("https://news.example/a").mock(return_value=httpx.Response(
-        200, html='<head><title>Big News</title><link rel="amphtml" href="/a?amp"></head>'))
-    respx.head("https://news-example.cdn.ampproject.org/c/s/news.example/a?amp").mock(
-        return_value=httpx.Response(404))
-    respx.get("https://news-example.cdn.ampproject.org/c/s/news.example/a?amp").mock(
-        return_value=httpx.Response(200))
-    respx.get("https://img.example/a.png").mock(return_value=httpx.Response(
-        200, content=_png((120, 50)), headers={"Content-Type": "image/png"}))
+    respx.get("https://news.example/a?amp").mock(
+        return_value=httpx.Response(200, html='<head><link rel="canonical" href="https://news.example/a"></head>')
+    )
+    web = respx.get("https://news.example/a").mock(
+        return_value=httpx.Response(200, html='<head><title>Big News</title><link rel="amphtml" href="/a?amp"></head>')
+    )
+    respx.head("https://news-example.cdn.ampproject.org/c/s/news.example/a?amp").mock(return_value=httpx.Response(404))
+    respx.get("https://news-example.cdn.ampproject.org/c/s/news.example/a?amp").mock(return_value=httpx.Response(200))
+    respx.get("https://img.example/a.png").mock(
+        return_value=httpx.Response(200, content=_png((120, 50)), headers={"Content-Type": "image/png"})
+    )
 
     outcome = pipeline.audit(_config(tmp_path))
 
@@ -99,9 +105,12 @@ def test_broken_file_next_to_good_ones_does_not_stop_the_audit(tmp_path: Path) -
     findings = outcome.report["findings"]
     assert outcome.report["summary"]["documents"] == 4
     assert sorted((f["document"].rsplit("/", 1)[-1], f["code"]) for f in findings) == [
-        ("2.md", "invalid-metadata"), ("3.md", "invalid-metadata"), ("4.md", "invalid-metadata")]
+        ("2.md", "invalid-metadata"),
+        ("3.md", "invalid-metadata"),
+        ("4.md", "invalid-metadata"),
+    ]
     assert outcome.exit_code == 1
-    assert not any("x.example/" == f["url"] for f in findings)
+    assert not any(f["url"] == "x.example/" for f in findings)
 
 
 def test_required_fields_by_type_reach_the_rules(tmp_path: Path) -> None:
@@ -147,17 +156,34 @@ def test_history_gives_diffs_and_flaky_links(tmp_path: Path, loopback: Any) -> N
 
 
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_marks_the_run_interrupted_and_keeps_checks(tmp_path: Path, loopback: Any, signum: int,
-                                                           exit_code: int) -> None:
+def test_signal_marks_the_run_interrupted_and_keeps_checks(
+    tmp_path: Path, loopback: Any, signum: int, exit_code: int
+) -> None:
     fast = [loopback.url_for(f"/ok/sig{signum}-{i}") for i in range(3)]
     hanging = [loopback.url_for(f"/hang/sig{signum}-{i}") for i in range(3)]
     lines = "".join(f"  - title: r\n    webUrl: {url}\n" for url in fast + hanging)
     _write(tmp_path / "corpus" / "a.md", f"---\ntitle: t\nwebUrl: {fast[0]}\nrelated:\n{lines}---\n")
     db = tmp_path / "audit.sqlite"
     process = subprocess.Popen(
-        [sys.executable, "-m", "auditor", "audit", str(tmp_path / "corpus"), "--db", str(db), "--out",
-         str(tmp_path / "reports"), "--allow-private", "--timeout", "30", "--retries", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "auditor",
+            "audit",
+            str(tmp_path / "corpus"),
+            "--db",
+            str(db),
+            "--out",
+            str(tmp_path / "reports"),
+            "--allow-private",
+            "--timeout",
+            "30",
+            "--retries",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -212,9 +238,24 @@ def _start_slow_audit(tmp_path: Path, phase: str, urls: list[str]) -> tuple[subp
     driver = _write(tmp_path / "driver.py", _SLOW_STEP_DRIVER)
     db = tmp_path / "audit.sqlite"
     process = subprocess.Popen(
-        [sys.executable, str(driver), phase, "audit", str(tmp_path / "corpus"), "--db", str(db), "--out",
-         str(tmp_path / "reports"), "--allow-private", "--timeout", "30", "--retries", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            str(driver),
+            phase,
+            "audit",
+            str(tmp_path / "corpus"),
+            "--db",
+            str(db),
+            "--out",
+            str(tmp_path / "reports"),
+            "--allow-private",
+            "--timeout",
+            "30",
+            "--retries",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     return process, db
 
@@ -237,8 +278,12 @@ def _wait_for_line(process: subprocess.Popen[bytes], expected: bytes, seconds: f
 
 def _no_row_twice(db: Path) -> None:
     with sqlite3.connect(db) as conn:
-        for table, key in [("documents", "path"), ("links", "document, field"), ("checks", "url"),
-                           ("findings", "code, document, field, url, message")]:
+        for table, key in [
+            ("documents", "path"),
+            ("links", "document, field"),
+            ("checks", "url"),
+            ("findings", "code, document, field, url, message"),
+        ]:
             rows, distinct = conn.execute(
                 f"select count(*), (select count(*) from (select distinct run_id, {key} from {table})) from {table}"
             ).fetchone()
@@ -247,8 +292,9 @@ def _no_row_twice(db: Path) -> None:
 
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("phase", ["parsing", "judging", "reports"])
-def test_a_signal_in_any_phase_stops_cleanly_with_reports(tmp_path: Path, loopback: Any, phase: str, signum: int,
-                                                          exit_code: int) -> None:
+def test_a_signal_in_any_phase_stops_cleanly_with_reports(
+    tmp_path: Path, loopback: Any, phase: str, signum: int, exit_code: int
+) -> None:
     urls = [loopback.url_for(f"/ok/{phase}-{signum}-{index}") for index in range(3)]
     process, db = _start_slow_audit(tmp_path, phase, urls)
     _wait_for_line(process, f"IN {phase}".encode())
@@ -305,13 +351,27 @@ def _audit_subprocess(tmp_path: Path, corpus: Path, *extra: str) -> tuple[int, f
     The child's address space is capped, so a bound that stops working fails
     the test instead of taking the machine down.
     """
+
     def cap_memory() -> None:
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
 
-    command = [sys.executable, "-m", "auditor", "audit", str(corpus), "--db", str(tmp_path / f"{corpus.name}.sqlite"),
-               "--out", str(tmp_path / f"{corpus.name}-reports"), "--allow-private", "--timeout", "5", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "auditor",
+        "audit",
+        str(corpus),
+        "--db",
+        str(tmp_path / f"{corpus.name}.sqlite"),
+        "--out",
+        str(tmp_path / f"{corpus.name}-reports"),
+        "--allow-private",
+        "--timeout",
+        "5",
+        *extra,
+    ]
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=cap_memory)
     _, status, usage = os.wait4(process.pid, 0)
@@ -319,8 +379,9 @@ def _audit_subprocess(tmp_path: Path, corpus: Path, *extra: str) -> tuple[int, f
     return process.returncode, time.monotonic() - started, usage.ru_maxrss * 1024
 
 
-def test_billion_laughs_next_to_a_good_file_costs_under_a_second_and_50_mb(tmp_path: Path, loopback: Any,
-                                                                          billion_laughs: str) -> None:
+def test_billion_laughs_next_to_a_good_file_costs_under_a_second_and_50_mb(
+    tmp_path: Path, loopback: Any, billion_laughs: str
+) -> None:
     good = f"---\ntitle: OK\nwebUrl: {loopback.url_for('/ok/laughs-good')}\n---\n"
     _write(tmp_path / "plain" / "good.md", good)
     _write(tmp_path / "hostile" / "good.md", good)
@@ -332,17 +393,26 @@ def test_billion_laughs_next_to_a_good_file_costs_under_a_second_and_50_mb(tmp_p
     assert rss - plain_rss < 50 * 1024 * 1024
     report = json.loads((tmp_path / "hostile-reports" / "report.json").read_text())
     assert [(f["document"].rsplit("/", 1)[-1], f["code"], f["field"]) for f in report["findings"]] == [
-        ("laughs.md", "invalid-metadata", "f")]
+        ("laughs.md", "invalid-metadata", "f")
+    ]
     assert [u["url"] for u in report["urls"] if u["ok"]] == [loopback.url_for("/ok/laughs-good")]
 
 
 def test_every_hostile_case_gets_its_verdict(tmp_path: Path, loopback: Any, refused_url: str) -> None:
     cases = {
-        "/status/404/v": ("dead-link", "http 404"), "/status/410/v": ("dead-link", "http 410"),
-        "/status/500/v": ("dead-link", "http 500"), "/flaky/503/v": None, "/retry-after/1/v": None,
-        "/always-429/v": ("link-blocked", "http 429"), "/status/403/v": ("link-blocked", "http 403"),
-        "/redirect/301/v": ("redirect", "ok"), "/redirect/302/v": None, "/loop/a-v": ("dead-link", "redirect-loop"),
-        "/hang/v": ("dead-link", "timeout"), "/drip/v": ("dead-link", "timeout"), "/reset/v": ("dead-link", "reset"),
+        "/status/404/v": ("dead-link", "http 404"),
+        "/status/410/v": ("dead-link", "http 410"),
+        "/status/500/v": ("dead-link", "http 500"),
+        "/flaky/503/v": None,
+        "/retry-after/1/v": None,
+        "/always-429/v": ("link-blocked", "http 429"),
+        "/status/403/v": ("link-blocked", "http 403"),
+        "/redirect/301/v": ("redirect", "ok"),
+        "/redirect/302/v": None,
+        "/loop/a-v": ("dead-link", "redirect-loop"),
+        "/hang/v": ("dead-link", "timeout"),
+        "/drip/v": ("dead-link", "timeout"),
+        "/reset/v": ("dead-link", "reset"),
         "/gzip-bomb/v": None,
         "/redirect-to?url=javascript%3Aalert(1)": ("dead-link", "invalid-redirect"),
     }
@@ -350,7 +420,9 @@ def test_every_hostile_case_gets_its_verdict(tmp_path: Path, loopback: Any, refu
     urls["refused"] = refused_url
     cases["refused"] = ("dead-link", "refused")
     related = "".join(f"  - title: OK\n    webUrl: {url}\n" for url in urls.values())
-    _write(tmp_path / "corpus" / "a.md", f"---\ntitle: OK\nwebUrl: {loopback.url_for('/ok/v')}\nrelated:\n{related}---\n")
+    _write(
+        tmp_path / "corpus" / "a.md", f"---\ntitle: OK\nwebUrl: {loopback.url_for('/ok/v')}\nrelated:\n{related}---\n"
+    )
     config = _config(tmp_path, crawl=replace(CRAWL, timeout=1.0, retries=1, backoff_base=0.05))
     started = time.monotonic()
     outcome = pipeline.audit(config)

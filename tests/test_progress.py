@@ -24,8 +24,14 @@ def _ok(n: int) -> Check:
 
 
 def _dead(n: int) -> Check:
-    return Check(url=f"https://a.example/{n}", kind="image", ok=False, reason="dns", elapsed_ms=5,
-                 message="name does not resolve\nsecond line")
+    return Check(
+        url=f"https://a.example/{n}",
+        kind="image",
+        ok=False,
+        reason="dns",
+        elapsed_ms=5,
+        message="name does not resolve\nsecond line",
+    )
 
 
 def test_terminal_gets_one_line_redrawn_with_rate_failures_and_eta() -> None:
@@ -91,12 +97,26 @@ def test_verbose_on_a_terminal_keeps_the_line_below_the_log() -> None:
 
 
 def test_describe_and_durations() -> None:
-    moved = Check(url="https://a.example/", kind="page", ok=True, status=200, elapsed_ms=80, attempts=2,
-                  final_url="https://b.example/")
+    moved = Check(
+        url="https://a.example/",
+        kind="page",
+        ok=True,
+        status=200,
+        elapsed_ms=80,
+        attempts=2,
+        final_url="https://b.example/",
+    )
     assert describe(moved) == "200 page https://a.example/ (80 ms, 2 attempts) -> https://b.example/"
     blocked = Check(url="https://a.example/", kind="page", ok=False, status=429, reason="http 429", elapsed_ms=3)
     assert describe(blocked) == "429 http 429 page https://a.example/ (3 ms)"
-    assert [format_duration(s) for s in (0.4, 59, 61, 3599, 3600, 7384)] == ["0s", "59s", "1m01s", "59m59s", "1h00m", "2h03m"]
+    assert [format_duration(s) for s in (0.4, 59, 61, 3599, 3600, 7384)] == [
+        "0s",
+        "59s",
+        "1m01s",
+        "59m59s",
+        "1h00m",
+        "2h03m",
+    ]
 
 
 def test_verbose_lines_escape_terminal_control_characters() -> None:
@@ -104,7 +124,16 @@ def test_verbose_lines_escape_terminal_control_characters() -> None:
 
     from auditor.progress import describe
 
-    check = SimpleNamespace(ok=False, status=None, reason="other", kind="page", url="https://a.example/\x1b[2J",
-                            elapsed_ms=5, attempts=1, final_url=None, message="bad \x07 bell")
+    check = SimpleNamespace(
+        ok=False,
+        status=None,
+        reason="other",
+        kind="page",
+        url="https://a.example/\x1b[2J",
+        elapsed_ms=5,
+        attempts=1,
+        final_url=None,
+        message="bad \x07 bell",
+    )
     line = describe(check)
     assert "\x1b" not in line and "\x07" not in line and "\\x1b[2J" in line

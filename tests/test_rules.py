@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,31 @@ def _doc(front: str) -> Any:
 
 
 def _link(**overrides: Any) -> dict[str, Any]:
-    return {"document": "doc.md", "field": "webUrl", "line": 3, "url": "https://a.example/",
-            "normalized_url": "https://a.example/", "kind": "page",
-            "declared_width": None, "declared_height": None, **overrides}
+    return {
+        "document": "doc.md",
+        "field": "webUrl",
+        "line": 3,
+        "url": "https://a.example/",
+        "normalized_url": "https://a.example/",
+        "kind": "page",
+        "declared_width": None,
+        "declared_height": None,
+        **overrides,
+    }
 
 
 def _check(**overrides: Any) -> dict[str, Any]:
-    return {"url": "https://a.example/", "ok": True, "status": 200, "reason": None, "message": None,
-            "final_url": "https://a.example/", "redirects": [], "head": None, **overrides}
+    return {
+        "url": "https://a.example/",
+        "ok": True,
+        "status": 200,
+        "reason": None,
+        "message": None,
+        "final_url": "https://a.example/",
+        "redirects": [],
+        "head": None,
+        **overrides,
+    }
 
 
 # -- offline ----------------------------------------------------------------
@@ -63,8 +80,10 @@ def test_schema_problems_name_field_and_line() -> None:
 
 
 def test_unknown_fields_and_valid_types_pass() -> None:
-    document = _doc("title: t\nwebUrl: https://a.example/\nquality: 5.5\npublished: true\n"
-                    "publishedDateTime: '2020-09-22T22:36:00+02:00'\nsomethingNew: [1, 2]\n")
+    document = _doc(
+        "title: t\nwebUrl: https://a.example/\nquality: 5.5\npublished: true\n"
+        "publishedDateTime: '2020-09-22T22:36:00+02:00'\nsomethingNew: [1, 2]\n"
+    )
     assert document_findings(document, SCHEMA) == []
 
 
@@ -87,26 +106,40 @@ def _offline(front: str, schema: SchemaConfig = SCHEMA) -> list[Any]:
 
 
 def test_an_empty_related_url_is_one_finding_that_says_it_is_empty() -> None:
-    findings = _offline("title: t\nwebUrl: https://a.example/\nrelated:\n  - title: r\n    webUrl: \"\"\n"
-                        "    type: video\n")
+    findings = _offline(
+        'title: t\nwebUrl: https://a.example/\nrelated:\n  - title: r\n    webUrl: ""\n    type: video\n'
+    )
     (finding,) = findings
     assert (finding.code, finding.field, finding.line) == ("invalid-metadata", "related[0].webUrl", 6)
-    assert finding.message == ("related[0].webUrl is empty, so related[0] has no page URL: "
-                               "fill in webUrl or originalUrl")
+    assert finding.message == (
+        "related[0].webUrl is empty, so related[0] has no page URL: fill in webUrl or originalUrl"
+    )
 
 
 @pytest.mark.parametrize(
     ("front", "field", "message"),
     [
-        ("title: t\nwebUrl: https://a.example/\nampWebUrl: ''\n", "ampWebUrl",
-         "ampWebUrl is empty: write the URL, or remove the field"),
-        ("title: t\nwebUrl: '  '\noriginalUrl: https://a.example/\n", "webUrl",
-         "webUrl holds only white space: write the URL, or remove the field"),
-        ("title: ''\nwebUrl: https://a.example/\n", "title",
-         "title is empty, so the article has no title: fill in title"),
+        (
+            "title: t\nwebUrl: https://a.example/\nampWebUrl: ''\n",
+            "ampWebUrl",
+            "ampWebUrl is empty: write the URL, or remove the field",
+        ),
+        (
+            "title: t\nwebUrl: '  '\noriginalUrl: https://a.example/\n",
+            "webUrl",
+            "webUrl holds only white space: write the URL, or remove the field",
+        ),
+        (
+            "title: ''\nwebUrl: https://a.example/\n",
+            "title",
+            "title is empty, so the article has no title: fill in title",
+        ),
         ("title: t\nwebUrl: 42\n", "webUrl", "must be text, not a number"),
-        ("title: t\nwebUrl: https://a.example/\nimages:\n  - url: ''\n", "images[0].url",
-         "is empty: write the image's URL, or remove the image"),
+        (
+            "title: t\nwebUrl: https://a.example/\nimages:\n  - url: ''\n",
+            "images[0].url",
+            "is empty: write the image's URL, or remove the image",
+        ),
         ("webUrl: https://a.example/\n", "title", "the article has no title: add title"),
         ("title: t\n", "webUrl", "the article has no page URL: add webUrl or originalUrl"),
     ],
@@ -117,13 +150,18 @@ def test_one_problem_one_finding(front: str, field: str, message: str) -> None:
 
 
 def test_a_video_needs_a_page_url_not_a_webUrl() -> None:
-    assert _offline("title: v\ntype: video\noriginalUrl: https://youtube.com/watch?v=x\n"
-                    "provider:\n  domain: youtube.com\n") == []
+    assert (
+        _offline(
+            "title: v\ntype: video\noriginalUrl: https://youtube.com/watch?v=x\nprovider:\n  domain: youtube.com\n"
+        )
+        == []
+    )
 
 
 def test_required_fields_by_type_are_configurable() -> None:
-    schema = SchemaConfig(required={"default": (("title",), ("webUrl", "originalUrl")),
-                                    "video": (("title",), ("originalUrl",))})
+    schema = SchemaConfig(
+        required={"default": (("title",), ("webUrl", "originalUrl")), "video": (("title",), ("originalUrl",))}
+    )
     (finding,) = _offline("title: v\ntype: video\nwebUrl: https://a.example/\n", schema)
     assert (finding.field, finding.message) == ("originalUrl", "the article has no originalUrl: add originalUrl")
     assert _offline("title: a\ntype: article\nwebUrl: https://a.example/\n", schema) == []
@@ -137,9 +175,14 @@ def test_required_fields_by_type_are_configurable() -> None:
 
 @pytest.mark.parametrize(
     ("host", "domain", "mismatch"),
-    [("www.govtech.com", "govtech.com", False), ("govtech.com", "govtech.com", False),
-     ("WWW.GovTech.com", "govtech.COM", False), ("evilgovtech.com", "govtech.com", True),
-     ("www.govtech.com", "other.com", True), ("xn--bcher-kva.ch", "bücher.ch", False)],
+    [
+        ("www.govtech.com", "govtech.com", False),
+        ("govtech.com", "govtech.com", False),
+        ("WWW.GovTech.com", "govtech.COM", False),
+        ("evilgovtech.com", "govtech.com", True),
+        ("www.govtech.com", "other.com", True),
+        ("xn--bcher-kva.ch", "bücher.ch", False),
+    ],
 )
 def test_provider_domain(host: str, domain: str, mismatch: bool) -> None:
     document = _doc(f"title: t\nwebUrl: https://{host}/a\nprovider:\n  domain: {domain}\n")
@@ -171,20 +214,30 @@ def test_provider_mismatch_expects_the_registrable_domain(page: str, domain: str
 
 
 def test_a_path_in_the_domain_field_is_invalid_metadata_and_nothing_else() -> None:
-    findings = _offline("title: t\nwebUrl: https://www.cnn.com/us/live\nrelated:\n  - title: r\n"
-                        "    webUrl: https://www.cnn.com/us/live\n    provider:\n"
-                        "      domain: cnn.com/us/live-news/us-coronavirus-update-05-04-20/h_17b8\n")
+    findings = _offline(
+        "title: t\nwebUrl: https://www.cnn.com/us/live\nrelated:\n  - title: r\n"
+        "    webUrl: https://www.cnn.com/us/live\n    provider:\n"
+        "      domain: cnn.com/us/live-news/us-coronavirus-update-05-04-20/h_17b8\n"
+    )
     (finding,) = findings
     assert (finding.code, finding.field, finding.line) == ("invalid-metadata", "related[0].provider.domain", 8)
-    assert finding.message == ("is not a bare domain name: it has a path (/us/live-news/us-coronavirus-update-05-…); "
-                               "write cnn.com alone")
-    assert (finding.expected, finding.actual) == ("cnn.com", "cnn.com/us/live-news/us-coronavirus-update-05-04-20/h_17b8")
+    assert finding.message == (
+        "is not a bare domain name: it has a path (/us/live-news/us-coronavirus-update-05-…); write cnn.com alone"
+    )
+    assert (finding.expected, finding.actual) == (
+        "cnn.com",
+        "cnn.com/us/live-news/us-coronavirus-update-05-04-20/h_17b8",
+    )
 
 
 def test_an_empty_domain_expects_the_page_registrable_domain() -> None:
     (finding,) = _offline("title: t\nwebUrl: https://www.cnn.com/a\nprovider:\n  domain: ''\n")
     assert (finding.code, finding.field, finding.expected, finding.actual) == (
-        "invalid-metadata", "provider.domain", "cnn.com", None)
+        "invalid-metadata",
+        "provider.domain",
+        "cnn.com",
+        None,
+    )
 
 
 # -- links -------------------------------------------------------------------
@@ -220,8 +273,12 @@ def test_permanent_redirect_reports_final_url_but_temporary_does_not() -> None:
     chain = [{"status": 301, "url": "https://a.example/"}]
     (finding,) = link_findings(_link(), _check(redirects=chain, final_url="https://b.example/"))
     assert (finding.code, finding.expected) == ("redirect", "https://b.example/")
-    assert link_findings(_link(), _check(redirects=[{"status": 302, "url": "https://a.example/"}],
-                                         final_url="https://b.example/")) == []
+    assert (
+        link_findings(
+            _link(), _check(redirects=[{"status": 302, "url": "https://a.example/"}], final_url="https://b.example/")
+        )
+        == []
+    )
 
 
 def test_image_size_mismatch_and_not_an_image() -> None:
@@ -229,8 +286,9 @@ def test_image_size_mismatch_and_not_an_image() -> None:
     (finding,) = link_findings(image, _check(width=1200, height=630, image_format="jpeg"))
     assert (finding.code, finding.expected, finding.actual) == ("image-size-mismatch", "1200x630", "1119x630")
     assert link_findings(image, _check(width=1119, height=630)) == []
-    (finding,) = link_findings(image, _check(width=None, height=None, content_type="text/html",
-                                              image_error="looks like HTML, not an image"))
+    (finding,) = link_findings(
+        image, _check(width=None, height=None, content_type="text/html", image_error="looks like HTML, not an image")
+    )
     assert finding.code == "not-an-image" and "text/html" in finding.message
 
 
@@ -254,13 +312,19 @@ def test_flaky_needs_two_flips() -> None:
 
 
 # -- pages -------------------------------------------------------------------
-PAIR = "title: Big News\nwebUrl: https://a.example/n\nampWebUrl: https://a.example/n/amp\npublishedDateTime: 2020-09-22T22:36:00Z\n"
+PAIR = (
+    "title: Big News\nwebUrl: https://a.example/n\nampWebUrl: https://a.example/n/amp\n"
+    "publishedDateTime: 2020-09-22T22:36:00Z\n"
+)
 
 
 def _pages(web_head: dict[str, Any], amp_head: dict[str, Any]) -> dict[str, Any]:
-    return {"https://a.example/n": _check(url="https://a.example/n", final_url="https://a.example/n", head=web_head),
-            "https://a.example/n/amp": _check(url="https://a.example/n/amp", final_url="https://a.example/n/amp",
-                                              head=amp_head)}
+    return {
+        "https://a.example/n": _check(url="https://a.example/n", final_url="https://a.example/n", head=web_head),
+        "https://a.example/n/amp": _check(
+            url="https://a.example/n/amp", final_url="https://a.example/n/amp", head=amp_head
+        ),
+    }
 
 
 def test_amp_pair_that_points_at_each_other_is_fine() -> None:
@@ -271,7 +335,11 @@ def test_amp_pair_that_points_at_each_other_is_fine() -> None:
 def test_amp_pair_mismatches() -> None:
     checks = _pages({"amphtml": "https://a.example/other/amp"}, {"canonical": "https://a.example/n"})
     (finding,) = page_findings(_doc(PAIR), checks)
-    assert (finding.code, finding.field, finding.actual) == ("amp-pair-mismatch", "webUrl", "https://a.example/other/amp")
+    assert (finding.code, finding.field, finding.actual) == (
+        "amp-pair-mismatch",
+        "webUrl",
+        "https://a.example/other/amp",
+    )
     # Missing link on one side is a mismatch only when the other side claims the pair.
     checks = _pages({}, {"canonical": "https://a.example/n"})
     assert [f.field for f in page_findings(_doc(PAIR), checks)] == ["webUrl"]
@@ -288,8 +356,13 @@ def test_title_and_date_mismatch() -> None:
 
 @pytest.mark.parametrize(
     ("ours", "theirs"),
-    [("It’s “big” — news", "It's \"big\" - news"), ("A  B", "a b"), ("Tom &amp; Jerry", "Tom & Jerry"),
-     ("Headline", "Headline - Site Name"), ("Headline", "Headline | Site")],
+    [
+        ("It’s “big” — news", 'It\'s "big" - news'),
+        ("A  B", "a b"),
+        ("Tom &amp; Jerry", "Tom & Jerry"),
+        ("Headline", "Headline - Site Name"),
+        ("Headline", "Headline | Site"),
+    ],
 )
 def test_titles_match_after_normalising(ours: str, theirs: str) -> None:
     assert titles_match(ours, theirs)
@@ -300,23 +373,62 @@ def test_titles_that_differ() -> None:
 
 
 # -- property: no document shape crashes the rules ---------------------------
-FIELDS = ["title", "webUrl", "originalUrl", "ampWebUrl", "cdnAmpWebUrl", "images", "related", "provider",
-          "domain", "url", "width", "height", "publishedDateTime", "quality", "published", "topics", "isCached",
-          "type"]
+FIELDS = [
+    "title",
+    "webUrl",
+    "originalUrl",
+    "ampWebUrl",
+    "cdnAmpWebUrl",
+    "images",
+    "related",
+    "provider",
+    "domain",
+    "url",
+    "width",
+    "height",
+    "publishedDateTime",
+    "quality",
+    "published",
+    "topics",
+    "isCached",
+    "type",
+]
 scalars = st.one_of(
     # No generated text says "None", so any "None" in a finding is a Python None leaking out.
-    st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True),
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10**6),
+    st.floats(allow_nan=True),
     st.text(max_size=30).filter(lambda text: "None" not in text),
-    st.sampled_from(["https://a.example/x", "http://bücher.ch/", "javascript:alert(1)", "https://", "//x",
-                     "https://a.example:99999/", "2020-09-22T22:36:00Z", "a.example", "", "  ",
-                     "https://a.example/a b\t", "https://www.cnn.com/x", "cnn.com/us/x", "https://cnn.com:8080",
-                     "co.uk", "video", "article", "youtube.com"]),
-    st.datetimes(timezones=st.just(timezone.utc)),
+    st.sampled_from(
+        [
+            "https://a.example/x",
+            "http://bücher.ch/",
+            "javascript:alert(1)",
+            "https://",
+            "//x",
+            "https://a.example:99999/",
+            "2020-09-22T22:36:00Z",
+            "a.example",
+            "",
+            "  ",
+            "https://a.example/a b\t",
+            "https://www.cnn.com/x",
+            "cnn.com/us/x",
+            "https://cnn.com:8080",
+            "co.uk",
+            "video",
+            "article",
+            "youtube.com",
+        ]
+    ),
+    st.datetimes(timezones=st.just(UTC)),
 )
 values = st.recursive(
     scalars,
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(st.sampled_from(FIELDS), children, max_size=6)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.sampled_from(FIELDS), children, max_size=6)
+    ),
     max_leaves=25,
 )
 documents = st.dictionaries(st.sampled_from(FIELDS), values, max_size=10)
@@ -329,10 +441,21 @@ def test_any_document_shape_is_judged_without_crashing(data: dict[str, Any]) -> 
     refs, problems = extract_links(document)
     findings = document_findings(document, SCHEMA) + problems
     assert all(f.document == "fuzz.md" and f.code for f in findings)
-    checks = {ref.normalized: {"ok": True, "status": 200, "final_url": ref.normalized,
-                               "head": {"amphtml": "/x", "canonical": 5, "title": "t", "og_title": None,
-                                        "published_time": datetime.now(timezone.utc).isoformat()}}
-              for ref in refs}
+    checks = {
+        ref.normalized: {
+            "ok": True,
+            "status": 200,
+            "final_url": ref.normalized,
+            "head": {
+                "amphtml": "/x",
+                "canonical": 5,
+                "title": "t",
+                "og_title": None,
+                "published_time": datetime.now(UTC).isoformat(),
+            },
+        }
+        for ref in refs
+    }
     findings += page_findings(document, checks)
     for finding in findings:
         shown = [finding.message, finding.expected, finding.actual]

@@ -19,8 +19,16 @@ def test_tables_wal_and_round_trip(tmp_path: Path) -> None:
     assert store.db.journal_mode == "wal"
     run_id = _run(store)
     checks = store.writer("checks", run_id, batch_size=2)
-    checks.add({"url": "https://a.example/", "kind": "page", "ok": 1, "status": 200,
-                "redirects": [{"status": 301, "url": "https://b.example/"}], "head": {"title": "T"}})
+    checks.add(
+        {
+            "url": "https://a.example/",
+            "kind": "page",
+            "ok": 1,
+            "status": 200,
+            "redirects": [{"status": 301, "url": "https://b.example/"}],
+            "head": {"title": "T"},
+        }
+    )
     checks.flush()
     row = store.checks(run_id)["https://a.example/"]
     assert row["redirects"] == [{"status": 301, "url": "https://b.example/"}]
