@@ -14,6 +14,7 @@ import click
 from auditor import __version__, annotations, pipeline
 from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file
 from auditor.errors import AuditorError, ConfigError
+from auditor.model import FailOn
 from auditor.progress import Progress, terminal_safe
 from auditor.report import FORMATS, build_report, write_reports
 from auditor.store import Store
@@ -50,7 +51,7 @@ def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--fail-on",
             type=click.Choice(FAIL_ON),
-            default=DEFAULTS.fail_on,
+            default=DEFAULTS.fail_on.value,
             show_default=True,
             help="Exit 1 when a finding reaches this severity.",
         ),
@@ -327,7 +328,7 @@ def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
         db=options.pop("db"),
         out=options.pop("out"),
         formats=formats,
-        fail_on=options.pop("fail_on"),
+        fail_on=FailOn(options.pop("fail_on")),
         crawl=CrawlConfig(**crawl_fields),
         **overrides,
     )

@@ -17,29 +17,15 @@ import yaml
 
 from auditor import __version__
 from auditor.errors import ConfigError
+from auditor.model import Code, FailOn, Severity
 
 PROJECT_URL = "https://github.com/auditor-project/auditor"
 USER_AGENT = f"auditor/{__version__} (+{PROJECT_URL})"
 
-SEVERITIES = ("error", "warning", "off")
-FAIL_ON = ("error", "warning", "never")
-
-# The public contract: every finding code and its default severity.
-DEFAULT_SEVERITIES: dict[str, str] = {
-    "dead-link": "error",
-    "link-blocked": "warning",
-    "redirect": "warning",
-    "image-size-mismatch": "error",
-    "not-an-image": "error",
-    "amp-cache-mismatch": "error",
-    "provider-domain-mismatch": "warning",
-    "amp-pair-mismatch": "warning",
-    "title-mismatch": "warning",
-    "date-mismatch": "warning",
-    "flaky-link": "warning",
-    "invalid-metadata": "error",
-    "private-address": "error",
-}
+SEVERITIES = tuple(severity.value for severity in Severity)
+FAIL_ON = tuple(fail_on.value for fail_on in FailOn)
+# The public contract: every finding code and its default severity (the model owns both).
+DEFAULT_SEVERITIES: Mapping[Code, Severity] = {code: code.default_severity for code in Code}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,15 +89,15 @@ class Config:
     db: Path = Path("audit.sqlite")
     out: Path = Path("reports")
     formats: tuple[str, ...] = ("json", "md", "html", "junit")
-    fail_on: str = "error"
-    severities: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
+    fail_on: FailOn = FailOn.ERROR
+    severities: Mapping[Code, Severity] = field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
     limits: ParseLimits = field(default_factory=ParseLimits)
     schema: SchemaConfig = field(default_factory=SchemaConfig)
     offline: bool = False
 
-    def severity(self, code: str) -> str:
-        return self.severities.get(code, "error")
+    def severity(self, code: Code) -> Severity:
+        return self.severities.get(code, Code(code).default_severity)
 
     def fails(self, severity: str) -> bool:
         """Whether a finding of this severity makes the run exit 1."""
@@ -167,18 +153,18 @@ def _limits(path: Path, value: Any) -> ParseLimits:
     return ParseLimits(**value)
 
 
-def _severities(path: Path, value: Any) -> dict[str, str]:
+def _severities(path: Path, value: Any) -> dict[Code, Severity]:
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: 'severity' must be a mapping of finding code to severity")
     severities = dict(DEFAULT_SEVERITIES)
-    for code, severity in value.items():
-        if code not in DEFAULT_SEVERITIES:
-            raise ConfigError(f"{path}: unknown finding code 'severity.{code}'")
+    for name, severity in value.items():
+        if name not in Code.__members__.values():
+            raise ConfigError(f"{path}: unknown finding code 'severity.{name}'")
         if severity is False:  # YAML reads a bare `off` as false
-            severity = "off"
+            severity = Severity.OFF
         if severity not in SEVERITIES:
-            raise ConfigError(f"{path}: 'severity.{code}' must be one of {', '.join(SEVERITIES)}, not {severity!r}")
-        severities[code] = severity
+            raise ConfigError(f"{path}: 'severity.{name}' must be one of {', '.join(SEVERITIES)}, not {severity!r}")
+        severities[Code(name)] = Severity(severity)
     return severities
 
 

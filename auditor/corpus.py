@@ -19,7 +19,7 @@ import yaml
 
 from auditor.config import DEFAULT_LIMITS, ParseLimits
 from auditor.errors import InputPathError
-from auditor.model import Finding
+from auditor.model import Code, Finding
 
 CORPUS_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 _FRONT_MATTER = frontmatter.YAMLHandler()
@@ -331,5 +331,5 @@ class _Builder:
 
 
 def _broken(name: str, line: int | None, message: str, field: str = "") -> Document:
-    problem = Finding(code="invalid-metadata", document=name, field=field, line=line, message=message)
+    problem = Finding(code=Code.INVALID_METADATA, document=name, field=field, line=line, message=message)
     return Document(path=name, data=None, lines={}, problems=(problem,))

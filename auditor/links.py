@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import idna
 
 from auditor.corpus import Document
-from auditor.model import Finding, LinkRef
+from auditor.model import Code, Finding, LinkRef
 
 PAGE, AMP, AMP_CACHE, IMAGE = "page", "amp", "amp-cache", "image"
 URL_FIELDS: dict[str, str] = {
@@ -218,7 +218,7 @@ def extract_links(document: Document) -> tuple[list[LinkRef], list[Finding]]:
         except InvalidURL as exc:
             problems.append(
                 Finding(
-                    code="invalid-metadata",
+                    code=Code.INVALID_METADATA,
                     document=document.path,
                     field=path,
                     line=line,

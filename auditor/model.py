@@ -207,7 +207,7 @@ class Check:
 
 @dataclass(frozen=True, kw_only=True)
 class Finding:
-    code: str
+    code: Code
     document: str
     field: str
     line: int | None

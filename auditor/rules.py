@@ -36,7 +36,7 @@ from auditor.links import (
     normalize_url,
     url_host,
 )
-from auditor.model import Finding
+from auditor.model import Code, Finding, Reason
 
 Check = Mapping[str, Any]
 Link = Mapping[str, Any]
@@ -68,7 +68,7 @@ def schema_findings(document: Document, schema: SchemaConfig) -> Iterable[Findin
 
     def bad(path: str, message: str, value: Any = None, expected: str | None = None) -> Finding:
         return Finding(
-            code="invalid-metadata",
+            code=Code.INVALID_METADATA,
             document=document.path,
             field=path,
             line=document.line(path),
@@ -196,7 +196,7 @@ def amp_cache_findings(document: Document, item: str, fields: Mapping[str, Any])
     if not matches:
         path = field_path(item, "cdnAmpWebUrl")
         yield Finding(
-            code="amp-cache-mismatch",
+            code=Code.AMP_CACHE_MISMATCH,
             document=document.path,
             field=path,
             line=document.line(path),
@@ -237,7 +237,7 @@ def provider_findings(document: Document, item: str, fields: Mapping[str, Any]) 
         else f"{page_path} is on {host}, which is not {declared} or a subdomain of it"
     )
     yield Finding(
-        code="provider-domain-mismatch",
+        code=Code.PROVIDER_DOMAIN_MISMATCH,
         document=document.path,
         field=path,
         line=document.line(path),
@@ -266,17 +266,24 @@ def _page_domain(fields: Mapping[str, Any]) -> str | None:
 
 
 # -- link rules --------------------------------------------------------------
-def liveness(check: Check) -> tuple[str | None, str]:
+_VERDICT_WORDS = {
+    Code.DEAD_LINK: "dead link",
+    Code.LINK_BLOCKED: "blocked (inconclusive)",
+    Code.PRIVATE_ADDRESS: "not fetched",
+}
+
+
+def liveness(check: Check) -> tuple[Code | None, str]:
     """(finding code or None, reason) for one check: the closed set of outcomes."""
     status, reason = check.get("status"), check.get("reason")
-    if reason == "private-address":
-        return "private-address", reason
+    if reason == Reason.PRIVATE_ADDRESS:
+        return Code.PRIVATE_ADDRESS, reason
     if status is None:
-        return "dead-link", reason or "other"
+        return Code.DEAD_LINK, reason or Reason.OTHER
     if status in BLOCKED_STATUSES:
-        return "link-blocked", f"http {status}"
+        return Code.LINK_BLOCKED, f"http {status}"
     if not 200 <= status < 300:
-        return "dead-link", f"http {status}"
+        return Code.DEAD_LINK, f"http {status}"
     return None, "ok"
 
 
@@ -293,9 +300,7 @@ def link_findings(link: Link, check: Check | None) -> list[Finding]:
     code, reason = liveness(check)
     details["reason"] = reason
     if code is not None:
-        what = {"dead-link": "dead link", "link-blocked": "blocked (inconclusive)", "private-address": "not fetched"}[
-            code
-        ]
+        what = _VERDICT_WORDS[code]
         message = f"{what}: {reason}"
         if check.get("message"):
             message += f" — {check['message']}"
@@ -306,7 +311,7 @@ def link_findings(link: Link, check: Check | None) -> list[Finding]:
         final = check.get("final_url")
         findings.append(
             Finding(
-                code="redirect",
+                code=Code.REDIRECT,
                 expected=final,
                 actual=link["url"],
                 details=details,
@@ -324,7 +329,7 @@ def _image_findings(link: Link, check: Check, base: dict[str, Any], details: dic
     if check.get("image_error") or (width is None and height is None and check.get("image_format") is None):
         why = check.get("image_error") or "no image size could be read"
         ctype = check.get("content_type") or "no content type"
-        return [Finding(code="not-an-image", message=f"not an image ({ctype}): {why}", details=details, **base)]
+        return [Finding(code=Code.NOT_AN_IMAGE, message=f"not an image ({ctype}): {why}", details=details, **base)]
     # A dimension the image leaves open (an SVG without intrinsic size) takes
     # the size the page gives it, so any declared value there is right.
     declared_w, declared_h = link.get("declared_width"), link.get("declared_height")
@@ -335,7 +340,7 @@ def _image_findings(link: Link, check: Check, base: dict[str, Any], details: dic
         real = f"{width or 'any'}x{height or 'any'}"
         return [
             Finding(
-                code="image-size-mismatch",
+                code=Code.IMAGE_SIZE_MISMATCH,
                 expected=real,
                 actual=declared,
                 details=details,
@@ -357,7 +362,7 @@ def flaky_findings(link: Link, check: Check | None, history: list[Mapping[str, A
     pattern = "".join("✓" if ok else "✗" for ok in reversed(states))
     return [
         Finding(
-            code="flaky-link",
+            code=Code.FLAKY_LINK,
             document=link["document"],
             field=link["field"],
             line=link["line"],
@@ -428,7 +433,7 @@ def _amp_pair(
         path = field_path(item, path_name)
         findings.append(
             Finding(
-                code="amp-pair-mismatch",
+                code=Code.AMP_PAIR_MISMATCH,
                 document=document.path,
                 field=path,
                 line=document.line(path),
@@ -502,7 +507,7 @@ def _title(document: Document, item: str, fields: Mapping[str, Any], head: Mappi
     source = "og:title" if head.get("og_title") else "<title>"
     return [
         Finding(
-            code="title-mismatch",
+            code=Code.TITLE_MISMATCH,
             document=document.path,
             field=path,
             line=document.line(path),
@@ -524,7 +529,7 @@ def _date(document: Document, item: str, fields: Mapping[str, Any], head: Mappin
     path = field_path(item, "publishedDateTime")
     return [
         Finding(
-            code="date-mismatch",
+            code=Code.DATE_MISMATCH,
             document=document.path,
             field=path,
             line=document.line(path),
