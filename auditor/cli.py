@@ -14,7 +14,7 @@ import click
 from auditor import __version__, annotations, pipeline
 from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file
 from auditor.errors import AuditorError, ConfigError
-from auditor.model import FailOn
+from auditor.model import FailOn, Severity
 from auditor.progress import Progress, terminal_safe
 from auditor.report import FORMATS, build_report, write_reports
 from auditor.store import Store
@@ -270,20 +270,20 @@ def runs(db: Path) -> None:
     header = ("run", "mode", "status", "started", "took", "documents", "references", "URLs", "errors", "warnings")
     rows = [header]
     for run in stored:
-        by_severity = counts.get(run["id"], Counter())
-        duration = _seconds(run.get("started_at"), run.get("finished_at"))
+        by_severity = counts.get(run.id or 0, Counter())
+        duration = _seconds(run.started_at, run.finished_at)
         rows.append(
             (
-                str(run["id"]),
-                run.get("mode") or "",
-                run.get("status") or "",
-                run.get("started_at") or "",
+                str(run.id),
+                run.mode.value,
+                run.status.value,
+                run.started_at,
                 f"{duration:.1f}s" if duration is not None else "-",
-                str(run.get("documents") or 0),
-                str(run.get("references") or 0),
-                str(run.get("urls") or 0),
-                str(by_severity.get("error", 0)),
-                str(by_severity.get("warning", 0)),
+                str(run.documents or 0),
+                str(run.references or 0),
+                str(run.urls or 0),
+                str(by_severity[Severity.ERROR]),
+                str(by_severity[Severity.WARNING]),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

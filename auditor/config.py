@@ -96,6 +96,12 @@ class Config:
     schema: SchemaConfig = field(default_factory=SchemaConfig)
     offline: bool = False
 
+    def __post_init__(self) -> None:
+        # Library callers may pass the plain strings; the rest of the run sees the enums.
+        object.__setattr__(self, "fail_on", FailOn(self.fail_on))
+        severities = {Code(code): Severity(severity) for code, severity in self.severities.items()}
+        object.__setattr__(self, "severities", severities)
+
     def severity(self, code: Code) -> Severity:
         return self.severities.get(code, Code(code).default_severity)
 

@@ -32,7 +32,8 @@ class Document:
     path: str
     data: dict[str, Any] | None
     lines: dict[str, int] = field(default_factory=dict)
-    problems: tuple[Finding, ...] = ()
+    # Stored as findings of their own, not with the document.
+    problems: tuple[Finding, ...] = field(default=(), metadata={"stored": False})
 
     def line(self, field_path: str) -> int | None:
         """The line of a field, else of its nearest parent, else of the front matter."""

@@ -408,7 +408,7 @@ class Crawler:
             return Check(**base)
         parser = HeadParser(final_url, max_bytes=self.config.max_head_bytes, encoding=response.charset_encoding)
         read = await _consume(response, parser.feed, self.config.max_body_bytes)
-        return Check(**base, bytes_read=read, head=parser.result().to_dict())
+        return Check(**base, bytes_read=read, head=parser.result())
 
     async def _probe_image(self, base: dict[str, Any], response: httpx.Response, cookies: httpx.Cookies) -> Check:
         """Ask for the first bytes only, then for whatever range the probe names next.

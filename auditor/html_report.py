@@ -32,7 +32,7 @@ from markupsafe import Markup, escape
 
 from auditor.links import InvalidURL, url_host
 from auditor.report import finding_key, verdict
-from auditor.rules import liveness
+from auditor.rules import status_verdict
 
 TEMPLATE = "report.html.j2"
 # Changes lists are shown in full up to this many rows; report.json has them all.
@@ -173,7 +173,7 @@ def host_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for host, urls in urls_by_host.items():
         checks = checks_by_host.get(host, [])
-        verdicts = Counter(liveness({"status": c["status"], "reason": c["error"]})[0] for c in checks)
+        verdicts = Counter(status_verdict(c["status"], c["error"])[0] for c in checks)
         latencies = [c["elapsed_ms"] for c in checks if c.get("elapsed_ms") is not None]
         rows.append(
             {

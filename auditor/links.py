@@ -18,10 +18,10 @@ from urllib.parse import urlsplit, urlunsplit
 import idna
 
 from auditor.corpus import Document
-from auditor.model import Code, Finding, LinkRef
+from auditor.model import Code, Finding, Kind, LinkRef
 
-PAGE, AMP, AMP_CACHE, IMAGE = "page", "amp", "amp-cache", "image"
-URL_FIELDS: dict[str, str] = {
+PAGE, AMP, AMP_CACHE, IMAGE = Kind.PAGE, Kind.AMP, Kind.AMP_CACHE, Kind.IMAGE
+URL_FIELDS: dict[str, Kind] = {
     "webUrl": PAGE,
     "originalUrl": PAGE,
     "ampWebUrl": AMP,
@@ -237,7 +237,7 @@ def extract_links(document: Document) -> tuple[list[LinkRef], list[Finding]]:
                 line=line,
                 kind=kind,
                 url=value,
-                normalized=normalized,
+                normalized_url=normalized,
                 declared_width=_size(width),
                 declared_height=_size(height),
             )

@@ -14,12 +14,13 @@ compares members, never string literals.
     Mode        audit or lint
 
 and the records the stages hand on: LinkRef (a cited URL), Check (one fetch
-of a URL), Hop (one redirect of it), Finding (one problem found).
+of a URL), Hop (one redirect of it), PageHead (what a fetched page says),
+Finding (one problem found), Run (one audit or lint).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -155,15 +156,29 @@ class Mode(StrEnum):
 
 
 # -- records ---------------------------------------------------------------
+@dataclass(frozen=True)
+class PageHead:
+    """What a page's <head> says about it; links are absolute."""
+
+    amphtml: str | None = None  # <link rel=amphtml href>
+    canonical: str | None = None  # <link rel=canonical href>
+    title: str | None = None  # <title> text, entities decoded
+    og_title: str | None = None
+    og_image: str | None = None
+    og_image_width: int | None = None
+    og_image_height: int | None = None
+    published_time: str | None = None  # article:published_time content, raw
+
+
 @dataclass(frozen=True, kw_only=True)
 class LinkRef:
     document: str
     item: str  # "" for the article itself, "related[2]" for a related item
     field: str  # full field path, e.g. "related[2].images[0].url"
     line: int | None
-    kind: str
+    kind: Kind
     url: str  # as written in the document
-    normalized: str
+    normalized_url: str  # the key checks are made and found by
     declared_width: int | None = None
     declared_height: int | None = None
 
@@ -189,20 +204,14 @@ class Check:
     checked_at: str = ""
     attempts: int = 1
     redirects: tuple[Hop, ...] = ()
-    retry_after: float | None = None
+    # What the server asked of the next attempt; the crawl's business, never stored.
+    retry_after: float | None = field(default=None, metadata={"stored": False})
     bytes_read: int = 0
     width: int | None = None
     height: int | None = None
     image_format: str | None = None
     image_error: str | None = None
-    head: dict[str, Any] | None = None
-
-    def to_row(self) -> dict[str, Any]:
-        row = asdict(self)
-        row.pop("retry_after")
-        row["redirects"] = [asdict(hop) for hop in self.redirects]
-        row["ok"] = int(self.ok)
-        return row
+    head: PageHead | None = None  # pages only: what their <head> says
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,6 +226,21 @@ class Finding:
     actual: str | None = None
     # Anything else worth keeping (reason, redirect chain, final URL...).
     details: dict[str, Any] = field(default_factory=dict)
+    severity: Severity | None = None  # set from the config when the finding is stored
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """One audit or lint over a corpus; `id` is given by the store."""
+
+    id: int | None = None
+    mode: Mode
+    started_at: str
+    finished_at: str | None = None
+    status: RunStatus = RunStatus.RUNNING
+    corpus: tuple[str, ...] = ()
+    documents: int | None = None
+    references: int | None = None
+    urls: int | None = None
+    tool_version: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # the Config it ran with, as JSON

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import asdict, dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin
+
+from auditor.model import PageHead
 
 DEFAULT_MAX_BYTES = 512 * 1024
 # How far browsers look for <meta charset> before committing to an encoding.
@@ -35,21 +36,6 @@ _ENCODING_OVERRIDES = {
     "utf-16-be": "utf-8",
 }
 _WHITESPACE = re.compile(r"\s+")
-
-
-@dataclass(frozen=True)
-class PageHead:
-    amphtml: str | None = None  # <link rel=amphtml href>, absolute
-    canonical: str | None = None  # <link rel=canonical href>, absolute
-    title: str | None = None  # <title> text, entities decoded
-    og_title: str | None = None
-    og_image: str | None = None  # absolute
-    og_image_width: int | None = None
-    og_image_height: int | None = None
-    published_time: str | None = None  # article:published_time content, raw
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 class HeadParser:

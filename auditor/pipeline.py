@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import json
 import os
 import signal
 from collections import deque
@@ -23,14 +22,14 @@ from typing import Any
 
 from auditor import __version__
 from auditor.config import Config
-from auditor.corpus import Document, iter_corpus_files, load_document
+from auditor.corpus import iter_corpus_files, load_document
 from auditor.crawl import Crawler
 from auditor.interrupt import Interrupted, StopRequests
 from auditor.links import extract_links
-from auditor.model import Check, Finding
+from auditor.model import Check, Finding, Kind, Mode, RunStatus, Severity
 from auditor.report import build_report, write_reports
 from auditor.rules import FLAKY_WINDOW, document_findings, flaky_findings, link_findings, page_findings
-from auditor.store import FAILED, FINISHED, INTERRUPTED, BatchWriter, Store
+from auditor.store import CHECKS, DOCUMENTS, FINDINGS, LINKS, BatchWriter, Row, Store
 
 CHECK_BATCH = 50
 CHECK_FLUSH_SECONDS = 2.0
@@ -40,7 +39,8 @@ PARALLEL_WINDOW = 512
 MAX_WORKERS = 8
 
 ProgressHook = Callable[[Check, int, int], None]
-Prepared = tuple[dict[str, Any], list[dict[str, Any]], list[Finding]]
+# A document's encoded row, its links' encoded rows and its offline findings.
+Prepared = tuple[Row, list[Row], list[Finding]]
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,16 @@ class Outcome:
 
 
 def audit(config: Config, *, crawler: Crawler | None = None, progress: ProgressHook | None = None) -> Outcome:
-    return _run(config, "audit", crawler=crawler, progress=progress)
+    return _run(config, Mode.AUDIT, crawler=crawler, progress=progress)
 
 
 def lint(config: Config) -> Outcome:
-    return _run(config, "lint")
+    return _run(config, Mode.LINT)
 
 
-def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress: ProgressHook | None = None) -> Outcome:
+def _run(
+    config: Config, mode: Mode, *, crawler: Crawler | None = None, progress: ProgressHook | None = None
+) -> Outcome:
     # Check the paths before touching the database: a bad path is a usage error, not a run.
     files = iter_corpus_files(config.paths)
     first = next(files, None)
@@ -70,8 +72,8 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
         tool_version=__version__,
         config=_config_record(config),
     )
-    findings = store.writer("findings", run_id)
-    status = FINISHED
+    findings = store.writer(FINDINGS, run_id)
+    status = RunStatus.FINISHED
     counts: dict[str, int] = {}
     stops = StopRequests()
     with stops.installed():
@@ -80,32 +82,32 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
             # Closed as soon as the ingest ends, so a stop also stops the parsing workers.
             with closing(_prepare_all(config, chain([first] if first else [], files))) as prepared:
                 counts = _ingest(store, run_id, config, prepared, findings, stops)
-            if mode == "audit":
+            if mode is Mode.AUDIT:
                 _crawl(store, run_id, config, crawler, progress, stops)
                 _judge(store, run_id, config, findings, stops)
         except Interrupted:
             # What was parsed, checked and judged so far is kept; the run says it is partial.
-            status = INTERRUPTED
+            status = RunStatus.INTERRUPTED
         except BaseException:
             if not stops.requested:
-                status = FAILED
+                status = RunStatus.FAILED
                 raise
             # The same signal reached a worker first (SIGTERM to the process group): still a stop.
-            status = INTERRUPTED
+            status = RunStatus.INTERRUPTED
         finally:
             findings.flush()
             counts = counts or {
-                "documents": store.count("documents", run_id),
-                "references": store.count("links", run_id),
+                "documents": store.count(DOCUMENTS, run_id),
+                "references": store.count(LINKS, run_id),
             }
             counts["urls"] = store.count_unique_urls(run_id)
-            store.finish_run(run_id, status=INTERRUPTED if stops.requested else status, **counts)
+            store.finish_run(run_id, status=RunStatus.INTERRUPTED if stops.requested else status, **counts)
         try:
             report = build_report(store, run_id)
             write_reports(report, config.out, config.formats)
-            if stops.requested and report["run"]["status"] != INTERRUPTED:
+            if stops.requested and report["run"]["status"] != RunStatus.INTERRUPTED:
                 # The stop came while the reports were written: say so in the store and in them.
-                store.finish_run(run_id, status=INTERRUPTED)
+                store.finish_run(run_id, status=RunStatus.INTERRUPTED)
                 report = build_report(store, run_id)
                 write_reports(report, config.out, config.formats)
         finally:
@@ -117,38 +119,18 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
 
 
 def _prepare(config: Config, path: Path) -> Prepared:
-    """Everything one file yields without the network, as store rows.
+    """Everything one file yields without the network, as encoded store rows.
 
-    Pure, so it runs in worker processes; rows come back already JSON-encoded,
+    Pure, so it runs in worker processes; rows come back already encoded,
     which pickles far cheaper than the parsed document.
     """
     document = load_document(path, config.limits)
     refs, problems = extract_links(document)
-    document_row = {
-        "path": document.path,
-        "ok": int(document.data is not None),
-        "data": _json(document.data),
-        "lines": _json(document.lines),
-    }
-    link_rows = [
-        {
-            "document": ref.document,
-            "item": ref.item,
-            "field": ref.field,
-            "line": ref.line,
-            "kind": ref.kind,
-            "url": ref.url,
-            "normalized_url": ref.normalized,
-            "declared_width": ref.declared_width,
-            "declared_height": ref.declared_height,
-        }
-        for ref in refs
-    ]
-    return document_row, link_rows, [*document_findings(document, config.schema), *problems]
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str)
+    return (
+        DOCUMENTS.encode(document),
+        [LINKS.encode(ref) for ref in refs],
+        [*document_findings(document, config.schema), *problems],
+    )
 
 
 def _prepare_all(config: Config, files: Iterator[Path]) -> Iterator[Prepared]:
@@ -184,14 +166,20 @@ def _worker_ignores_signals() -> None:
 
 
 def _ingest(
-    store: Store, run_id: int, config: Config, prepared: Iterator[Prepared], findings: BatchWriter, stops: StopRequests
+    store: Store,
+    run_id: int,
+    config: Config,
+    prepared: Iterator[Prepared],
+    findings: BatchWriter[Finding],
+    stops: StopRequests,
 ) -> dict[str, int]:
     """Stream documents into the store with their links and offline findings."""
-    docs, links = store.writer("documents", run_id), store.writer("links", run_id)
+    docs, links = store.writer(DOCUMENTS, run_id), store.writer(LINKS, run_id)
     try:
         for document_row, link_rows, offline in prepared:
-            docs.add(document_row)
-            links.add_all(link_rows)
+            docs.add_encoded(document_row)
+            for link_row in link_rows:
+                links.add_encoded(link_row)
             _add_findings(findings, config, offline)
             stops.check()
     finally:
@@ -210,7 +198,7 @@ def _crawl(
 ) -> None:
     stops.check()
     total = store.count_unique_urls(run_id)
-    checks = store.writer("checks", run_id, batch_size=CHECK_BATCH)
+    checks = store.writer(CHECKS, run_id, batch_size=CHECK_BATCH)
     try:
         asyncio.run(
             _crawl_async(
@@ -222,11 +210,11 @@ def _crawl(
 
 
 async def _crawl_async(
-    targets: Iterable[tuple[str, str]],
+    targets: Iterable[tuple[str, Kind]],
     total: int,
     config: Config,
     crawler: Crawler,
-    checks: BatchWriter,
+    checks: BatchWriter[Check],
     progress: ProgressHook | None,
     stops: StopRequests,
 ) -> None:
@@ -248,7 +236,7 @@ async def _crawl_async(
                 done = 0
                 async for check in crawler.crawl(targets):
                     done += 1
-                    checks.add(check.to_row())
+                    checks.add(check)
                     if progress:
                         progress(check, done, total)
     except asyncio.CancelledError:
@@ -258,38 +246,37 @@ async def _crawl_async(
         flusher.cancel()
 
 
-def _judge(store: Store, run_id: int, config: Config, findings: BatchWriter, stops: StopRequests) -> None:
+def _judge(store: Store, run_id: int, config: Config, findings: BatchWriter[Finding], stops: StopRequests) -> None:
     """Verdicts: every reference against its check, every document against its pages.
 
     Checks are read per document, so memory follows the largest document,
     not the corpus.
     """
     # Many documents cite the same URL; bounded, so a huge corpus stays flat.
-    history = functools.lru_cache(maxsize=65_536)(lambda url: store.url_history(url, run_id, FLAKY_WINDOW - 1))
-    links_by_document = groupby(store.links(run_id), key=lambda link: link["document"])
+    history = functools.lru_cache(maxsize=65_536)(lambda url: store.past_verdicts(url, run_id, FLAKY_WINDOW - 1))
+    links_by_document = groupby(store.links(run_id), key=lambda link: link.document)
     pending = next(links_by_document, None)
-    for row in store.iter_documents(run_id):
+    for document in store.iter_documents(run_id):
         stops.check()
-        document = Document(path=row["path"], data=row["data"], lines=row["lines"] or {})
         links = list(pending[1]) if pending is not None and pending[0] == document.path else []
         if links:
             pending = next(links_by_document, None)
-        checks = store.checks(run_id, [link["normalized_url"] for link in links])
+        checks = store.checks(run_id, [link.normalized_url for link in links])
         out: list[Finding] = []
         for link in links:
-            check = checks.get(link["normalized_url"])
+            check = checks.get(link.normalized_url)
             out += link_findings(link, check)
             if check is not None:
-                out += flaky_findings(link, check, history(link["normalized_url"]))
+                out += flaky_findings(link, check, history(link.normalized_url))
         out += page_findings(document, checks)
         _add_findings(findings, config, out)
 
 
-def _add_findings(writer: BatchWriter, config: Config, findings: list[Finding]) -> None:
+def _add_findings(writer: BatchWriter[Finding], config: Config, findings: list[Finding]) -> None:
     for finding in findings:
         severity = config.severity(finding.code)
-        if severity != "off":
-            writer.add({**finding.to_dict(), "severity": severity})
+        if severity is not Severity.OFF:
+            writer.add(dataclasses.replace(finding, severity=severity))
 
 
 def _config_record(config: Config) -> dict[str, Any]:

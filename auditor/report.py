@@ -7,6 +7,7 @@ design brief; every renderer takes that model and returns text, so
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -21,13 +22,19 @@ FINDING_KEY = ("code", "document", "field", "url")
 SEVERITY_ORDER = {"error": 0, "warning": 1}
 
 
+def _as_row(record: Any) -> dict[str, Any]:
+    # The store's records in the shape this module reads; the typed report model replaces this.
+    row = dataclasses.asdict(record)
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in row.items()}
+
+
 def build_report(store: Store, run_id: int) -> dict[str, Any]:
-    run = store.run(run_id)
-    findings = [_finding(row) for row in store.findings(run_id)]
+    run = _as_row(store.run(run_id))
+    findings = [_finding(_as_row(row)) for row in store.findings(run_id)]
     findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["code"], f["document"], f["line"] or 0))
-    urls = [_url(row) for row in sorted(store.checks(run_id).values(), key=lambda r: r["url"])]
+    urls = [_url(_as_row(row)) for row in sorted(store.checks(run_id).values(), key=lambda r: r.url)]
     previous = store.previous_run_id(run_id)
-    changes = _changes(findings, [_finding(r) for r in store.findings(previous)]) if previous else None
+    changes = _changes(findings, [_finding(_as_row(r)) for r in store.findings(previous)]) if previous else None
     by_severity = Counter(f["severity"] for f in findings)
     summary = {
         "documents": run.get("documents") or 0,
@@ -59,7 +66,7 @@ def build_report(store: Store, run_id: int) -> dict[str, Any]:
         "urls": urls,
         # Every link reference, so renderers can show each document and each
         # citation (JUnit's testcases, the HTML per-document view).
-        "references": [_reference(row) for row in store.links(run_id)],
+        "references": [_reference(_as_row(row)) for row in store.links(run_id)],
     }
 
 

@@ -14,6 +14,7 @@ Convention for metadata findings: `expected` is what the metadata should say
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -36,10 +37,7 @@ from auditor.links import (
     normalize_url,
     url_host,
 )
-from auditor.model import Code, Finding, Reason
-
-Check = Mapping[str, Any]
-Link = Mapping[str, Any]
+from auditor.model import Check, Code, Finding, Kind, LinkRef, PageHead, Reason
 
 BLOCKED_STATUSES = frozenset({401, 403, 429})
 PERMANENT_REDIRECTS = frozenset({301, 308})
@@ -275,7 +273,11 @@ _VERDICT_WORDS = {
 
 def liveness(check: Check) -> tuple[Code | None, str]:
     """(finding code or None, reason) for one check: the closed set of outcomes."""
-    status, reason = check.get("status"), check.get("reason")
+    return status_verdict(check.status, check.reason)
+
+
+def status_verdict(status: int | None, reason: str | None) -> tuple[Code | None, str]:
+    """(finding code or None, reason) for a check's status and failure reason."""
     if reason == Reason.PRIVATE_ADDRESS:
         return Code.PRIVATE_ADDRESS, reason
     if status is None:
@@ -287,52 +289,53 @@ def liveness(check: Check) -> tuple[Code | None, str]:
     return None, "ok"
 
 
-def link_findings(link: Link, check: Check | None) -> list[Finding]:
+def link_findings(link: LinkRef, check: Check | None) -> list[Finding]:
     if check is None:
         return []  # not checked (interrupted run): no verdict either way
-    base = {"document": link["document"], "field": link["field"], "line": link["line"], "url": link["url"]}
-    details = {
-        "reason": None,
-        "status": check.get("status"),
-        "final_url": check.get("final_url"),
-        "redirects": check.get("redirects") or [],
-    }
     code, reason = liveness(check)
-    details["reason"] = reason
+    base: dict[str, Any] = {
+        "document": link.document,
+        "field": link.field,
+        "line": link.line,
+        "url": link.url,
+        "details": {
+            "reason": reason,
+            "status": check.status,
+            "final_url": check.final_url,
+            "redirects": [dataclasses.asdict(hop) for hop in check.redirects],
+        },
+    }
     if code is not None:
-        what = _VERDICT_WORDS[code]
-        message = f"{what}: {reason}"
-        if check.get("message"):
-            message += f" — {check['message']}"
-        return [Finding(code=code, message=message, details=details, **base)]
+        message = f"{_VERDICT_WORDS[code]}: {reason}"
+        if check.message:
+            message += f" — {check.message}"
+        return [Finding(code=code, message=message, **base)]
     findings: list[Finding] = []
-    redirects = check.get("redirects") or []
-    if any(hop["status"] in PERMANENT_REDIRECTS for hop in redirects):
-        final = check.get("final_url")
+    if any(hop.status in PERMANENT_REDIRECTS for hop in check.redirects):
+        chain = " → ".join(str(hop.status) for hop in check.redirects)
         findings.append(
             Finding(
                 code=Code.REDIRECT,
-                expected=final,
-                actual=link["url"],
-                details=details,
-                message=f"permanently redirected ({' → '.join(str(h['status']) for h in redirects)}) to {final}",
+                expected=check.final_url,
+                actual=link.url,
+                message=f"permanently redirected ({chain}) to {check.final_url}",
                 **base,
             )
         )
-    if link["kind"] == "image":
-        findings += _image_findings(link, check, base, details)
+    if link.kind == Kind.IMAGE:
+        findings += _image_findings(link, check, base)
     return findings
 
 
-def _image_findings(link: Link, check: Check, base: dict[str, Any], details: dict[str, Any]) -> list[Finding]:
-    width, height = check.get("width"), check.get("height")
-    if check.get("image_error") or (width is None and height is None and check.get("image_format") is None):
-        why = check.get("image_error") or "no image size could be read"
-        ctype = check.get("content_type") or "no content type"
-        return [Finding(code=Code.NOT_AN_IMAGE, message=f"not an image ({ctype}): {why}", details=details, **base)]
+def _image_findings(link: LinkRef, check: Check, base: dict[str, Any]) -> list[Finding]:
+    width, height = check.width, check.height
+    if check.image_error or (width is None and height is None and check.image_format is None):
+        why = check.image_error or "no image size could be read"
+        ctype = check.content_type or "no content type"
+        return [Finding(code=Code.NOT_AN_IMAGE, message=f"not an image ({ctype}): {why}", **base)]
     # A dimension the image leaves open (an SVG without intrinsic size) takes
     # the size the page gives it, so any declared value there is right.
-    declared_w, declared_h = link.get("declared_width"), link.get("declared_height")
+    declared_w, declared_h = link.declared_width, link.declared_height
     wrong_width = declared_w is not None and width is not None and declared_w != width
     wrong_height = declared_h is not None and height is not None and declared_h != height
     if wrong_width or wrong_height:
@@ -343,19 +346,18 @@ def _image_findings(link: Link, check: Check, base: dict[str, Any], details: dic
                 code=Code.IMAGE_SIZE_MISMATCH,
                 expected=real,
                 actual=declared,
-                details=details,
-                message=f"declared {declared}, but the image is {real} ({check.get('image_format') or 'image'})",
+                message=f"declared {declared}, but the image is {real} ({check.image_format or 'image'})",
                 **base,
             )
         ]
     return []
 
 
-def flaky_findings(link: Link, check: Check | None, history: list[Mapping[str, Any]]) -> list[Finding]:
-    """A URL whose verdict flipped twice or more within the recent runs."""
+def flaky_findings(link: LinkRef, check: Check | None, history: list[bool]) -> list[Finding]:
+    """A URL whose verdict flipped twice or more within the recent runs (`history`: earlier oks, newest first)."""
     if check is None:
         return []
-    states = [bool(check.get("ok"))] + [bool(row["ok"]) for row in history[: FLAKY_WINDOW - 1]]
+    states = [check.ok, *history[: FLAKY_WINDOW - 1]]
     flips = sum(1 for a, b in zip(states, states[1:], strict=False) if a != b)
     if flips < 2:
         return []
@@ -363,10 +365,10 @@ def flaky_findings(link: Link, check: Check | None, history: list[Mapping[str, A
     return [
         Finding(
             code=Code.FLAKY_LINK,
-            document=link["document"],
-            field=link["field"],
-            line=link["line"],
-            url=link["url"],
+            document=link.document,
+            field=link.field,
+            line=link.line,
+            url=link.url,
             message=f"flipped between ok and failing {flips} times in the last {len(states)} runs "
             f"({pattern}, oldest first)",
             details={"history": pattern},
@@ -384,7 +386,7 @@ def page_findings(document: Document, checks: Mapping[str, Check]) -> list[Findi
         web_check = _check_for(fields.get("webUrl"), checks)
         amp_check = _check_for(fields.get("ampWebUrl"), checks)
         findings += _amp_pair(document, item, fields, web_check, amp_check)
-        web_head = (web_check or {}).get("head") if web_check and web_check.get("ok") else None
+        web_head = web_check.head if web_check and web_check.ok else None
         if web_head:
             findings += _title(document, item, fields, web_head)
             findings += _date(document, item, fields, web_head)
@@ -408,8 +410,8 @@ def _same_page(claimed: str | None, declared: str, check: Check | None) -> bool:
     except InvalidURL:
         return False
     candidates = {normalize_url(declared)}
-    if check and check.get("final_url"):
-        candidates.add(check["final_url"])
+    if check and check.final_url:
+        candidates.add(check.final_url)
     return claimed_n in candidates
 
 
@@ -417,14 +419,14 @@ def _amp_pair(
     document: Document, item: str, fields: Mapping[str, Any], web_check: Check | None, amp_check: Check | None
 ) -> list[Finding]:
     web, amp = fields.get("webUrl"), fields.get("ampWebUrl")
-    if not (web_check and amp_check and web_check.get("ok") and amp_check.get("ok")):
+    if not (web_check and amp_check and web_check.ok and amp_check.ok):
         return []  # a dead side is reported as dead-link; no pair to judge
     try:
         normalize_url(web), normalize_url(amp)
     except InvalidURL:
         return []
-    amphtml = (web_check.get("head") or {}).get("amphtml")
-    canonical = (amp_check.get("head") or {}).get("canonical")
+    amphtml = web_check.head.amphtml if web_check.head else None
+    canonical = amp_check.head.canonical if amp_check.head else None
     web_claims = _same_page(amphtml, amp, amp_check)
     amp_claims = _same_page(canonical, web, web_check)
     findings = []
@@ -498,13 +500,13 @@ def titles_match(document_title: str, page_title: str) -> bool:
     return _SITE_SUFFIX.sub("", theirs) == ours or _SITE_SUFFIX.sub("", ours) == theirs
 
 
-def _title(document: Document, item: str, fields: Mapping[str, Any], head: Mapping[str, Any]) -> list[Finding]:
+def _title(document: Document, item: str, fields: Mapping[str, Any], head: PageHead) -> list[Finding]:
     title = fields.get("title")
-    page_title = head.get("og_title") or head.get("title")
+    page_title = head.og_title or head.title
     if not isinstance(title, str) or not page_title or titles_match(title, page_title):
         return []
     path = field_path(item, "title")
-    source = "og:title" if head.get("og_title") else "<title>"
+    source = "og:title" if head.og_title else "<title>"
     return [
         Finding(
             code=Code.TITLE_MISMATCH,
@@ -519,9 +521,9 @@ def _title(document: Document, item: str, fields: Mapping[str, Any], head: Mappi
     ]
 
 
-def _date(document: Document, item: str, fields: Mapping[str, Any], head: Mapping[str, Any]) -> list[Finding]:
+def _date(document: Document, item: str, fields: Mapping[str, Any], head: PageHead) -> list[Finding]:
     ours = parse_timestamp(fields.get("publishedDateTime"))
-    theirs = parse_timestamp(head.get("published_time"))
+    theirs = parse_timestamp(head.published_time)
     if ours is None or theirs is None:
         return []
     if abs((ours - theirs).total_seconds()) <= DATE_TOLERANCE_SECONDS:

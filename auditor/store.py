@@ -8,89 +8,109 @@ an interrupted run keeps everything it had checked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
+import types
+import typing
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlite_utils
 
+from auditor.corpus import Document
 from auditor.errors import DatabaseError
+from auditor.model import Check, Finding, Kind, LinkRef, Mode, Run, RunStatus, Severity
 
-RUNNING, FINISHED, INTERRUPTED, FAILED = "running", "finished", "interrupted", "failed"
+Record = TypeVar("Record")
+Row = tuple[Any, ...]
 
-_SCHEMA: dict[str, dict[str, type]] = {
-    "runs": {
-        "id": int,
-        "mode": str,
-        "started_at": str,
-        "finished_at": str,
-        "status": str,
-        "corpus": str,
-        "documents": int,
-        "references": int,
-        "urls": int,
-        "tool_version": str,
-        "config": str,
-    },
-    "documents": {"run_id": int, "path": str, "ok": int, "data": str, "lines": str},
-    "links": {
-        "run_id": int,
-        "document": str,
-        "item": str,
-        "field": str,
-        "line": int,
-        "kind": str,
-        "url": str,
-        "normalized_url": str,
-        "declared_width": int,
-        "declared_height": int,
-    },
-    "checks": {
-        "run_id": int,
-        "url": str,
-        "kind": str,
-        "ok": int,
-        "status": int,
-        "reason": str,
-        "message": str,
-        "final_url": str,
-        "content_type": str,
-        "elapsed_ms": int,
-        "checked_at": str,
-        "attempts": int,
-        "redirects": str,
-        "bytes_read": int,
-        "width": int,
-        "height": int,
-        "image_format": str,
-        "image_error": str,
-        "head": str,
-    },
-    "findings": {
-        "run_id": int,
-        "code": str,
-        "severity": str,
-        "document": str,
-        "field": str,
-        "line": int,
-        "url": str,
-        "message": str,
-        "expected": str,
-        "actual": str,
-        "details": str,
-    },
-}
-_INDEXES = {
-    "documents": [["run_id", "path"]],
-    "links": [["run_id", "normalized_url"], ["run_id", "document"]],
-    "checks": [["run_id", "url"], ["url", "run_id"]],
-    "findings": [["run_id", "code"]],
-}
-JSON_COLUMNS = {"redirects", "head", "details", "data", "lines", "corpus", "config"}
+
+# -- columns, derived from the records ------------------------------------------
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    sql_type: type  # int, float or str: what sqlite-utils creates the column as
+    encode: Callable[[Any], Any]  # record value (never None) -> SQLite value
+    decode: Callable[[Any], Any]  # SQLite value (never None) -> record value
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)  # dates in front matter, and the like
+
+
+def _record_decoder(record: type) -> Callable[[Any], Any]:
+    names = {f.name for f in dataclasses.fields(record)}
+    # Only known keys: a record that gained or lost a field still reads old rows.
+    return lambda value: record(**{key: item for key, item in value.items() if key in names})
+
+
+def _column_for(name: str, hint: Any) -> _Column:
+    """How one record field is stored: SQLite's own types where they fit, JSON for the rest."""
+    options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(options) == 1:
+        hint = options[0]
+    identity: Callable[[Any], Any] = lambda value: value  # noqa: E731
+    if hint is bool:
+        return _Column(name, int, int, bool)
+    if hint in (int, float, str):
+        return _Column(name, hint, identity, identity)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return _Column(name, str, lambda value: value.value, hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        decode_record = _record_decoder(hint)
+        return _Column(name, str, _json_dumps, lambda value: decode_record(json.loads(value)))
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        decode_item = _record_decoder(item) if dataclasses.is_dataclass(item) else identity
+        return _Column(name, str, _json_dumps, lambda value: tuple(decode_item(v) for v in json.loads(value)))
+    return _Column(name, str, _json_dumps, json.loads)  # mappings, lists, Any
+
+
+class _Table(Generic[Record]):
+    """One table: its record type, its columns (declared once, by the record) and its codec."""
+
+    def __init__(self, name: str, record: type[Record], *, per_run: bool, indexes: Iterable[tuple[str, ...]] = ()):
+        self.name, self.record, self.per_run, self.indexes = name, record, per_run, tuple(indexes)
+        hints = typing.get_type_hints(record)
+        fields = [f for f in dataclasses.fields(record) if f.metadata.get("stored", True)]  # type: ignore[arg-type]
+        self.columns = tuple(_column_for(f.name, hints[f.name]) for f in fields)
+        self.insert_sql = (
+            f"insert into [{name}] ({', '.join(self._names())}) values ({', '.join('?' * len(self._names()))})"
+        )
+
+    def _names(self) -> list[str]:
+        return [f"[{name}]" for name in (["run_id"] if self.per_run else []) + [c.name for c in self.columns]]
+
+    def schema(self) -> dict[str, type]:
+        return {**({"run_id": int} if self.per_run else {}), **{c.name: c.sql_type for c in self.columns}}
+
+    def encode(self, record: Record) -> Row:
+        """The record's column values, in order (a per-run table's writer puts the run id first)."""
+        return tuple(None if (value := getattr(record, c.name)) is None else c.encode(value) for c in self.columns)
+
+    def decode(self, row: Mapping[str, Any]) -> Record:
+        values = {c.name: None if row.get(c.name) is None else c.decode(row[c.name]) for c in self.columns}
+        return self.record(**values)
+
+
+RUNS = _Table("runs", Run, per_run=False)
+DOCUMENTS = _Table("documents", Document, per_run=True, indexes=[("run_id", "path")])
+LINKS = _Table("links", LinkRef, per_run=True, indexes=[("run_id", "normalized_url"), ("run_id", "document")])
+CHECKS = _Table("checks", Check, per_run=True, indexes=[("run_id", "url"), ("url", "run_id")])
+FINDINGS = _Table("findings", Finding, per_run=True, indexes=[("run_id", "code")])
+TABLES: tuple[_Table[Any], ...] = (RUNS, DOCUMENTS, LINKS, CHECKS, FINDINGS)
 
 
 def now_iso() -> str:
@@ -109,16 +129,18 @@ class Store:
 
     def _ensure_schema(self) -> None:
         existing = set(self.db.table_names())
-        for name, columns in _SCHEMA.items():
-            table = self.db.table(name)
-            if name not in existing:
-                table.create(columns, pk="id" if name == "runs" else None)
-                for index in _INDEXES.get(name, []):
-                    table.create_index(index, if_not_exists=True)
+        for spec in TABLES:
+            table = self.db.table(spec.name)
+            columns = spec.schema()
+            if spec.name not in existing:
+                table.create(columns, pk="id" if spec is RUNS else None)
+                for index in spec.indexes:
+                    table.create_index(list(index), if_not_exists=True)
             else:
-                missing = {c: t for c, t in columns.items() if c not in table.columns_dict}
-                for column, column_type in missing.items():
-                    table.add_column(column, column_type)
+                # A database of an older release gains the new columns; its rows read them as empty.
+                for column, column_type in columns.items():
+                    if column not in table.columns_dict:
+                        table.add_column(column, column_type)
 
     @classmethod
     def open_existing(cls, path: Path) -> Store:
@@ -143,31 +165,23 @@ class Store:
         self.db.close()
 
     # -- runs ---------------------------------------------------------------
-    def start_run(self, *, mode: str, corpus: list[str], tool_version: str, config: dict[str, Any]) -> int:
-        table = self.db.table("runs")
-        table.insert(
-            {
-                "mode": mode,
-                "started_at": now_iso(),
-                "status": RUNNING,
-                "corpus": json.dumps(corpus),
-                "tool_version": tool_version,
-                "config": json.dumps(config, default=str),
-            }
-        )
-        return int(table.last_pk)
+    def start_run(self, *, mode: Mode, corpus: Iterable[str], tool_version: str, config: dict[str, Any]) -> int:
+        run = Run(mode=mode, started_at=now_iso(), corpus=tuple(corpus), tool_version=tool_version, config=config)
+        with self.db.conn:
+            cursor = self.db.conn.execute(RUNS.insert_sql, RUNS.encode(run))
+        return int(cursor.lastrowid or 0)
 
-    def finish_run(self, run_id: int, *, status: str, **counts: int) -> None:
-        self.db.table("runs").update(run_id, {"status": status, "finished_at": now_iso(), **counts})
+    def finish_run(self, run_id: int, *, status: RunStatus, **counts: int) -> None:
+        self.db.table("runs").update(run_id, {"status": status.value, "finished_at": now_iso(), **counts})
 
-    def run(self, run_id: int) -> dict[str, Any]:
+    def run(self, run_id: int) -> Run:
         try:
-            return _decode(self.db.table("runs").get(run_id))
+            return RUNS.decode(self.db.table("runs").get(run_id))
         except sqlite_utils.db.NotFoundError as exc:
             raise DatabaseError(f"{self.path} has no run {run_id}") from exc
 
-    def runs(self) -> list[dict[str, Any]]:
-        return [_decode(row) for row in self.db.query("select * from runs order by id")]
+    def runs(self) -> list[Run]:
+        return [RUNS.decode(row) for row in self.db.query("select * from runs order by id")]
 
     def latest_run_id(self) -> int:
         row = next(self.db.query("select max(id) as id from runs"), None)
@@ -177,24 +191,22 @@ class Store:
 
     def previous_run_id(self, run_id: int) -> int | None:
         """The run before this one over the same corpus, for 'what changed'."""
-        corpus = self.run(run_id)["corpus"]
-        for row in self.db.query("select id, corpus from runs where id < ? order by id desc", [run_id]):
-            if json.loads(row["corpus"] or "[]") == corpus:
+        corpus = self.run(run_id).corpus
+        for row in self.db.query("select * from runs where id < ? order by id desc", [run_id]):
+            if RUNS.decode(row).corpus == corpus:
                 return int(row["id"])
         return None
 
     # -- writing ------------------------------------------------------------
-    def writer(self, table: str, run_id: int, batch_size: int = 500) -> BatchWriter:
+    def writer(self, table: _Table[Record], run_id: int, batch_size: int = 500) -> BatchWriter[Record]:
         return BatchWriter(self, table, run_id, batch_size)
 
-    def insert_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
+    def insert_rows(self, table: _Table[Any], rows: list[Row]) -> None:
         # executemany with the known columns: the hot path of ingesting a large
         # corpus, about 3x faster than sqlite-utils' insert_all, which re-derives
         # columns and types for every batch.
-        columns = [c for c in _SCHEMA[table] if c != "id"]
-        sql = f"insert into [{table}] ({', '.join(f'[{c}]' for c in columns)}) values ({', '.join('?' * len(columns))})"
         with self.db.conn:
-            self.db.conn.executemany(sql, [tuple(row.get(c) for c in columns) for row in rows])
+            self.db.conn.executemany(table.insert_sql, rows)
 
     # -- reading ------------------------------------------------------------
     def _stream(self, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
@@ -212,21 +224,21 @@ class Store:
         finally:
             reader.close()
 
-    def unique_urls(self, run_id: int) -> Iterator[tuple[str, str]]:
+    def unique_urls(self, run_id: int) -> Iterator[tuple[str, Kind]]:
         """Each normalised URL once, with the kind that asks the most of the fetch."""
         rows = self._stream(
-            "select normalized_url, max(kind = 'image') as is_image, min(kind) as kind from links "
+            "select normalized_url, max(kind = ?) as is_image, min(kind) as kind from links "
             "where run_id = ? group by normalized_url order by min(rowid)",
-            [run_id],
+            [Kind.IMAGE.value, run_id],
         )
         for row in rows:
-            yield row["normalized_url"], "image" if row["is_image"] else row["kind"]
+            yield row["normalized_url"], Kind.IMAGE if row["is_image"] else Kind(row["kind"])
 
     def count_unique_urls(self, run_id: int) -> int:
         row = next(self.db.query("select count(distinct normalized_url) as n from links where run_id = ?", [run_id]))
         return int(row["n"])
 
-    def checks(self, run_id: int, urls: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    def checks(self, run_id: int, urls: Iterable[str] | None = None) -> dict[str, Check]:
         """Checks of a run by URL: all of them, or only the given URLs (bounded memory per document)."""
         if urls is None:
             rows = self.db.query("select * from checks where run_id = ?", [run_id])
@@ -236,58 +248,56 @@ class Store:
                 return {}
             marks = ",".join("?" * len(wanted))
             rows = self.db.query(f"select * from checks where run_id = ? and url in ({marks})", [run_id, *wanted])
-        return {row["url"]: _decode(row) for row in rows}
+        return {row["url"]: CHECKS.decode(row) for row in rows}
 
-    def links(self, run_id: int) -> Iterator[dict[str, Any]]:
-        return self._stream("select * from links where run_id = ? order by rowid", [run_id])
+    def links(self, run_id: int) -> Iterator[LinkRef]:
+        for row in self._stream("select * from links where run_id = ? order by rowid", [run_id]):
+            yield LINKS.decode(row)
 
-    def iter_documents(self, run_id: int) -> Iterator[dict[str, Any]]:
+    def iter_documents(self, run_id: int) -> Iterator[Document]:
         for row in self._stream("select * from documents where run_id = ? order by rowid", [run_id]):
-            yield _decode(row)
+            yield DOCUMENTS.decode(row)
 
-    def findings(self, run_id: int) -> list[dict[str, Any]]:
-        return [
-            _decode(row) for row in self.db.query("select * from findings where run_id = ? order by rowid", [run_id])
-        ]
+    def findings(self, run_id: int) -> list[Finding]:
+        rows = self.db.query("select * from findings where run_id = ? order by rowid", [run_id])
+        return [FINDINGS.decode(row) for row in rows]
 
-    def finding_counts(self) -> dict[int, Counter[str]]:
+    def finding_counts(self) -> dict[int, Counter[Severity]]:
         """Findings per run and severity, in one grouped query."""
-        counts: dict[int, Counter[str]] = defaultdict(Counter)
+        counts: dict[int, Counter[Severity]] = defaultdict(Counter)
         for row in self.db.query("select run_id, severity, count(*) as n from findings group by run_id, severity"):
-            counts[row["run_id"]][row["severity"]] = row["n"]
+            counts[row["run_id"]][Severity(row["severity"])] = row["n"]
         return counts
 
-    def url_history(self, url: str, before_run: int, limit: int) -> list[dict[str, Any]]:
-        """The most recent earlier checks of a URL, newest first."""
-        return list(
-            self.db.query(
-                "select run_id, ok, status, reason from checks where url = ? and run_id < ? "
-                "order by run_id desc limit ?",
-                [url, before_run, limit],
-            )
+    def past_verdicts(self, url: str, before_run: int, limit: int) -> list[bool]:
+        """Whether each of the most recent earlier checks of a URL was ok, newest first."""
+        rows = self.db.query(
+            "select ok from checks where url = ? and run_id < ? order by run_id desc limit ?",
+            [url, before_run, limit],
         )
+        return [bool(row["ok"]) for row in rows]
 
-    def count(self, table: str, run_id: int) -> int:
-        row = next(self.db.query(f"select count(*) as n from [{table}] where run_id = ?", [run_id]))
+    def count(self, table: _Table[Any], run_id: int) -> int:
+        row = next(self.db.query(f"select count(*) as n from [{table.name}] where run_id = ?", [run_id]))
         return int(row["n"])
 
 
-class BatchWriter:
-    """Buffers rows for one table and commits them in batches."""
+class BatchWriter(Generic[Record]):
+    """Buffers one table's rows, encoded, and commits them in batches."""
 
-    def __init__(self, store: Store, table: str, run_id: int, batch_size: int) -> None:
+    def __init__(self, store: Store, table: _Table[Record], run_id: int, batch_size: int) -> None:
         self.store, self.table, self.run_id, self.batch_size = store, table, run_id, batch_size
-        self.pending: list[dict[str, Any]] = []
+        self.pending: list[Row] = []
         self.written = 0
 
-    def add(self, row: dict[str, Any]) -> None:
-        self.pending.append(_encode({"run_id": self.run_id, **row}))
+    def add(self, record: Record) -> None:
+        self.add_encoded(self.table.encode(record))
+
+    def add_encoded(self, values: Row) -> None:
+        """Values encoded elsewhere by `table.encode` (the ingest workers: encoded rows pickle cheaper)."""
+        self.pending.append((self.run_id, *values))
         if len(self.pending) >= self.batch_size:
             self.flush()
-
-    def add_all(self, rows: Iterable[dict[str, Any]]) -> None:
-        for row in rows:
-            self.add(row)
 
     def flush(self) -> None:
         # Taken before the insert: whatever happens during it, no row is ever offered twice.
@@ -295,21 +305,3 @@ class BatchWriter:
         if rows:
             self.store.insert_rows(self.table, rows)
             self.written += len(rows)
-
-
-def _encode(row: dict[str, Any]) -> dict[str, Any]:
-    # A str in a JSON column is taken as already-encoded JSON (the ingest workers encode).
-    return {
-        key: json.dumps(value, default=str)
-        if key in JSON_COLUMNS and not isinstance(value, (str, type(None)))
-        else value
-        for key, value in row.items()
-    }
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    for key in JSON_COLUMNS & out.keys():
-        if isinstance(out[key], str):
-            out[key] = json.loads(out[key])
-    return out

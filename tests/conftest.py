@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+
+from auditor.model import Check, Hop, Kind, LinkRef, PageHead
 
 try:
     from tests.loopback import LoopbackServer, refused_port
@@ -47,3 +50,35 @@ def billion_laughs() -> str:
     for previous, name in zip("abcdefgh", "bcdefghi", strict=False):
         levels.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
     return "---\ntitle: laughs\n" + "\n".join(levels) + "\ntopics: *i\n---\n"
+
+
+# -- records for tests: one factory per record, defaults a plain good page ------------
+def make_link(**overrides: Any) -> LinkRef:
+    """A reference to https://a.example/ from doc.md's webUrl, line 3, unless told otherwise."""
+    url = overrides.pop("url", "https://a.example/")
+    fields: dict[str, Any] = {
+        "document": "doc.md",
+        "item": "",
+        "field": "webUrl",
+        "line": 3,
+        "kind": Kind.PAGE,
+        "url": url,
+        "normalized_url": url,
+    }
+    return LinkRef(**{**fields, **overrides})
+
+
+def make_check(**overrides: Any) -> Check:
+    """A 200 for https://a.example/ unless told otherwise; a `head` mapping becomes a PageHead."""
+    head = overrides.pop("head", None)
+    redirects = overrides.pop("redirects", ())
+    fields: dict[str, Any] = {
+        "url": "https://a.example/",
+        "kind": Kind.PAGE,
+        "ok": True,
+        "status": 200,
+        "final_url": overrides.get("url", "https://a.example/"),
+        "head": PageHead(**head) if isinstance(head, dict) else head,
+        "redirects": tuple(Hop(**hop) if isinstance(hop, dict) else hop for hop in redirects),
+    }
+    return Check(**{**fields, **overrides})

@@ -212,9 +212,9 @@ def test_page_head_is_parsed_with_absolute_links(loopback: Any) -> None:
     url = loopback.add_route("/page/head", lambda request: (200, {"Content-Type": "text/html"}, head))
     result = check(url)
     assert result.head is not None
-    assert result.head["title"] == "Hello & bye"
-    assert result.head["amphtml"] == loopback.url_for("/amp/x")
-    assert result.head["canonical"] == "https://example.com/x"
+    assert result.head.title == "Hello & bye"
+    assert result.head.amphtml == loopback.url_for("/amp/x")
+    assert result.head.canonical == "https://example.com/x"
     assert result.bytes_read < 100_000
 
 

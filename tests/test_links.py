@@ -14,7 +14,7 @@ def test_seed_file_has_17_references_and_15_unique_urls() -> None:
     refs, problems = extract_links(load_document(SEED))
     assert problems == []
     assert len(refs) == 17
-    assert len({ref.normalized for ref in refs}) == 15
+    assert len({ref.normalized_url for ref in refs}) == 15
     by_field = {ref.field: ref for ref in refs}
     image = by_field["related[1].images[0].url"]
     assert (image.kind, image.line, image.declared_width, image.declared_height) == ("image", 58, 375, 211)
@@ -22,7 +22,7 @@ def test_seed_file_has_17_references_and_15_unique_urls() -> None:
     assert by_field["cdnAmpWebUrl"].kind == "amp-cache"
     assert by_field["related[0].ampWebUrl"].kind == "amp"
     assert by_field["originalUrl"].kind == "page" and by_field["originalUrl"].line == 6
-    assert by_field["webUrl"].normalized == by_field["originalUrl"].normalized
+    assert by_field["webUrl"].normalized_url == by_field["originalUrl"].normalized_url
 
 
 @pytest.mark.parametrize(

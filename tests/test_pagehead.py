@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 from auditor.pagehead import HeadParser, PageHead
 
 BASE = "https://news.example.com/section/article.html"
@@ -45,7 +47,7 @@ def _parse(data: bytes, chunk_size: int | None = None, **options: object) -> Hea
 def test_reads_everything_the_head_says() -> None:
     parser = _parse(ARTICLE_HEAD.encode())
     assert parser.result() == EXPECTED
-    assert parser.result().to_dict() == {
+    assert dataclasses.asdict(parser.result()) == {
         "amphtml": EXPECTED.amphtml,
         "canonical": EXPECTED.canonical,
         "title": EXPECTED.title,

@@ -5,12 +5,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_check, make_link
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor.config import SchemaConfig
 from auditor.corpus import Document, load_document, parse_document
 from auditor.links import extract_links
+from auditor.model import Check
 from auditor.rules import (
     document_findings,
     flaky_findings,
@@ -26,34 +28,6 @@ SCHEMA = SchemaConfig()
 
 def _doc(front: str) -> Any:
     return parse_document("doc.md", f"---\n{front}---\n")
-
-
-def _link(**overrides: Any) -> dict[str, Any]:
-    return {
-        "document": "doc.md",
-        "field": "webUrl",
-        "line": 3,
-        "url": "https://a.example/",
-        "normalized_url": "https://a.example/",
-        "kind": "page",
-        "declared_width": None,
-        "declared_height": None,
-        **overrides,
-    }
-
-
-def _check(**overrides: Any) -> dict[str, Any]:
-    return {
-        "url": "https://a.example/",
-        "ok": True,
-        "status": 200,
-        "reason": None,
-        "message": None,
-        "final_url": "https://a.example/",
-        "redirects": [],
-        "head": None,
-        **overrides,
-    }
 
 
 # -- offline ----------------------------------------------------------------
@@ -244,26 +218,28 @@ def test_an_empty_domain_expects_the_page_registrable_domain() -> None:
 @pytest.mark.parametrize(
     ("check", "code", "reason"),
     [
-        (_check(status=404, ok=False), "dead-link", "http 404"),
-        (_check(status=410, ok=False), "dead-link", "http 410"),
-        (_check(status=418, ok=False), "dead-link", "http 418"),
-        (_check(status=503, ok=False), "dead-link", "http 503"),
-        (_check(status=None, ok=False, reason="dns"), "dead-link", "dns"),
-        (_check(status=None, ok=False, reason="timeout"), "dead-link", "timeout"),
-        (_check(status=None, ok=False, reason="redirect-loop"), "dead-link", "redirect-loop"),
-        (_check(status=401, ok=False), "link-blocked", "http 401"),
-        (_check(status=403, ok=False), "link-blocked", "http 403"),
-        (_check(status=429, ok=False), "link-blocked", "http 429"),
-        (_check(status=None, ok=False, reason="private-address"), "private-address", "private-address"),
-        (_check(), None, "ok"),
+        (make_check(status=404, ok=False), "dead-link", "http 404"),
+        (make_check(status=410, ok=False), "dead-link", "http 410"),
+        (make_check(status=418, ok=False), "dead-link", "http 418"),
+        (make_check(status=503, ok=False), "dead-link", "http 503"),
+        (make_check(status=None, ok=False, reason="dns"), "dead-link", "dns"),
+        (make_check(status=None, ok=False, reason="timeout"), "dead-link", "timeout"),
+        (make_check(status=None, ok=False, reason="redirect-loop"), "dead-link", "redirect-loop"),
+        (make_check(status=401, ok=False), "link-blocked", "http 401"),
+        (make_check(status=403, ok=False), "link-blocked", "http 403"),
+        (make_check(status=429, ok=False), "link-blocked", "http 429"),
+        (make_check(status=None, ok=False, reason="private-address"), "private-address", "private-address"),
+        (make_check(), None, "ok"),
     ],
 )
-def test_liveness(check: dict[str, Any], code: str | None, reason: str) -> None:
+def test_liveness(check: Check, code: str | None, reason: str) -> None:
     assert liveness(check) == (code, reason)
 
 
 def test_dead_link_finding_keeps_reason_and_message() -> None:
-    (finding,) = link_findings(_link(), _check(status=None, ok=False, reason="dns", message="cannot resolve a.example"))
+    (finding,) = link_findings(
+        make_link(), make_check(status=None, ok=False, reason="dns", message="cannot resolve a.example")
+    )
     assert (finding.code, finding.field, finding.line, finding.url) == ("dead-link", "webUrl", 3, "https://a.example/")
     assert finding.details["reason"] == "dns"
     assert "cannot resolve" in finding.message
@@ -271,44 +247,46 @@ def test_dead_link_finding_keeps_reason_and_message() -> None:
 
 def test_permanent_redirect_reports_final_url_but_temporary_does_not() -> None:
     chain = [{"status": 301, "url": "https://a.example/"}]
-    (finding,) = link_findings(_link(), _check(redirects=chain, final_url="https://b.example/"))
+    (finding,) = link_findings(make_link(), make_check(redirects=chain, final_url="https://b.example/"))
     assert (finding.code, finding.expected) == ("redirect", "https://b.example/")
     assert (
         link_findings(
-            _link(), _check(redirects=[{"status": 302, "url": "https://a.example/"}], final_url="https://b.example/")
+            make_link(),
+            make_check(redirects=[{"status": 302, "url": "https://a.example/"}], final_url="https://b.example/"),
         )
         == []
     )
 
 
 def test_image_size_mismatch_and_not_an_image() -> None:
-    image = _link(kind="image", field="images[0].url", declared_width=1119, declared_height=630)
-    (finding,) = link_findings(image, _check(width=1200, height=630, image_format="jpeg"))
+    image = make_link(kind="image", field="images[0].url", declared_width=1119, declared_height=630)
+    (finding,) = link_findings(image, make_check(width=1200, height=630, image_format="jpeg"))
     assert (finding.code, finding.expected, finding.actual) == ("image-size-mismatch", "1200x630", "1119x630")
-    assert link_findings(image, _check(width=1119, height=630)) == []
+    assert link_findings(image, make_check(width=1119, height=630)) == []
     (finding,) = link_findings(
-        image, _check(width=None, height=None, content_type="text/html", image_error="looks like HTML, not an image")
+        image,
+        make_check(width=None, height=None, content_type="text/html", image_error="looks like HTML, not an image"),
     )
     assert finding.code == "not-an-image" and "text/html" in finding.message
 
 
 def test_svg_without_intrinsic_size_is_checked_only_where_it_has_one() -> None:
-    image = _link(kind="image", field="images[0].url", declared_width=1200, declared_height=630)
-    assert link_findings(image, _check(width=None, height=None, image_format="svg")) == []
-    assert link_findings(image, _check(width=1200, height=None, image_format="svg")) == []
-    (finding,) = link_findings(image, _check(width=None, height=456, image_format="svg"))
+    image = make_link(kind="image", field="images[0].url", declared_width=1200, declared_height=630)
+    assert link_findings(image, make_check(width=None, height=None, image_format="svg")) == []
+    assert link_findings(image, make_check(width=1200, height=None, image_format="svg")) == []
+    (finding,) = link_findings(image, make_check(width=None, height=456, image_format="svg"))
     assert (finding.code, finding.expected, finding.actual) == ("image-size-mismatch", "anyx456", "1200x630")
 
 
 def test_unchecked_link_has_no_verdict() -> None:
-    assert link_findings(_link(), None) == []
+    assert link_findings(make_link(), None) == []
 
 
 def test_flaky_needs_two_flips() -> None:
-    history = [{"ok": 0}, {"ok": 1}]  # newest first
-    (finding,) = flaky_findings(_link(), _check(ok=True), history)
+    history = [False, True]  # newest first
+    (finding,) = flaky_findings(make_link(), make_check(ok=True), history)
     assert finding.code == "flaky-link" and "✓✗✓" in finding.message
-    assert flaky_findings(_link(), _check(ok=False), [{"ok": 1}, {"ok": 1}]) == []
+    assert flaky_findings(make_link(), make_check(ok=False), [True, True]) == []
 
 
 # -- pages -------------------------------------------------------------------
@@ -320,8 +298,8 @@ PAIR = (
 
 def _pages(web_head: dict[str, Any], amp_head: dict[str, Any]) -> dict[str, Any]:
     return {
-        "https://a.example/n": _check(url="https://a.example/n", final_url="https://a.example/n", head=web_head),
-        "https://a.example/n/amp": _check(
+        "https://a.example/n": make_check(url="https://a.example/n", final_url="https://a.example/n", head=web_head),
+        "https://a.example/n/amp": make_check(
             url="https://a.example/n/amp", final_url="https://a.example/n/amp", head=amp_head
         ),
     }
@@ -442,18 +420,16 @@ def test_any_document_shape_is_judged_without_crashing(data: dict[str, Any]) -> 
     findings = document_findings(document, SCHEMA) + problems
     assert all(f.document == "fuzz.md" and f.code for f in findings)
     checks = {
-        ref.normalized: {
-            "ok": True,
-            "status": 200,
-            "final_url": ref.normalized,
-            "head": {
+        ref.normalized_url: make_check(
+            url=ref.normalized_url,
+            head={
                 "amphtml": "/x",
                 "canonical": 5,
                 "title": "t",
                 "og_title": None,
                 "published_time": datetime.now(UTC).isoformat(),
             },
-        }
+        )
         for ref in refs
     }
     findings += page_findings(document, checks)

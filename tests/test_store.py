@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import make_check, make_link
 
 from auditor.errors import DatabaseError
-from auditor.store import FINISHED, RUNNING, Store
+from auditor.model import Check, Code, Finding, Hop, Kind, Mode, PageHead, RunStatus, Severity
+from auditor.store import CHECKS, FINDINGS, LINKS, Store
 
 
 def _run(store: Store, corpus: list[str] | None = None) -> int:
-    return store.start_run(mode="audit", corpus=corpus or ["seeds"], tool_version="t", config={"fail_on": "error"})
+    return store.start_run(mode=Mode.AUDIT, corpus=corpus or ["seeds"], tool_version="t", config={"fail_on": "error"})
 
 
 def test_tables_wal_and_round_trip(tmp_path: Path) -> None:
@@ -18,34 +21,48 @@ def test_tables_wal_and_round_trip(tmp_path: Path) -> None:
     assert set(store.db.table_names()) >= {"runs", "documents", "links", "checks", "findings"}
     assert store.db.journal_mode == "wal"
     run_id = _run(store)
-    checks = store.writer("checks", run_id, batch_size=2)
-    checks.add(
-        {
-            "url": "https://a.example/",
-            "kind": "page",
-            "ok": 1,
-            "status": 200,
-            "redirects": [{"status": 301, "url": "https://b.example/"}],
-            "head": {"title": "T"},
-        }
-    )
+    checks = store.writer(CHECKS, run_id, batch_size=2)
+    written = make_check(redirects=[{"status": 301, "url": "https://b.example/"}], head={"title": "T"})
+    checks.add(written)
     checks.flush()
-    row = store.checks(run_id)["https://a.example/"]
-    assert row["redirects"] == [{"status": 301, "url": "https://b.example/"}]
-    assert row["head"] == {"title": "T"}
-    assert store.run(run_id)["status"] == RUNNING
-    store.finish_run(run_id, status=FINISHED, documents=1, references=2, urls=1)
-    assert store.run(run_id)["status"] == FINISHED
-    assert store.run(run_id)["corpus"] == ["seeds"]
+    check = store.checks(run_id)["https://a.example/"]
+    assert check == written
+    assert check.redirects == (Hop(301, "https://b.example/"),)
+    assert check.head == PageHead(title="T")
+    assert store.run(run_id).status is RunStatus.RUNNING
+    store.finish_run(run_id, status=RunStatus.FINISHED, documents=1, references=2, urls=1)
+    assert store.run(run_id).status is RunStatus.FINISHED
+    assert store.run(run_id).corpus == ("seeds",)
+
+
+def test_stored_values_are_the_plain_strings(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.sqlite")
+    run_id = _run(store)
+    findings = store.writer(FINDINGS, run_id)
+    findings.add(
+        Finding(
+            code=Code.DEAD_LINK,
+            document="d.md",
+            field="webUrl",
+            line=3,
+            message="m",
+            severity=Severity.ERROR,
+            details={"reason": "dns"},
+        )
+    )
+    findings.flush()
+    row = store.db.execute("select code, severity, details from findings").fetchone()
+    assert row == ("dead-link", "error", '{"reason": "dns"}')
+    assert store.findings(run_id)[0].code is Code.DEAD_LINK
 
 
 def test_batches_are_committed_as_they_fill(tmp_path: Path) -> None:
     path = tmp_path / "a.sqlite"
     store = Store(path)
     run_id = _run(store)
-    writer = store.writer("checks", run_id, batch_size=3)
+    writer = store.writer(CHECKS, run_id, batch_size=3)
     for index in range(7):
-        writer.add({"url": f"https://e.example/{index}", "kind": "page", "ok": 0})
+        writer.add(make_check(url=f"https://e.example/{index}", ok=False))
     # A second connection (another process, or the next run after a kill) sees full batches only.
     other = sqlite3.connect(path)
     assert other.execute("select count(*) from checks").fetchone()[0] == 6
@@ -56,9 +73,14 @@ def test_batches_are_committed_as_they_fill(tmp_path: Path) -> None:
 def test_unique_urls_prefers_image_kind_and_keeps_first_seen_order(tmp_path: Path) -> None:
     store = Store(tmp_path / "a.sqlite")
     run_id = _run(store)
-    links = store.writer("links", run_id)
-    for url, kind in [("https://b/", "page"), ("https://a/", "page"), ("https://a/", "image"), ("https://b/", "amp")]:
-        links.add({"document": "d", "field": "f", "kind": kind, "url": url, "normalized_url": url})
+    links = store.writer(LINKS, run_id)
+    for url, kind in [
+        ("https://b/", Kind.PAGE),
+        ("https://a/", Kind.PAGE),
+        ("https://a/", Kind.IMAGE),
+        ("https://b/", Kind.AMP),
+    ]:
+        links.add(make_link(document="d", field="f", kind=kind, url=url))
     links.flush()
     assert list(store.unique_urls(run_id)) == [("https://b/", "amp"), ("https://a/", "image")]
 
@@ -66,14 +88,51 @@ def test_unique_urls_prefers_image_kind_and_keeps_first_seen_order(tmp_path: Pat
 def test_history_and_previous_run(tmp_path: Path) -> None:
     store = Store(tmp_path / "a.sqlite")
     first, other, second = _run(store), _run(store, ["elsewhere"]), _run(store)
-    for run_id, ok in ((first, 1), (other, 0), (second, 0)):
-        w = store.writer("checks", run_id)
-        w.add({"url": "https://x/", "kind": "page", "ok": ok})
+    for run_id, ok in ((first, True), (other, False), (second, False)):
+        w = store.writer(CHECKS, run_id)
+        w.add(make_check(url="https://x/", ok=ok))
         w.flush()
     assert store.previous_run_id(second) == first
     assert store.previous_run_id(first) is None
-    assert [row["ok"] for row in store.url_history("https://x/", second, 5)] == [0, 1]
+    assert store.past_verdicts("https://x/", second, 5) == [False, True]
     assert store.latest_run_id() == second
+
+
+def test_a_database_of_the_first_release_opens_and_reads(tmp_path: Path) -> None:
+    """Tables as 0.1.0 created them: a documents.ok column since dropped, no image columns in checks."""
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            """
+            create table runs (id integer primary key, mode text, started_at text, finished_at text, status text,
+                corpus text, documents integer, [references] integer, urls integer, tool_version text, config text);
+            create table documents (run_id integer, path text, ok integer, data text, lines text);
+            create table links (run_id integer, document text, item text, field text, line integer, kind text,
+                url text, normalized_url text, declared_width integer, declared_height integer);
+            create table checks (run_id integer, url text, kind text, ok integer, status integer, reason text,
+                message text, final_url text, content_type text, elapsed_ms integer, checked_at text,
+                attempts integer, redirects text, head text);
+            create table findings (run_id integer, code text, severity text, document text, field text,
+                line integer, url text, message text, expected text, actual text, details text);
+            insert into runs values (1, 'audit', '2026-01-01T00:00:00+00:00', '2026-01-01T00:01:00+00:00',
+                'finished', '["seeds"]', 1, 1, 1, '0.1.0', '{"fail_on": "error"}');
+            insert into documents values (1, 'a.md', 1, '{"title": "T"}', '{"title": 2}');
+            insert into checks values (1, 'https://a.example/', 'page', 0, null, 'dns', 'no such name', null,
+                null, 12, '2026-01-01T00:00:30+00:00', 1, '[]', null);
+            insert into findings values (1, 'dead-link', 'error', 'a.md', 'webUrl', 3, 'https://a.example/',
+                'dead link: dns', null, null, '{"reason": "dns", "status": null}');
+            """
+        )
+    store = Store.open_existing(path)
+    run = store.run(1)
+    assert (run.mode, run.status, run.corpus, run.documents) == (Mode.AUDIT, RunStatus.FINISHED, ("seeds",), 1)
+    (document,) = store.iter_documents(1)
+    assert (document.path, document.data, document.line("title")) == ("a.md", {"title": "T"}, 2)
+    check = store.checks(1)["https://a.example/"]
+    assert isinstance(check, Check) and (check.ok, check.reason, check.width) == (False, "dns", None)
+    (finding,) = store.findings(1)
+    assert (finding.code, finding.severity, finding.details["reason"]) == (Code.DEAD_LINK, Severity.ERROR, "dns")
+    assert json.loads(store.db.execute("select config from runs").fetchone()[0]) == {"fail_on": "error"}
 
 
 def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
