@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import frontmatter
 import yaml
+from frontmatter.default_handlers import YAMLHandler
 
 from auditor.config import DEFAULT_LIMITS, ParseLimits
 from auditor.errors import InputPathError
 from auditor.model import Code, Finding
 
 CORPUS_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
-_FRONT_MATTER = frontmatter.YAMLHandler()
+_FRONT_MATTER = YAMLHandler()
 # libyaml when available: parsing dominates `auditor lint` on large corpora.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -209,7 +209,7 @@ def extract_links(document: Document) -> tuple[list[LinkRef], list[Finding]]:
     if document.data is None:
         return refs, problems
 
-    def add(item: str, path: str, kind: str, value: Any, width: Any = None, height: Any = None) -> None:
+    def add(item: str, path: str, kind: Kind, value: Any, width: Any = None, height: Any = None) -> None:
         if not isinstance(value, str) or not value.strip():
             return
         line = document.line(path)

@@ -20,7 +20,8 @@ Finding (one problem found), Run (one audit or lint).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -205,7 +206,7 @@ class Check:
     attempts: int = 1
     redirects: tuple[Hop, ...] = ()
     # What the server asked of the next attempt; the crawl's business, never stored.
-    retry_after: float | None = field(default=None, metadata={"stored": False})
+    retry_after: float | None = dataclasses.field(default=None, metadata={"stored": False})
     bytes_read: int = 0
     width: int | None = None
     height: int | None = None
@@ -225,7 +226,7 @@ class Finding:
     expected: str | None = None
     actual: str | None = None
     # Anything else worth keeping (reason, redirect chain, final URL...).
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
     severity: Severity | None = None  # set from the config when the finding is stored
 
 
@@ -243,4 +244,4 @@ class Run:
     references: int | None = None
     urls: int | None = None
     tool_version: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)  # the Config it ran with, as JSON
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)  # the Config it ran with, as JSON

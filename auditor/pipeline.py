@@ -12,7 +12,7 @@ import functools
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -133,7 +133,7 @@ def _prepare(config: Config, path: Path) -> Prepared:
     )
 
 
-def _prepare_all(config: Config, files: Iterator[Path]) -> Iterator[Prepared]:
+def _prepare_all(config: Config, files: Iterator[Path]) -> Generator[Prepared, None, None]:
     """Parse files in order, on every core once the corpus is big enough to pay for the pool.
 
     YAML parsing dominates `auditor lint`; files go to the workers in windows,
@@ -222,6 +222,9 @@ async def _crawl_async(
     assert task is not None
     loop = asyncio.get_running_loop()
 
+    def cancel_the_crawl() -> None:
+        loop.call_soon_threadsafe(task.cancel)
+
     async def flush_periodically() -> None:
         # A slow tail of URLs must not keep finished checks in memory only.
         while True:
@@ -231,7 +234,7 @@ async def _crawl_async(
     flusher = asyncio.create_task(flush_periodically())
     try:
         # A stop cancels the crawl wherever it waits; checks already received are kept.
-        with stops.waking(lambda: loop.call_soon_threadsafe(task.cancel)):
+        with stops.waking(cancel_the_crawl):
             async with crawler:
                 done = 0
                 async for check in crawler.crawl(targets):

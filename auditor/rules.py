@@ -421,6 +421,8 @@ def _amp_pair(
     web, amp = fields.get("webUrl"), fields.get("ampWebUrl")
     if not (web_check and amp_check and web_check.ok and amp_check.ok):
         return []  # a dead side is reported as dead-link; no pair to judge
+    if not (isinstance(web, str) and isinstance(amp, str)):
+        return []  # the schema rule reports a URL that is not text
     try:
         normalize_url(web), normalize_url(amp)
     except InvalidURL:

@@ -73,7 +73,7 @@ def _column_for(name: str, hint: Any) -> _Column:
         return _Column(name, str, _json_dumps, lambda value: decode_record(json.loads(value)))
     if typing.get_origin(hint) is tuple:
         item = typing.get_args(hint)[0]
-        decode_item = _record_decoder(item) if dataclasses.is_dataclass(item) else identity
+        decode_item = _record_decoder(item) if isinstance(item, type) and dataclasses.is_dataclass(item) else identity
         return _Column(name, str, _json_dumps, lambda value: tuple(decode_item(v) for v in json.loads(value)))
     return _Column(name, str, _json_dumps, json.loads)  # mappings, lists, Any
 
