@@ -216,6 +216,17 @@ class Check:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Evidence:
+    """What a link finding rests on: the check's outcome, and for a flaky link its recent history."""
+
+    reason: str | None = None  # the outcome in words: "http 404", "dns", "ok"
+    status: int | None = None
+    final_url: str | None = None
+    redirects: tuple[Hop, ...] = ()
+    history: str | None = None  # one ✓ or ✗ per run, oldest first
+
+
+@dataclass(frozen=True, kw_only=True)
 class Finding:
     code: Code
     document: str
@@ -225,8 +236,7 @@ class Finding:
     url: str | None = None
     expected: str | None = None
     actual: str | None = None
-    # Anything else worth keeping (reason, redirect chain, final URL...).
-    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    details: Evidence | None = None  # link and history findings: what the verdict rests on
     severity: Severity | None = None  # set from the config when the finding is stored
 
 

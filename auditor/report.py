@@ -71,7 +71,7 @@ def build_report(store: Store, run_id: int) -> dict[str, Any]:
 
 
 def _finding(row: dict[str, Any]) -> dict[str, Any]:
-    details = row.get("details") or {}
+    details = row.get("details") or {}  # Evidence, as a mapping
     return {
         "code": row["code"],
         "severity": row["severity"],

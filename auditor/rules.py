@@ -14,7 +14,6 @@ Convention for metadata findings: `expected` is what the metadata should say
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
 import re
@@ -37,7 +36,7 @@ from auditor.links import (
     normalize_url,
     url_host,
 )
-from auditor.model import Check, Code, Finding, Kind, LinkRef, PageHead, Reason
+from auditor.model import Check, Code, Evidence, Finding, Kind, LinkRef, PageHead, Reason
 
 BLOCKED_STATUSES = frozenset({401, 403, 429})
 PERMANENT_REDIRECTS = frozenset({301, 308})
@@ -298,12 +297,7 @@ def link_findings(link: LinkRef, check: Check | None) -> list[Finding]:
         "field": link.field,
         "line": link.line,
         "url": link.url,
-        "details": {
-            "reason": reason,
-            "status": check.status,
-            "final_url": check.final_url,
-            "redirects": [dataclasses.asdict(hop) for hop in check.redirects],
-        },
+        "details": Evidence(reason=reason, status=check.status, final_url=check.final_url, redirects=check.redirects),
     }
     if code is not None:
         message = f"{_VERDICT_WORDS[code]}: {reason}"
@@ -371,7 +365,7 @@ def flaky_findings(link: LinkRef, check: Check | None, history: list[bool]) -> l
             url=link.url,
             message=f"flipped between ok and failing {flips} times in the last {len(states)} runs "
             f"({pattern}, oldest first)",
-            details={"history": pattern},
+            details=Evidence(history=pattern),
         )
     ]
 

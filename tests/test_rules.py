@@ -241,7 +241,7 @@ def test_dead_link_finding_keeps_reason_and_message() -> None:
         make_link(), make_check(status=None, ok=False, reason="dns", message="cannot resolve a.example")
     )
     assert (finding.code, finding.field, finding.line, finding.url) == ("dead-link", "webUrl", 3, "https://a.example/")
-    assert finding.details["reason"] == "dns"
+    assert finding.details is not None and finding.details.reason == "dns"
     assert "cannot resolve" in finding.message
 
 

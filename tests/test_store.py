@@ -8,7 +8,7 @@ import pytest
 from conftest import make_check, make_link
 
 from auditor.errors import DatabaseError
-from auditor.model import Check, Code, Finding, Hop, Kind, Mode, PageHead, RunStatus, Severity
+from auditor.model import Check, Code, Evidence, Finding, Hop, Kind, Mode, PageHead, RunStatus, Severity
 from auditor.store import CHECKS, FINDINGS, LINKS, Store
 
 
@@ -47,12 +47,12 @@ def test_stored_values_are_the_plain_strings(tmp_path: Path) -> None:
             line=3,
             message="m",
             severity=Severity.ERROR,
-            details={"reason": "dns"},
+            details=Evidence(reason="dns"),
         )
     )
     findings.flush()
-    row = store.db.execute("select code, severity, details from findings").fetchone()
-    assert row == ("dead-link", "error", '{"reason": "dns"}')
+    code, severity, details = store.db.execute("select code, severity, details from findings").fetchone()
+    assert (code, severity, json.loads(details)["reason"]) == ("dead-link", "error", "dns")
     assert store.findings(run_id)[0].code is Code.DEAD_LINK
 
 
@@ -131,7 +131,8 @@ def test_a_database_of_the_first_release_opens_and_reads(tmp_path: Path) -> None
     check = store.checks(1)["https://a.example/"]
     assert isinstance(check, Check) and (check.ok, check.reason, check.width) == (False, "dns", None)
     (finding,) = store.findings(1)
-    assert (finding.code, finding.severity, finding.details["reason"]) == (Code.DEAD_LINK, Severity.ERROR, "dns")
+    assert (finding.code, finding.severity) == (Code.DEAD_LINK, Severity.ERROR)
+    assert finding.details == Evidence(reason="dns")
     assert json.loads(store.db.execute("select config from runs").fetchone()[0]) == {"fail_on": "error"}
 
 
