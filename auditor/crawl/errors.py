@@ -1,7 +1,7 @@
 """Why an attempt ended without an answer to judge: our exceptions, and the one
 place where foreign ones (httpx, ssl, socket) become a `Reason`.
 
-Nothing here leaves the crawl package: `pool` turns every `CrawlError` into a
+No `CrawlError` escapes a crawl: `pool` turns every one into a
 `Check` whose `reason` is the error's, because a failed link is data.
 
     CrawlError(reason, message)   an attempt ended; `reason` is a model `Reason`
