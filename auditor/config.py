@@ -72,9 +72,16 @@ class CrawlConfig:
     timeout: float = 20.0  # total seconds per URL: connect, every hop, body
     connect_timeout: float = 10.0
     retries: int = 2
-    backoff_base: float = 0.5
+    backoff_base: float = 0.5  # seconds before the first retry; doubles per retry
     backoff_max: float = 10.0
-    max_retry_wait: float = 60.0
+    # The wait is drawn from [1 - jitter, 1] x the backoff, so retries of many URLs do not march in step.
+    backoff_jitter: float = 0.5
+    max_retry_wait: float = 60.0  # a Retry-After beyond this ends the retries; also caps a host's slow-down
+    # A 429/503 holds every request to that host back by this much at first, doubling per further one
+    # (up to max_retry_wait): a server that asks us to slow down gets room at once.
+    slow_down_delay: float = 1.0
+    # Each answer below 400 halves the host's delay; once it is below this it is dropped, not halved forever.
+    recovered_below: float = 0.2
     max_redirects: int = 10
     max_body_bytes: int = 1024 * 1024  # after decompression
     max_head_bytes: int = 512 * 1024

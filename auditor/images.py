@@ -136,12 +136,19 @@ class ImageProbe:
         self._error: str | None = None
         self._used: int | None = None
         self._attempted_with = 0  # bytes fed at the last parse
+        self._file_size: int | None = None  # the whole file's length, once a server said it
 
-    def seek(self, offset: int) -> None:
-        """The bytes fed next start at `offset` in the file (a 206 response's first byte)."""
+    def seek(self, offset: int, *, file_size: int | None = None) -> None:
+        """The bytes fed next start at `offset` in the file (a 206 response's first byte).
+
+        `file_size` is the file's full length when the response said it
+        (`Content-Range: bytes 0-2047/20000`): `next_range` never asks past it.
+        """
         if offset < 0:
             raise ValueError("offset must not be negative")
         self._position = offset
+        if file_size is not None:
+            self._file_size = file_size
 
     def feed(self, chunk: bytes) -> bool:
         """Add bytes at the current position; True once done (size known, not an image, or budget spent)."""
@@ -172,7 +179,7 @@ class ImageProbe:
             self._error = UNKNOWN_ERROR
 
     def next_range(self) -> tuple[int, int] | None:
-        """The inclusive byte range to request next, or None once done or out of budget.
+        """The inclusive byte range to request next, or None once done, out of budget or past the file's end.
 
         It starts at the first byte the parser lacks: the end of what is held
         when the header simply goes on, or wherever the format points (a TIFF
@@ -189,6 +196,8 @@ class ImageProbe:
             return None
         wanted_start, wanted_end = self._wanted
         start = self._first_missing(wanted_start)
+        if self._file_size is not None and start >= self._file_size:
+            return None  # what the parser lacks lies past the end of the file: no range can give it
         if start == len(self._head):
             held = len(self._head)
         elif self._segment and start == self._segment_start + len(self._segment):

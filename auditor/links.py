@@ -20,12 +20,11 @@ import idna
 from auditor.corpus import Document
 from auditor.model import Code, Finding, Kind, LinkRef
 
-PAGE, AMP, AMP_CACHE, IMAGE = Kind.PAGE, Kind.AMP, Kind.AMP_CACHE, Kind.IMAGE
 URL_FIELDS: dict[str, Kind] = {
-    "webUrl": PAGE,
-    "originalUrl": PAGE,
-    "ampWebUrl": AMP,
-    "cdnAmpWebUrl": AMP_CACHE,
+    "webUrl": Kind.PAGE,
+    "originalUrl": Kind.PAGE,
+    "ampWebUrl": Kind.AMP,
+    "cdnAmpWebUrl": Kind.AMP_CACHE,
 }
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # C0 controls and DEL: no HTTP client sends them; white space is reported on its own.
@@ -251,7 +250,7 @@ def extract_links(document: Document) -> tuple[list[LinkRef], list[Finding]]:
             for index, image in enumerate(images):
                 if isinstance(image, dict):
                     path = field_path(item, f"images[{index}].url")
-                    add(item, path, IMAGE, image.get("url"), image.get("width"), image.get("height"))
+                    add(item, path, Kind.IMAGE, image.get("url"), image.get("width"), image.get("height"))
     return refs, problems
 
 

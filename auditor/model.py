@@ -193,11 +193,10 @@ class Hop:
 @dataclass(frozen=True, kw_only=True)
 class Check:
     url: str
-    kind: str
+    kind: Kind
     ok: bool
     status: int | None = None
-    # dns, refused, reset, timeout, tls, redirect-loop, too-many-redirects, invalid-redirect, private-address, other
-    reason: str | None = None
+    reason: Reason | None = None
     message: str | None = None
     final_url: str | None = None
     content_type: str | None = None

@@ -27,7 +27,6 @@ from auditor.config import SchemaConfig
 from auditor.corpus import Document
 from auditor.domains import domain_problem, is_public_suffix, registrable_domain
 from auditor.links import (
-    PAGE,
     URL_FIELDS,
     InvalidURL,
     article_items,
@@ -150,7 +149,7 @@ def schema_findings(document: Document, schema: SchemaConfig) -> Iterable[Findin
 
 def _lacking(names: tuple[str, ...]) -> str:
     """What an item lacks when none of a requirement's fields is there: "title", "page URL"."""
-    if len(names) > 1 and all(URL_FIELDS.get(name) == PAGE for name in names):
+    if len(names) > 1 and all(URL_FIELDS.get(name) is Kind.PAGE for name in names):
         return "page URL"
     return _one_of(names)
 

@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import email.utils
+import errno
 import io
+import socket
+import ssl
 import struct
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 import respx
 from PIL import Image
 
+import auditor.crawl
 from auditor.config import CrawlConfig
-from auditor.crawl import Crawler, HostGate, host_bucket, is_public_address, parse_retry_after
+from auditor.crawl import (
+    Crawler,
+    CrawlError,
+    HostGate,
+    RetryPolicy,
+    host_bucket,
+    is_public_address,
+    map_exception,
+    parse_retry_after,
+)
 from auditor.images import FIRST_RANGE_BYTES
-from auditor.model import Check
+from auditor.model import Check, Kind, Reason
 
 FAST = CrawlConfig(
     concurrency=16,
@@ -30,6 +46,9 @@ FAST = CrawlConfig(
     backoff_base=0.05,
     backoff_max=0.1,
     max_retry_wait=3.0,
+    # A host that answered 429/503 is held back this long, not the default second: the tests
+    # that meet one (retries, Retry-After, the hostile corpus) do not wait for the floor.
+    slow_down_delay=0.05,
     allow_private=True,
 )
 
@@ -410,7 +429,7 @@ def test_amp_cache_hosts_share_one_bucket() -> None:
 
 
 def test_gate_slows_down_on_429_and_recovers() -> None:
-    gate = HostGate(FAST)
+    gate = HostGate(replace(FAST, slow_down_delay=1.0, recovered_below=0.2))
     gate.slow_down()
     gate.slow_down()
     assert gate.delay == 2.0
@@ -494,3 +513,137 @@ def test_a_failing_url_source_is_raised_not_hung() -> None:
 
     with pytest.raises(OSError, match="database gone"):
         asyncio.run(asyncio.wait_for(run(), timeout=5))
+
+
+# -- error mapping: by type, never by message text ------------------------------------------
+def _from(outer: BaseException, inner: BaseException) -> BaseException:
+    """`raise outer from inner`, as httpx and anyio do it."""
+    outer.__cause__ = inner
+    return outer
+
+
+def _during(outer: BaseException, inner: BaseException) -> BaseException:
+    """`raise outer` while handling `inner`, as httpcore does it (inner is only the __context__)."""
+    outer.__context__ = inner
+    return outer
+
+
+def _as_httpx_raises(cause: BaseException, kind: type[httpx.TransportError] = httpx.ConnectError) -> BaseException:
+    """The real shape (see a loopback refusal): httpx error from httpcore's, raised during the OS error."""
+    core = {httpx.ConnectError: httpcore.ConnectError, httpx.ReadError: httpcore.ReadError}[kind]
+    return _from(kind("message text is never read"), _during(core("x"), cause))
+
+
+def _refused_by_anyio() -> BaseException:
+    """Connecting to a closed port: ... during anyio's OSError, raised from the ConnectionRefusedError."""
+    refused = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)")
+    return _as_httpx_raises(_from(OSError("All connection attempts failed"), refused))
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (_refused_by_anyio(), Reason.REFUSED),
+        (_as_httpx_raises(socket.gaierror(-2, "Name or service not known")), Reason.DNS),
+        (_as_httpx_raises(ssl.SSLCertVerificationError(1, "certificate verify failed")), Reason.TLS),
+        (_as_httpx_raises(ConnectionResetError(104, "reset by peer"), httpx.ReadError), Reason.RESET),
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), Reason.RESET),
+        (httpx.ReadError(""), Reason.RESET),
+        (httpx.ReadTimeout(""), Reason.TIMEOUT),
+        (httpx.ConnectTimeout(""), Reason.TIMEOUT),
+        (_as_httpx_raises(OSError(errno.ENETUNREACH, "Network is unreachable")), Reason.OTHER),
+        (httpx.DecodingError("bad chunk"), Reason.OTHER),
+    ],
+)
+def test_foreign_errors_map_to_reasons(error: Exception, reason: Reason) -> None:
+    assert map_exception(error).reason is reason
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        # Every message below names another reason than its type does; the type wins.
+        (_from(httpx.ConnectError("[Errno 111] Connection refused"), socket.gaierror(-2, "x")), Reason.DNS),
+        (_from(httpx.ConnectError("CERTIFICATE_VERIFY_FAILED"), ConnectionRefusedError(111, "x")), Reason.REFUSED),
+        (_from(httpx.ConnectError("Name or service not known"), ssl.SSLError(1, "x")), Reason.TLS),
+        (_from(httpx.ReadError("Connection refused"), ConnectionResetError(104, "x")), Reason.RESET),
+        (httpx.DecodingError("connection reset by peer"), Reason.OTHER),
+        (httpx.DecodingError("[Errno 111] Connection refused"), Reason.OTHER),
+        (httpx.UnsupportedProtocol("Name or service not known"), Reason.OTHER),
+    ],
+)
+def test_error_mapping_reads_types_not_messages(error: Exception, reason: Reason) -> None:
+    assert map_exception(error).reason is reason
+
+
+def test_error_mapping_looks_inside_exception_groups() -> None:
+    # anyio: several addresses (::1, 127.0.0.1) failed, each its own way.
+    group = ExceptionGroup(
+        "multiple connection attempts failed",
+        [OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"), ConnectionRefusedError(111, "x")],
+    )
+    error = _as_httpx_raises(_from(OSError("All connection attempts failed"), group))
+    assert map_exception(error).reason is Reason.REFUSED
+    unreachable = ExceptionGroup("multiple connection attempts failed", [OSError(errno.ENETUNREACH, "x")] * 2)
+    assert map_exception(_as_httpx_raises(_from(OSError("x"), unreachable))).reason is Reason.OTHER
+
+
+def test_error_mapping_survives_a_context_that_loops() -> None:
+    first, second = httpx.ReadError(""), OSError("x")
+    first.__context__, second.__context__ = second, first
+    assert map_exception(first).reason is Reason.RESET
+
+
+def test_our_own_errors_pass_the_mapping_unchanged() -> None:
+    error = CrawlError(Reason.REDIRECT_LOOP, "redirect loop back to x")
+    assert map_exception(error) is error
+
+
+def test_an_error_chain_from_a_transport_reaches_the_check() -> None:
+    # respx replaces an exception's __cause__ with its own wrapper; a MockTransport keeps the chain.
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("handshake failed") from ssl.SSLCertVerificationError(1, "unknown issuer")
+
+    result = check("https://tls.example/", config=replace(FAST, retries=2), transport=httpx.MockTransport(handler))
+    assert (result.ok, result.reason, result.attempts) == (False, Reason.TLS, 1)  # TLS is final: asked once
+    assert result.reason == "tls"  # stored and reported as the enum's string
+
+
+def test_no_reason_is_spelled_as_a_string_literal_in_the_crawl_package() -> None:
+    reasons = {reason.value for reason in Reason}
+    package = Path(auditor.crawl.__file__).parent
+    for module in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert node.value not in reasons, f"{module.name}:{node.lineno}: {node.value!r}; use Reason"
+
+
+# -- politeness and retry numbers come from the config -----------------------------------------
+def test_host_slow_down_follows_the_config() -> None:
+    gate = HostGate(replace(FAST, slow_down_delay=0.05, recovered_below=0.04, max_retry_wait=0.15))
+    gate.slow_down()
+    assert gate.delay == 0.05
+    gate.slow_down()
+    gate.slow_down()
+    assert gate.delay == 0.15  # capped at max_retry_wait
+    gate.recover()
+    assert gate.delay == 0.075
+    gate.recover()
+    gate.recover()
+    assert gate.delay == 0.0  # 0.0375 is below recovered_below
+
+
+def test_backoff_jitter_follows_the_config() -> None:
+    failed = Check(url="https://a.example/", kind=Kind.PAGE, ok=False, reason=Reason.RESET)
+    config = replace(FAST, retries=5, backoff_base=1.0, backoff_max=3.0, backoff_jitter=0.25)
+    draws: list[tuple[float, float]] = []
+
+    def lowest(low: float, high: float) -> float:
+        draws.append((low, high))
+        return low
+
+    policy = RetryPolicy(config, uniform=lowest)
+    assert [policy.wait(failed, attempt) for attempt in (1, 2, 3)] == [0.75, 1.5, 2.25]
+    assert draws == [(0.75, 1.0)] * 3
+    assert policy.wait(replace(failed, reason=Reason.DNS), 1) is None  # not retryable
+    assert policy.wait(failed, 6) is None  # out of retries

@@ -423,7 +423,8 @@ def test_every_hostile_case_gets_its_verdict(tmp_path: Path, loopback: Any, refu
     _write(
         tmp_path / "corpus" / "a.md", f"---\ntitle: OK\nwebUrl: {loopback.url_for('/ok/v')}\nrelated:\n{related}---\n"
     )
-    config = _config(tmp_path, crawl=replace(CRAWL, timeout=1.0, retries=1, backoff_base=0.05))
+    # All on one host: its 429/503 answers hold it back by slow_down_delay, doubling; short here.
+    config = _config(tmp_path, crawl=replace(CRAWL, timeout=1.0, retries=1, backoff_base=0.05, slow_down_delay=0.05))
     started = time.monotonic()
     outcome = pipeline.audit(config)
     assert time.monotonic() - started < 20

@@ -1,0 +1,72 @@
+"""The one shared httpx client, and how each request is built for its kind of URL."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+
+import httpx
+
+from auditor.config import CrawlConfig
+from auditor.model import Kind
+
+ByteRange = tuple[int, int]  # first and last byte, inclusive, as a Range header says them
+ACCEPT = "text/html,application/xhtml+xml,image/*;q=0.9,*/*;q=0.8"
+# Only encodings we can decode with a bound on the output size (see body.py).
+ACCEPT_ENCODING = "gzip, deflate"
+# Servers that mishandle HEAD answer these; only a GET gives a verdict.
+HEAD_FALLBACK_STATUSES = frozenset(
+    {
+        HTTPStatus.BAD_REQUEST,
+        HTTPStatus.FORBIDDEN,
+        HTTPStatus.NOT_FOUND,
+        HTTPStatus.METHOD_NOT_ALLOWED,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        HTTPStatus.NOT_IMPLEMENTED,
+    }
+)
+
+ResponseHook = Callable[[httpx.Response], Awaitable[None]]
+
+
+def open_client(
+    config: CrawlConfig, *, transport: httpx.AsyncBaseTransport | None, on_response: ResponseHook
+) -> httpx.AsyncClient:
+    """Redirects are not followed by httpx: every hop must pass the guard and its host's gate."""
+    return httpx.AsyncClient(
+        transport=transport,
+        follow_redirects=False,
+        event_hooks={"response": [on_response]},
+        timeout=httpx.Timeout(config.timeout, connect=min(config.connect_timeout, config.timeout)),
+        limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency),
+        headers={"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": ACCEPT},
+    )
+
+
+def first_method(kind: Kind) -> str:
+    """AMP cache URLs only need to exist, so HEAD; pages and images are read, so GET."""
+    return "HEAD" if kind is Kind.AMP_CACHE else "GET"
+
+
+def is_success(status: int) -> bool:
+    return HTTPStatus.OK <= status < HTTPStatus.MULTIPLE_CHOICES
+
+
+async def send(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    kind: Kind,
+    cookies: httpx.Cookies,
+    *,
+    byte_range: ByteRange | None = None,
+) -> httpx.Response:
+    """Send one request and return as soon as the headers are in; the body is streamed by the caller."""
+    headers = {}
+    if kind is Kind.IMAGE:
+        # Identity, so Range offsets are offsets into the image bytes.
+        headers["Accept-Encoding"] = "identity"
+        if byte_range is not None:
+            headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+    request = client.build_request(method, url, headers=headers, cookies=cookies)
+    return await client.send(request, stream=True)

@@ -1,0 +1,93 @@
+"""One attempt at one URL: the redirect chain hop by hop, then the body its kind needs.
+
+Every hop is resolved and guarded, waits for its host's gate, and spends the
+attempt's time budget; the final answer is read as a page head, an image
+probe, or not at all (HEAD).
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from auditor.config import CrawlConfig
+from auditor.crawl.budget import Budget
+from auditor.crawl.client import HEAD_FALLBACK_STATUSES, ByteRange, first_method, is_success, send
+from auditor.crawl.errors import UnusableRedirect
+from auditor.crawl.guard import AddressGuard
+from auditor.crawl.image import probe_image
+from auditor.crawl.page import read_page
+from auditor.crawl.politeness import Politeness
+from auditor.crawl.redirects import RedirectChain
+from auditor.crawl.retry import parse_retry_after
+from auditor.images import ImageProbe
+from auditor.model import Check, Kind
+
+
+class Fetcher:
+    def __init__(
+        self, client: httpx.AsyncClient, config: CrawlConfig, *, guard: AddressGuard, politeness: Politeness
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.guard = guard
+        self.politeness = politeness
+
+    async def fetch(self, url: str, kind: Kind, chain: RedirectChain, budget: Budget) -> Check:
+        """The check of `url` as the end of its chain answers it.
+
+        Raises CrawlError (or what httpx raised, for the caller to map) when
+        there is no answer, and TimeoutError when the budget runs out; `chain`
+        keeps the hops made so far either way.
+        """
+        method = first_method(kind)
+        probe = ImageProbe(max_bytes=self.config.max_image_bytes) if kind is Kind.IMAGE else None
+        first_range = probe.next_range() if probe is not None else None
+        while True:
+            async with budget.spend():
+                host = await self.guard.check(chain.current)
+            async with self.politeness.gate(host).slot(), budget.spend():
+                try:
+                    response = await self._send(method, chain, kind, first_range)
+                    if method == "HEAD" and response.status_code in HEAD_FALLBACK_STATUSES:
+                        await response.aclose()
+                        method = "GET"
+                        response = await self._send(method, chain, kind, None)
+                except UnusableRedirect as unusable:
+                    chain.refused(unusable)
+                    raise
+                try:
+                    self.politeness.adapt(host, response.status_code)
+                    if chain.follow(response):
+                        continue
+                    return await self._read(url, kind, response, chain, probe)
+                finally:
+                    await response.aclose()
+
+    async def _send(
+        self, method: str, chain: RedirectChain, kind: Kind, byte_range: ByteRange | None
+    ) -> httpx.Response:
+        return await send(self.client, method, chain.current, kind, chain.cookies, byte_range=byte_range)
+
+    async def _read(
+        self, url: str, kind: Kind, response: httpx.Response, chain: RedirectChain, probe: ImageProbe | None
+    ) -> Check:
+        status = response.status_code
+        answer = Check(
+            url=url,
+            kind=kind,
+            status=status,
+            ok=is_success(status),
+            final_url=chain.current,
+            redirects=tuple(chain.hops),
+            content_type=response.headers.get("content-type"),
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+        if probe is not None:
+
+            async def ask_for(byte_range: ByteRange | None) -> httpx.Response:
+                return await send(self.client, "GET", chain.current, kind, chain.cookies, byte_range=byte_range)
+
+            return await probe_image(answer, response, probe, ask_for, max_bytes=self.config.max_image_bytes)
+        if not answer.ok or response.request.method == "HEAD":
+            return answer
+        return await read_page(answer, response, chain.current, self.config)

@@ -1,0 +1,19 @@
+"""A page's head: read up to `</head>` (or `<body>`, or the cap) for the rules to compare."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+
+from auditor.config import CrawlConfig
+from auditor.crawl.body import read_body
+from auditor.model import Check
+from auditor.pagehead import HeadParser
+
+
+async def read_page(answer: Check, response: httpx.Response, final_url: str, config: CrawlConfig) -> Check:
+    """`answer` with the head's links and meta (relative links resolved against `final_url`)."""
+    parser = HeadParser(final_url, max_bytes=config.max_head_bytes, encoding=response.charset_encoding)
+    read = await read_body(response, parser.feed, config.max_body_bytes)
+    return replace(answer, bytes_read=read, head=parser.result())

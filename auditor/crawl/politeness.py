@@ -1,0 +1,78 @@
+"""Per-host politeness: how many requests a host gets at once, how often, and how
+long it is held back after it asked us to slow down (429/503).
+
+Hosts are grouped in buckets: all AMP cache subdomains are one backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+
+from asyncio_throttle.throttler import Throttler  # the package root does not re-export it for type checkers
+
+from auditor.config import CrawlConfig
+
+AMP_CACHE_SUFFIX = ".cdn.ampproject.org"
+AMP_CACHE_BUCKET = "cdn.ampproject.org"
+# Answers that say "too much": the host's delay grows.
+SLOW_DOWN_STATUSES = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE})
+
+
+def host_bucket(host: str) -> str:
+    """All AMP cache subdomains are one backend and share one politeness bucket."""
+    host = host.lower()
+    return AMP_CACHE_BUCKET if host.endswith(AMP_CACHE_SUFFIX) else host
+
+
+class HostGate:
+    """One bucket's politeness: concurrency, rate, and a delay that adapts to 429/503."""
+
+    def __init__(self, config: CrawlConfig) -> None:
+        self.semaphore = asyncio.Semaphore(config.per_host)
+        # One request per 1/rate seconds: evenly spaced, no bursts at a second's start.
+        self.throttler = Throttler(rate_limit=1, period=1.0 / config.rate)
+        self.delay = 0.0
+        self.first_delay = config.slow_down_delay
+        self.max_delay = config.max_retry_wait
+        self.recovered_below = config.recovered_below
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold a request until the host may take it: a free slot, the delay, the rate."""
+        async with self.semaphore:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            async with self.throttler:
+                pass
+            yield
+
+    def slow_down(self) -> None:
+        self.delay = min(self.max_delay, max(self.first_delay, self.delay * 2))
+
+    def recover(self) -> None:
+        self.delay = self.delay / 2 if self.delay >= self.recovered_below else 0.0
+
+
+class Politeness:
+    """The gates of every bucket met so far, and how each answer moves them."""
+
+    def __init__(self, config: CrawlConfig) -> None:
+        self.config = config
+        self._gates: dict[str, HostGate] = {}
+
+    def gate(self, host: str) -> HostGate:
+        bucket = host_bucket(host)
+        if bucket not in self._gates:
+            self._gates[bucket] = HostGate(self.config)
+        return self._gates[bucket]
+
+    def adapt(self, host: str, status: int) -> None:
+        """429/503 slows the host down; any answer that is not an error lets it recover."""
+        gate = self.gate(host)
+        if status in SLOW_DOWN_STATUSES:
+            gate.slow_down()
+        elif status < HTTPStatus.BAD_REQUEST:
+            gate.recover()
