@@ -155,6 +155,12 @@ def test_history_gives_diffs_and_flaky_links(tmp_path: Path, loopback: Any) -> N
     assert [f["code"] for f in third.report["changes"]["fixed"]] == ["dead-link"]
 
 
+def _audit_command(corpus: Path, db: Path, out: Path, *, runner: tuple[str, ...] = ("-m", "auditor")) -> list[str]:
+    """`auditor audit` as a child process runs it: loopback allowed, generous timeout, no retries."""
+    return [sys.executable, *runner, "audit", str(corpus), "--db", str(db), "--out", str(out), "--allow-private",
+            "--timeout", "30", "--retries", "0"]  # fmt: skip
+
+
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_marks_the_run_interrupted_and_keeps_checks(
     tmp_path: Path, loopback: Any, signum: int, exit_code: int
@@ -165,22 +171,7 @@ def test_signal_marks_the_run_interrupted_and_keeps_checks(
     _write(tmp_path / "corpus" / "a.md", f"---\ntitle: t\nwebUrl: {fast[0]}\nrelated:\n{lines}---\n")
     db = tmp_path / "audit.sqlite"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "auditor",
-            "audit",
-            str(tmp_path / "corpus"),
-            "--db",
-            str(db),
-            "--out",
-            str(tmp_path / "reports"),
-            "--allow-private",
-            "--timeout",
-            "30",
-            "--retries",
-            "0",
-        ],
+        _audit_command(tmp_path / "corpus", db, tmp_path / "reports"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -238,22 +229,7 @@ def _start_slow_audit(tmp_path: Path, phase: str, urls: list[str]) -> tuple[subp
     driver = _write(tmp_path / "driver.py", _SLOW_STEP_DRIVER)
     db = tmp_path / "audit.sqlite"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            str(driver),
-            phase,
-            "audit",
-            str(tmp_path / "corpus"),
-            "--db",
-            str(db),
-            "--out",
-            str(tmp_path / "reports"),
-            "--allow-private",
-            "--timeout",
-            "30",
-            "--retries",
-            "0",
-        ],
+        _audit_command(tmp_path / "corpus", db, tmp_path / "reports", runner=(str(driver), phase)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -357,21 +333,7 @@ def _audit_subprocess(tmp_path: Path, corpus: Path, *extra: str) -> tuple[int, f
 
         resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
 
-    command = [
-        sys.executable,
-        "-m",
-        "auditor",
-        "audit",
-        str(corpus),
-        "--db",
-        str(tmp_path / f"{corpus.name}.sqlite"),
-        "--out",
-        str(tmp_path / f"{corpus.name}-reports"),
-        "--allow-private",
-        "--timeout",
-        "5",
-        *extra,
-    ]
+    command = [*_audit_command(corpus, tmp_path / f"{corpus.name}.sqlite", tmp_path / f"{corpus.name}-reports"), *extra]
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=cap_memory)
     _, status, usage = os.wait4(process.pid, 0)
