@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 
-from auditor import __version__, annotations, pipeline
+from auditor import __version__, pipeline
 from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file
 from auditor.errors import AuditorError, ConfigError
 from auditor.progress import Progress, terminal_safe
-from auditor.report import FORMATS, build_report, write_reports
+from auditor.report import FORMATS, build_report, github, write_reports
 from auditor.store import Store
 
 DEFAULTS = Config()
@@ -63,7 +63,7 @@ def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--annotations",
-            type=click.Choice(annotations.MODES),
+            type=click.Choice(github.MODES),
             default=None,
             help="Print findings as CI annotations; 'github' also appends report.md to "
             "$GITHUB_STEP_SUMMARY. Default: github when GITHUB_ACTIONS=true, else none.",
@@ -170,7 +170,7 @@ def _exit(run: Callable[[Config], pipeline.Outcome], paths: tuple[Path, ...], op
     try:
         if quiet and verbose:
             raise ConfigError("--quiet and --verbose contradict each other; pick one")
-        annotate = annotations.resolve_mode(annotations_option)
+        annotate = github.resolve_mode(annotations_option)
         config = build_config(paths, options)
         outcome = run(config)
     except AuditorError as exc:
@@ -206,10 +206,10 @@ def _print_findings(report: dict[str, Any]) -> None:
 
 def _github(report: dict[str, Any]) -> None:
     """Annotations on stdout, where the runner reads workflow commands; report.md to the step summary."""
-    for line in annotations.github_annotations(report):
+    for line in github.github_annotations(report):
         click.echo(line)
     try:
-        annotations.append_step_summary(report)
+        github.append_step_summary(report)
     except OSError as exc:
         # The audit's verdict matters more than its summary: warn, keep the exit code.
         click.echo(f"auditor: warning: cannot append to $GITHUB_STEP_SUMMARY: {exc.strerror or exc}", err=True)

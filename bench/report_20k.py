@@ -18,8 +18,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from auditor.html_report import render_html
 from auditor.report import build_report
+from auditor.report.html import render_html
 from auditor.store import FINISHED, Store
 
 CHROMIUM_ARGS = [

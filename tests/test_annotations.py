@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from auditor.annotations import (
+from auditor.errors import ConfigError
+from auditor.report.github import (
     annotation,
     append_step_summary,
     escape_data,
@@ -13,7 +14,6 @@ from auditor.annotations import (
     github_annotations,
     resolve_mode,
 )
-from auditor.errors import ConfigError
 
 
 def _finding(**overrides: Any) -> dict[str, Any]:

@@ -16,9 +16,10 @@ import httpx
 import pytest
 import respx
 
-from auditor import html_report, pipeline
+from auditor import pipeline
 from auditor.config import Config, CrawlConfig
-from auditor.html_report import document_rows, host_rows, link, render_html, script_json
+from auditor.report import html as html_report
+from auditor.report.html import document_rows, host_rows, link, render_html, script_json
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 CHROMIUM = shutil.which("chromium") or next(

@@ -6,7 +6,7 @@ from typing import Any
 
 from auditor import pipeline
 from auditor.config import Config
-from auditor.junit import OFFLINE_RULES, PAGE_RULES, clean, render_junit
+from auditor.report.junit import OFFLINE_RULES, PAGE_RULES, clean, render_junit
 
 
 def _finding(**overrides: Any) -> dict[str, Any]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.markdown import escape, render_markdown
+from auditor.report.markdown import escape, render_markdown
 
 
 def _report(findings: list[dict[str, Any]], **summary: Any) -> dict[str, Any]:

@@ -208,14 +208,14 @@ def test_signal_marks_the_run_interrupted_and_keeps_checks(
 # The step prints a marker on stdout first; the test sends the signal once it reads the marker.
 _SLOW_STEP_DRIVER = """
 import sys, time
-import auditor.markdown, auditor.pipeline, auditor.report
+import auditor.pipeline, auditor.report, auditor.report.markdown
 from auditor.cli import main
 
 phase, sys.argv = sys.argv[1], [sys.argv[0], *sys.argv[2:]]
 module, name, nth, seconds = {
     "parsing": (auditor.pipeline, "load_document", 2, 1.0),
     "judging": (auditor.pipeline, "page_findings", 2, 1.0),
-    "reports": (auditor.markdown, "render_markdown", 1, 1.0),
+    "reports": (auditor.report.markdown, "render_markdown", 1, 1.0),
     "cleanup": (auditor.report, "render_json", 1, 30.0),
 }[phase]
 real, calls = getattr(module, name), []

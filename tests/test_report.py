@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from auditor.annotations import github_annotations
-from auditor.junit import render_junit
-from auditor.markdown import render_markdown
 from auditor.report import build_report, render_json
+from auditor.report.github import github_annotations
+from auditor.report.junit import render_junit
+from auditor.report.markdown import render_markdown
 from auditor.store import Store
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -148,12 +148,12 @@ def render_json(report: dict[str, Any]) -> str:
 
 def _renderers() -> dict[str, tuple[str, Callable[[dict[str, Any]], str]]]:
     # Imported lazily: reading a report model should not load Jinja2 and the templates.
-    from auditor import html_report, junit, markdown
+    from auditor.report import html, junit, markdown
 
     return {
         "json": ("report.json", render_json),
         "md": ("report.md", markdown.render_markdown),
-        "html": ("report.html", html_report.render_html),
+        "html": ("report.html", html.render_html),
         "junit": ("junit.xml", junit.render_junit),
     }
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import ConfigError
-from auditor.markdown import render_markdown
+from auditor.report.markdown import render_markdown
 
 MODES = ("github", "none")
 MAX_ANNOTATIONS = 50

@@ -282,13 +282,13 @@ def _verdict(report: dict[str, Any]) -> dict[str, str]:
 
 
 def _asset(name: str) -> str:
-    return resources.files("auditor").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files("auditor.report").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("auditor", "templates"),
+        loader=jinja2.PackageLoader("auditor.report", "templates"),
         autoescape=True,  # every template here is HTML
         undefined=jinja2.StrictUndefined,  # a typo in the template fails loudly, not as an empty cell
         trim_blocks=True,
