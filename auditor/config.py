@@ -17,6 +17,7 @@ import yaml
 
 from auditor import __version__
 from auditor.errors import ConfigError
+from auditor.model import FailOn, Severity
 
 PROJECT_URL = "https://github.com/auditor-project/auditor"
 USER_AGENT = f"auditor/{__version__} (+{PROJECT_URL})"
@@ -114,12 +115,8 @@ class Config:
         return self.severities.get(code, "error")
 
     def fails(self, severity: str) -> bool:
-        """Whether a finding of this severity makes the run exit 1."""
-        if self.fail_on == "never" or severity == "off":
-            return False
-        if self.fail_on == "warning":
-            return severity in ("error", "warning")
-        return severity == "error"
+        """Whether a finding of this severity makes the run exit 1: `FailOn.fails`, as for JUnit's <failure>."""
+        return FailOn(self.fail_on).fails(Severity(severity))
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
