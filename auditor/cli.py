@@ -15,7 +15,7 @@ from auditor import __version__, pipeline
 from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file
 from auditor.errors import AuditorError, ConfigError
 from auditor.progress import Progress, terminal_safe
-from auditor.report import FORMATS, build_report, github, write_reports
+from auditor.report import FORMATS, Report, build_report, github, write_reports
 from auditor.store import Store
 
 DEFAULTS = Config()
@@ -30,7 +30,7 @@ class UsageProblem(click.ClickException):
 
 
 def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
         click.option(
             "--db",
@@ -180,31 +180,29 @@ def _exit(run: Callable[[Config], pipeline.Outcome], paths: tuple[Path, ...], op
     elif not quiet:
         _print_findings(outcome.report)
     if not quiet:
-        summary = outcome.report["summary"]
+        summary = outcome.report.summary
         status = " (interrupted)" if outcome.interrupted else ""
         click.echo(
-            f"auditor: run {outcome.run_id}{status}: {summary['documents']} documents, {summary['urls']} URLs, "
-            f"{summary['errors']} errors, {summary['warnings']} warnings; reports in {config.out}/",
+            f"auditor: run {outcome.run_id}{status}: {summary.documents} documents, {summary.urls} URLs, "
+            f"{summary.errors} errors, {summary.warnings} warnings; reports in {config.out}/",
             err=True,
         )
     sys.exit(outcome.exit_code)
 
 
-def _print_findings(report: dict[str, Any]) -> None:
+def _print_findings(report: Report) -> None:
     """One line per finding on stdout, compiler-style, so editors and pre-commit can jump to it."""
-    for finding in report["findings"]:
-        where = f"{finding['document']}:{finding['line']}" if finding["line"] else finding["document"]
-        url = finding.get("url")
-        tail = f" ({url})" if url and url not in finding["message"] else ""
+    for finding in report.findings:
+        url = finding.url
+        tail = f" ({url})" if url and url not in finding.message else ""
         click.echo(
             terminal_safe(
-                f"{where}: {finding['severity']} [{finding['code']}] {finding['field'] or '-'}: "
-                f"{finding['message']}{tail}"
+                f"{finding.where}: {finding.severity} [{finding.code}] {finding.field or '-'}: {finding.message}{tail}"
             )
         )
 
 
-def _github(report: dict[str, Any]) -> None:
+def _github(report: Report) -> None:
     """Annotations on stdout, where the runner reads workflow commands; report.md to the step summary."""
     for line in github.github_annotations(report):
         click.echo(line)

@@ -28,7 +28,7 @@ from auditor.crawl import Crawler
 from auditor.interrupt import Interrupted, StopRequests
 from auditor.links import extract_links
 from auditor.model import Check, Finding
-from auditor.report import build_report, write_reports
+from auditor.report import Report, build_report, write_reports
 from auditor.rules import FLAKY_WINDOW, document_findings, flaky_findings, link_findings, page_findings
 from auditor.store import FAILED, FINISHED, INTERRUPTED, BatchWriter, Store
 
@@ -47,7 +47,7 @@ Prepared = tuple[dict[str, Any], list[dict[str, Any]], list[Finding]]
 class Outcome:
     run_id: int
     exit_code: int
-    report: dict[str, Any]
+    report: Report
     interrupted: bool = False
 
 
@@ -103,7 +103,7 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
         try:
             report = build_report(store, run_id)
             write_reports(report, config.out, config.formats)
-            if stops.requested and report["run"]["status"] != INTERRUPTED:
+            if stops.requested and report.run.status != INTERRUPTED:
                 # The stop came while the reports were written: say so in the store and in them.
                 store.finish_run(run_id, status=INTERRUPTED)
                 report = build_report(store, run_id)
@@ -112,7 +112,7 @@ def _run(config: Config, mode: str, *, crawler: Crawler | None = None, progress:
             store.close()
     if stops.requested:
         return Outcome(run_id, stops.exit_code, report, interrupted=True)
-    failing = any(config.fails(f["severity"]) for f in report["findings"])
+    failing = any(config.fails(f.severity) for f in report.findings)
     return Outcome(run_id, 1 if failing else 0, report)
 
 
