@@ -341,11 +341,6 @@ class Report:
             previous_findings=None if previous_run is None else [_finding_from_row(r) for r in previous_findings],
         )
 
-    @property
-    def failing(self) -> tuple[ReportFinding, ...]:
-        """The findings at the run's --fail-on severity: exit 1, and JUnit <failure>s."""
-        return tuple(f for f in self.findings if self.run.fail_on.fails(f.severity))
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "run": self.run.as_dict(),
