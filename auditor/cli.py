@@ -11,12 +11,12 @@ from typing import Any
 
 import click
 
-from auditor import __version__, annotations, pipeline
+from auditor import __version__, pipeline
 from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file
 from auditor.errors import AuditorError, ConfigError
 from auditor.model import FailOn, Severity
 from auditor.progress import Progress, terminal_safe
-from auditor.report import FORMATS, build_report, write_reports
+from auditor.report import FORMATS, Report, build_report, github, write_reports
 from auditor.store import Store
 
 DEFAULTS = Config()
@@ -31,7 +31,7 @@ class UsageProblem(click.ClickException):
 
 
 def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
         click.option(
             "--db",
@@ -64,7 +64,7 @@ def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--annotations",
-            type=click.Choice(annotations.MODES),
+            type=click.Choice(github.MODES),
             default=None,
             help="Print findings as CI annotations; 'github' also appends report.md to "
             "$GITHUB_STEP_SUMMARY. Default: github when GITHUB_ACTIONS=true, else none.",
@@ -171,7 +171,7 @@ def _exit(run: Callable[[Config], pipeline.Outcome], paths: tuple[Path, ...], op
     try:
         if quiet and verbose:
             raise ConfigError("--quiet and --verbose contradict each other; pick one")
-        annotate = annotations.resolve_mode(annotations_option)
+        annotate = github.resolve_mode(annotations_option)
         config = build_config(paths, options)
         outcome = run(config)
     except AuditorError as exc:
@@ -181,36 +181,34 @@ def _exit(run: Callable[[Config], pipeline.Outcome], paths: tuple[Path, ...], op
     elif not quiet:
         _print_findings(outcome.report)
     if not quiet:
-        summary = outcome.report["summary"]
+        summary = outcome.report.summary
         status = " (interrupted)" if outcome.interrupted else ""
         click.echo(
-            f"auditor: run {outcome.run_id}{status}: {summary['documents']} documents, {summary['urls']} URLs, "
-            f"{summary['errors']} errors, {summary['warnings']} warnings; reports in {config.out}/",
+            f"auditor: run {outcome.run_id}{status}: {summary.documents} documents, {summary.urls} URLs, "
+            f"{summary.errors} errors, {summary.warnings} warnings; reports in {config.out}/",
             err=True,
         )
     sys.exit(outcome.exit_code)
 
 
-def _print_findings(report: dict[str, Any]) -> None:
+def _print_findings(report: Report) -> None:
     """One line per finding on stdout, compiler-style, so editors and pre-commit can jump to it."""
-    for finding in report["findings"]:
-        where = f"{finding['document']}:{finding['line']}" if finding["line"] else finding["document"]
-        url = finding.get("url")
-        tail = f" ({url})" if url and url not in finding["message"] else ""
+    for finding in report.findings:
+        url = finding.url
+        tail = f" ({url})" if url and url not in finding.message else ""
         click.echo(
             terminal_safe(
-                f"{where}: {finding['severity']} [{finding['code']}] {finding['field'] or '-'}: "
-                f"{finding['message']}{tail}"
+                f"{finding.where}: {finding.severity} [{finding.code}] {finding.field or '-'}: {finding.message}{tail}"
             )
         )
 
 
-def _github(report: dict[str, Any]) -> None:
+def _github(report: Report) -> None:
     """Annotations on stdout, where the runner reads workflow commands; report.md to the step summary."""
-    for line in annotations.github_annotations(report):
+    for line in github.github_annotations(report):
         click.echo(line)
     try:
-        annotations.append_step_summary(report)
+        github.append_step_summary(report)
     except OSError as exc:
         # The audit's verdict matters more than its summary: warn, keep the exit code.
         click.echo(f"auditor: warning: cannot append to $GITHUB_STEP_SUMMARY: {exc.strerror or exc}", err=True)

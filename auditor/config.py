@@ -112,13 +112,9 @@ class Config:
     def severity(self, code: Code) -> Severity:
         return self.severities.get(code, Code(code).default_severity)
 
-    def fails(self, severity: str) -> bool:
-        """Whether a finding of this severity makes the run exit 1."""
-        if self.fail_on == "never" or severity == "off":
-            return False
-        if self.fail_on == "warning":
-            return severity in ("error", "warning")
-        return severity == "error"
+    def fails(self, severity: Severity) -> bool:
+        """Whether a finding of this severity makes the run exit 1: `FailOn.fails`, as for JUnit's <failure>."""
+        return self.fail_on.fails(Severity(severity))
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

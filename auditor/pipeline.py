@@ -27,7 +27,7 @@ from auditor.crawl import Crawler
 from auditor.interrupt import Interrupted, StopRequests
 from auditor.links import extract_links
 from auditor.model import Check, Finding, Kind, Mode, RunStatus, Severity
-from auditor.report import build_report, write_reports
+from auditor.report import Report, build_report, write_reports
 from auditor.rules import FLAKY_WINDOW, document_findings, flaky_findings, link_findings, page_findings
 from auditor.store import CHECKS, DOCUMENTS, FINDINGS, LINKS, BatchWriter, Row, Store
 
@@ -47,7 +47,7 @@ Prepared = tuple[Row, list[Row], list[Finding]]
 class Outcome:
     run_id: int
     exit_code: int
-    report: dict[str, Any]
+    report: Report
     interrupted: bool = False
 
 
@@ -105,7 +105,7 @@ def _run(
         try:
             report = build_report(store, run_id)
             write_reports(report, config.out, config.formats)
-            if stops.requested and report["run"]["status"] != RunStatus.INTERRUPTED:
+            if stops.requested and report.run.status != RunStatus.INTERRUPTED:
                 # The stop came while the reports were written: say so in the store and in them.
                 store.finish_run(run_id, status=RunStatus.INTERRUPTED)
                 report = build_report(store, run_id)
@@ -114,7 +114,7 @@ def _run(
             store.close()
     if stops.requested:
         return Outcome(run_id, stops.exit_code, report, interrupted=True)
-    failing = any(config.fails(f["severity"]) for f in report["findings"])
+    failing = any(config.fails(f.severity) for f in report.findings)
     return Outcome(run_id, 1 if failing else 0, report)
 
 

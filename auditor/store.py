@@ -50,32 +50,42 @@ def _jsonable(value: Any) -> Any:
     return str(value)  # dates in front matter, and the like
 
 
-def _record_decoder(record: type) -> Callable[[Any], Any]:
-    names = {f.name for f in dataclasses.fields(record)}
-    # Only known keys: a record that gained or lost a field still reads old rows.
-    return lambda value: record(**{key: item for key, item in value.items() if key in names})
+def _unwrap_optional(hint: Any) -> Any:
+    options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(options) == 1:
+        return options[0]
+    return hint
+
+
+def _from_json(hint: Any) -> Callable[[Any], Any]:
+    """Turns a decoded JSON value back into what the hint says: records, tuples of records, enums."""
+    hint = _unwrap_optional(hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        converters = {f.name: _from_json(hints[f.name]) for f in dataclasses.fields(hint)}
+        # Only known keys: a record that gained or lost a field still reads old rows.
+        return lambda value: hint(
+            **{key: None if item is None else converters[key](item) for key, item in value.items() if key in converters}
+        )
+    if typing.get_origin(hint) is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
+        convert_item = _from_json(typing.get_args(hint)[0])
+        return lambda value: tuple(convert_item(item) for item in value)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return hint
+    return lambda value: value
 
 
 def _column_for(name: str, hint: Any) -> _Column:
     """How one record field is stored: SQLite's own types where they fit, JSON for the rest."""
-    options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(options) == 1:
-        hint = options[0]
-    identity: Callable[[Any], Any] = lambda value: value  # noqa: E731
+    hint = _unwrap_optional(hint)
     if hint is bool:
         return _Column(name, int, int, bool)
     if hint in (int, float, str):
-        return _Column(name, hint, identity, identity)
+        return _Column(name, hint, lambda value: value, lambda value: value)
     if isinstance(hint, type) and issubclass(hint, Enum):
         return _Column(name, str, lambda value: value.value, hint)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        decode_record = _record_decoder(hint)
-        return _Column(name, str, _json_dumps, lambda value: decode_record(json.loads(value)))
-    if typing.get_origin(hint) is tuple:
-        item = typing.get_args(hint)[0]
-        decode_item = _record_decoder(item) if isinstance(item, type) and dataclasses.is_dataclass(item) else identity
-        return _Column(name, str, _json_dumps, lambda value: tuple(decode_item(v) for v in json.loads(value)))
-    return _Column(name, str, _json_dumps, json.loads)  # mappings, lists, Any
+    convert = _from_json(hint)  # records, tuples, mappings, lists, Any
+    return _Column(name, str, _json_dumps, lambda value: convert(json.loads(value)))
 
 
 class _Table(Generic[Record]):
@@ -101,7 +111,13 @@ class _Table(Generic[Record]):
         return tuple(None if (value := getattr(record, c.name)) is None else c.encode(value) for c in self.columns)
 
     def decode(self, row: Mapping[str, Any]) -> Record:
-        values = {c.name: None if row.get(c.name) is None else c.decode(row[c.name]) for c in self.columns}
+        values: dict[str, Any] = {}
+        for column in self.columns:
+            value = row.get(column.name)
+            try:
+                values[column.name] = None if value is None else column.decode(value)
+            except (ValueError, TypeError) as exc:  # a value no enum or record of this release knows
+                raise DatabaseError(f"table {self.name}, column {column.name}: cannot read {value!r}: {exc}") from exc
         return self.record(**values)
 
 

@@ -36,11 +36,9 @@ def main() -> None:
         started = time.perf_counter()
         outcome = pipeline.lint(config)
         elapsed = time.perf_counter() - started
-    summary = outcome.report["summary"]
-    print(f"documents={summary['documents']} references={summary['references']} findings={summary['findings']}")
-    print(
-        f"lint wall time {elapsed:.2f}s ({summary['documents'] / elapsed:,.0f} documents/s), formats={config.formats}"
-    )
+    summary = outcome.report.summary
+    print(f"documents={summary.documents} references={summary.references} findings={summary.findings}")
+    print(f"lint wall time {elapsed:.2f}s ({summary.documents / elapsed:,.0f} documents/s), formats={config.formats}")
 
 
 if __name__ == "__main__":

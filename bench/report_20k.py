@@ -10,6 +10,7 @@ and prints how long rendering, loading and filtering take.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
@@ -18,8 +19,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from auditor.html_report import render_html
 from auditor.report import build_report
+from auditor.report.html import render_html
 from auditor.store import FINISHED, Store
 
 CHROMIUM_ARGS = [
@@ -143,7 +144,12 @@ def main() -> int:
         rendered = time.perf_counter()
         page_path = out / "report.html"
         page_path.write_text(html, encoding="utf-8")
-        print(f"findings: {len(report['findings'])}; report.html: {len(html.encode()) / 1e6:.1f} MB")
+        data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
+        embedded = len(data[1].encode()) / 1e6 if data else 0.0
+        print(
+            f"findings: {len(report.findings)}; report.html: {len(html.encode()) / 1e6:.1f} MB "
+            f"(embedded JSON {embedded:.2f} MB)"
+        )
         print(
             f"generate store {generated - started:.2f}s, build model {modelled - generated:.2f}s, "
             f"render HTML {rendered - modelled:.2f}s"

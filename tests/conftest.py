@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
 
-from auditor.model import Check, Hop, Kind, LinkRef, PageHead
+from auditor.model import Check, Code, FailOn, Hop, Kind, LinkRef, Mode, PageHead, Reason, RunStatus, Severity
+from auditor.report.model import Changes, Reference, Report, ReportFinding, RunInfo, Summary, UrlResult
 
 try:
     from tests.loopback import LoopbackServer, refused_port
@@ -82,3 +84,92 @@ def make_check(**overrides: Any) -> Check:
         "redirects": tuple(Hop(**hop) if isinstance(hop, dict) else hop for hop in redirects),
     }
     return Check(**{**fields, **overrides})
+
+
+# -- report records: one factory for every renderer's tests -----------------
+# Tests import these (`from conftest import make_finding, ...`); codes, severities, kinds
+# and reasons may be given as their strings, redirects as (status, url) pairs.
+def make_finding(**fields: Any) -> ReportFinding:
+    """A finding as build_report makes it; by default a dead link (dns) on seeds/a.txt:7 webUrl."""
+    values: dict[str, Any] = {
+        "code": Code.DEAD_LINK,
+        "document": "seeds/a.txt",
+        "field": "webUrl",
+        "line": 7,
+        "url": "https://a.example/",
+        "message": "dead link: dns",
+        "reason": "dns",
+        **fields,
+    }
+    values["code"] = Code(values["code"])
+    values["severity"] = Severity(values.get("severity") or values["code"].default_severity)
+    values["redirects"] = _hops(values.get("redirects", ()))
+    return ReportFinding(**values)
+
+
+def make_url(url: str, **fields: Any) -> UrlResult:
+    """A checked URL; by default a page that answered 200."""
+    values: dict[str, Any] = {"kind": Kind.PAGE, "status": 200, "ok": True, "error": None, **fields}
+    values["kind"] = Kind(values["kind"])
+    values["error"] = None if values["error"] is None else Reason(values["error"])
+    values["redirects"] = _hops(values.get("redirects", ()))
+    return UrlResult(url=url, **values)
+
+
+def make_reference(document: str, field: str, line: int | None, url: str, **fields: Any) -> Reference:
+    """A cited URL; by default a page, already normalised."""
+    values: dict[str, Any] = {"kind": Kind.PAGE, "normalized_url": url, **fields}
+    return Reference(document=document, field=field, line=line, url=url, kind=Kind(values.pop("kind")), **values)
+
+
+def make_report(
+    findings: Sequence[ReportFinding] = (),
+    *,
+    urls: Sequence[UrlResult] = (),
+    references: Sequence[Reference] = (),
+    changes: Changes | None = None,
+    run: Mapping[str, Any] | None = None,
+    summary: Mapping[str, Any] | None = None,
+) -> Report:
+    """A whole report, findings in the order given; the summary is counted from them unless overridden."""
+    run_values: dict[str, Any] = {
+        "id": 1,
+        "mode": Mode.AUDIT,
+        "status": RunStatus.FINISHED,
+        "started_at": "2026-11-26T10:00:00+00:00",
+        "finished_at": "2026-11-26T10:00:01+00:00",
+        "duration_s": 1.0,
+        "corpus": ("seeds",),
+        "tool_version": "0.1.0",
+        "fail_on": FailOn.ERROR,
+        "previous_run": None,
+        **(run or {}),
+    }
+    run_values.update(
+        mode=Mode(run_values["mode"]),
+        status=RunStatus(run_values["status"]),
+        fail_on=FailOn(run_values["fail_on"]),
+        corpus=tuple(run_values["corpus"]),
+    )
+    counted = Summary.of(
+        findings,
+        urls,
+        documents=len({f.document for f in findings} | {r.document for r in references}),
+        references=len(references),
+        unique_urls=len(urls),
+    )
+    summary_values = dict(summary or {})
+    if "by_code" in summary_values:
+        summary_values["by_code"] = {Code(code): n for code, n in summary_values["by_code"].items()}
+    return Report(
+        run=RunInfo(**run_values),
+        summary=dataclasses.replace(counted, **summary_values),
+        changes=changes,
+        findings=tuple(findings),
+        urls=tuple(urls),
+        references=tuple(references),
+    )
+
+
+def _hops(redirects: Any) -> tuple[Hop, ...]:
+    return tuple(hop if isinstance(hop, Hop) else Hop(*hop) for hop in redirects)

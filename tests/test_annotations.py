@@ -4,8 +4,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_finding, make_report
 
-from auditor.annotations import (
+from auditor.errors import ConfigError
+from auditor.report.github import (
     annotation,
     append_step_summary,
     escape_data,
@@ -13,49 +15,15 @@ from auditor.annotations import (
     github_annotations,
     resolve_mode,
 )
-from auditor.errors import ConfigError
+from auditor.report.model import Report, ReportFinding
 
 
-def _finding(**overrides: Any) -> dict[str, Any]:
-    base = {
-        "code": "dead-link",
-        "severity": "error",
-        "document": "seeds/a.txt",
-        "field": "webUrl",
-        "line": 7,
-        "url": "https://a.example/",
-        "message": "dead link: dns",
-        "expected": None,
-        "actual": None,
-    }
-    return {**base, **overrides}
+def _finding(**overrides: Any) -> ReportFinding:
+    return make_finding(**overrides)
 
 
-def _report(findings: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "run": {
-            "id": 1,
-            "mode": "audit",
-            "status": "finished",
-            "started_at": "2026-11-26T10:00:00+00:00",
-            "duration_s": 1.0,
-            "corpus": ["seeds"],
-            "previous_run": None,
-        },
-        "summary": {
-            "documents": 1,
-            "references": 1,
-            "urls": 1,
-            "checked": 1,
-            "findings": len(findings),
-            "errors": sum(f["severity"] == "error" for f in findings),
-            "warnings": sum(f["severity"] == "warning" for f in findings),
-            "by_code": {"dead-link": len(findings)},
-        },
-        "changes": None,
-        "findings": findings,
-        "urls": [],
-    }
+def _report(findings: list[ReportFinding]) -> Report:
+    return make_report(findings, summary={"documents": 1, "references": 1, "urls": 1, "checked": 1})
 
 
 def test_error_and_warning_lines() -> None:

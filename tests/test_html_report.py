@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -15,10 +16,22 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from conftest import make_finding, make_reference, make_report, make_url
 
-from auditor import html_report, pipeline
+from auditor import pipeline
 from auditor.config import Config, CrawlConfig
-from auditor.html_report import document_rows, host_rows, link, render_html, script_json
+from auditor.report import html as html_report
+from auditor.report.html import (
+    DocumentRow,
+    FindingRow,
+    HostRow,
+    document_rows,
+    host_rows,
+    link,
+    render_html,
+    script_json,
+)
+from auditor.report.model import Changes, Report, ReportFinding
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 CHROMIUM = shutil.which("chromium") or next(
@@ -38,26 +51,11 @@ HOSTILE_HTML = '<img src=x onerror="window.__xss=1">'
 CODES = [("dead-link", "error"), ("link-blocked", "warning"), ("redirect", "warning"), ("image-size-mismatch", "error")]
 
 
-def finding(**overrides: Any) -> dict[str, Any]:
-    base = {
-        "code": "dead-link",
-        "severity": "error",
-        "document": "corpus/a.txt",
-        "field": "webUrl",
-        "line": 7,
-        "url": "https://a.example/",
-        "message": "dead link: dns",
-        "expected": None,
-        "actual": None,
-        "reason": "dns",
-        "status": None,
-        "final_url": None,
-        "redirects": [],
-    }
-    return {**base, **overrides}
+def finding(**overrides: Any) -> ReportFinding:
+    return make_finding(**{"document": "corpus/a.txt", **overrides})
 
 
-def make_report(count: int = 240, *, hostile: bool = True) -> dict[str, Any]:
+def make_html_report(count: int = 240, *, hostile: bool = True) -> Report:
     """A report model like build_report's: `count` ordinary findings, then the hostile ones."""
     findings = []
     for i in range(count):
@@ -73,9 +71,7 @@ def make_report(count: int = 240, *, hostile: bool = True) -> dict[str, Any]:
                 message=f"{code} number {i}",
                 status={"dead-link": 404, "link-blocked": 403}.get(code, 200),
                 reason="http 404" if code == "dead-link" else None,
-                redirects=[{"status": 301, "url": f"https://host{i % 5}.example/article/{i}"}]
-                if code == "redirect"
-                else [],
+                redirects=[(301, f"https://host{i % 5}.example/article/{i}")] if code == "redirect" else [],
                 final_url=f"https://host{i % 5}.example/moved/{i}" if code == "redirect" else None,
                 expected="1200x600" if code == "image-size-mismatch" else None,
                 actual="100x100" if code == "image-size-mismatch" else None,
@@ -113,78 +109,42 @@ def make_report(count: int = 240, *, hostile: bool = True) -> dict[str, Any]:
                 message="permanently redirected",
                 reason="ok",
                 status=200,
-                redirects=[{"status": 301, "url": "https://evil.example/amp"}],
+                redirects=[(301, "https://evil.example/amp")],
                 final_url=HOSTILE_URL,
             ),
         ]
     urls = [
-        {
-            "url": f"https://host{h}.example/article/{i}",
-            "kind": "page",
-            "status": 404 if i % 4 == 0 else 200,
-            "ok": i % 4 != 0,
-            "error": None,
-            "message": None,
-            "final_url": None,
-            "redirects": [],
-            "content_type": "text/html",
-            "width": None,
-            "height": None,
-            "image_format": None,
-            "bytes_read": 10,
-            "elapsed_ms": 100 + i,
-            "attempts": 1,
-            "checked_at": "2026-11-26T10:00:00+00:00",
-            "head": None,
-        }
+        make_url(
+            f"https://host{i % 5}.example/article/{i}",
+            status=404 if i % 4 == 0 else 200,
+            ok=i % 4 != 0,
+            content_type="text/html",
+            bytes_read=10,
+            elapsed_ms=100 + i,
+            attempts=1,
+            checked_at="2026-11-26T10:00:00+00:00",
+        )
         for i in range(count)
-        for h in [i % 5]
     ]
     references = [
-        {
-            "document": f["document"],
-            "field": f["field"],
-            "line": f["line"],
-            "kind": "page",
-            "url": f["url"],
-            "normalized_url": f["url"],
-        }
+        make_reference(f.document, f.field, f.line, f.url)
         for f in findings
-        if (f["url"] or "").startswith("https://")
+        if f.url is not None and f.url.startswith("https://")
     ]
-    errors = sum(f["severity"] == "error" for f in findings)
-    by_code: dict[str, int] = {}
-    for f in findings:
-        by_code[f["code"]] = by_code.get(f["code"], 0) + 1
-    return {
-        "run": {
+    return make_report(
+        findings,
+        urls=urls,
+        references=references,
+        changes=Changes(new=tuple(findings[:3]), fixed=(finding(document="corpus/gone.txt", message="was dead"),)),
+        run={
             "id": 7,
-            "mode": "audit",
-            "status": "finished",
             "started_at": "2026-11-26T10:00:00+00:00",
             "finished_at": "2026-11-26T10:00:12+00:00",
             "duration_s": 12.0,
             "corpus": ["corpus"],
-            "tool_version": "0.1.0",
-            "fail_on": "error",
             "previous_run": 6,
         },
-        "summary": {
-            "documents": len({f["document"] for f in findings}),
-            "references": len(references),
-            "urls": len(urls),
-            "checked": len(urls),
-            "findings": len(findings),
-            "errors": errors,
-            "warnings": len(findings) - errors,
-            "by_code": dict(sorted(by_code.items())),
-            "by_reason": {},
-        },
-        "changes": {"new": findings[:3], "fixed": [finding(document="corpus/gone.txt", message="was dead")]},
-        "findings": findings,
-        "urls": urls,
-        "references": references,
-    }
+    )
 
 
 class _Elements(HTMLParser):
@@ -210,7 +170,7 @@ def _sha256(text: str) -> str:
 
 # -- rendering, no browser ---------------------------------------------------
 def test_csp_admits_exactly_the_inline_style_and_script() -> None:
-    html = render_html(make_report(10))
+    html = render_html(make_html_report(10))
     csp = next(
         a["content"] for tag, a in _tags(html) if tag == "meta" and a.get("http-equiv") == "Content-Security-Policy"
     )
@@ -225,7 +185,7 @@ def test_csp_admits_exactly_the_inline_style_and_script() -> None:
 
 
 def test_self_contained_and_only_web_links() -> None:
-    tags = _tags(render_html(make_report(20)))
+    tags = _tags(render_html(make_html_report(20)))
     assert not [a for tag, a in tags if "src" in a], "nothing may be loaded from elsewhere"
     assert [a["href"] for tag, a in tags if tag == "link"] == ["data:,"]
     anchors = [a for tag, a in tags if tag == "a"]
@@ -238,7 +198,7 @@ def test_self_contained_and_only_web_links() -> None:
 
 
 def test_hostile_values_are_escaped_everywhere() -> None:
-    html = render_html(make_report(5))
+    html = render_html(make_html_report(5))
     assert HOSTILE_TITLE not in html
     assert HOSTILE_HTML not in html
     assert "<b>bold</b>" not in html
@@ -279,19 +239,34 @@ def test_embedded_json_cannot_close_its_element_and_round_trips() -> None:
 
 
 def test_every_finding_is_in_the_noscript_table() -> None:
-    report = make_report(240)
+    report = make_html_report(240)
     html = render_html(report)
     noscript = re.search(r'<noscript>\s*<table class="findings">(.*?)</table>', html, re.S)
     assert noscript is not None
-    assert noscript.group(1).count("<tr class=") == len(report["findings"]) == 243
+    assert noscript.group(1).count("<tr class=") == len(report.findings) == 243
     data = json.loads(re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)[1])
-    assert len(data["findings"]) == 243
-    strings = data["strings"]
-    assert {strings[row[1]] for row in data["findings"]} == set(report["summary"]["by_code"])
+    assert len(data["findings"]["rows"]) == 243
+    strings, code = data["strings"], data["findings"]["columns"].index("code")
+    assert {strings[row[code]] for row in data["findings"]["rows"]} == set(report.summary.by_code)
+
+
+def test_the_script_reads_named_columns_from_a_header() -> None:
+    html = render_html(make_html_report(4))
+    data = json.loads(re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)[1])
+    assert data["findings"]["columns"] == [field.name for field in dataclasses.fields(FindingRow)]
+    assert data["hosts"]["columns"] == [field.name for field in dataclasses.fields(HostRow)]
+    assert data["documents"]["columns"] == [field.name for field in dataclasses.fields(DocumentRow)]
+    for table in ("findings", "hosts", "documents"):
+        assert {len(row) for row in data[table]["rows"]} == {len(data[table]["columns"])}
+    script = re.search(r"<script>(.*?)</script>", html, re.S)[1]
+    for table, row_type in (("findings", FindingRow), ("hosts", HostRow), ("documents", DocumentRow)):
+        wanted = re.search(rf"columnsOf\(DATA\.{table}, \[(.*?)\]\)", script, re.S)
+        assert wanted is not None, table
+        assert set(re.findall(r"'(\w+)'", wanted[1])) <= {field.name for field in dataclasses.fields(row_type)}
 
 
 def test_header_has_run_counts_and_changes() -> None:
-    html = render_html(make_report(8))
+    html = render_html(make_html_report(8))
     assert "<title>auditor run 7: Failed (5 errors, 6 warnings)</title>" in html
     assert "<dt>Took</dt><dd>12.0 s</dd>" in html
     assert "<dt>Corpus</dt><dd>corpus</dd>" in html
@@ -303,54 +278,46 @@ def test_header_has_run_counts_and_changes() -> None:
 
 
 def test_first_run_says_there_is_nothing_to_compare() -> None:
-    report = make_report(3)
-    report["changes"] = None
+    report = dataclasses.replace(make_html_report(3), changes=None)
     assert "first run over this corpus" in render_html(report)
 
 
 def test_long_change_lists_are_cut_with_the_total(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(html_report, "CHANGES_SHOWN", 2)
-    report = make_report(12)
-    report["changes"]["new"] = report["findings"][:9]
+    report = make_html_report(12)
+    report = dataclasses.replace(report, changes=Changes(new=report.findings[:9], fixed=report.changes.fixed))
     html = render_html(report)
     assert "Showing the first 2 of 9 new findings" in html
 
 
 def test_host_rows_count_dead_blocked_and_median_latency() -> None:
-    report = make_report(0, hostile=False)
-    report["references"] = [
-        {"document": "d", "field": "webUrl", "line": 1, "kind": "page", "url": u, "normalized_url": u}
-        for u in ("https://a.example/1", "https://a.example/2", "https://a.example/3", "https://b.example/")
-    ]
-    report["urls"] = [
-        {"url": "https://a.example/1", "status": 200, "error": None, "elapsed_ms": 100},
-        {"url": "https://a.example/2", "status": 404, "error": None, "elapsed_ms": 300},
-        {"url": "https://a.example/3", "status": 403, "error": None, "elapsed_ms": 200},
-        {"url": "https://b.example/", "status": None, "error": "dns", "elapsed_ms": None},
-    ]
-    rows = {row["host"]: row for row in host_rows(report)}
-    assert rows["a.example"] == {
-        "host": "a.example",
-        "urls": 3,
-        "checked": 3,
-        "ok": 1,
-        "dead": 1,
-        "blocked": 1,
-        "median_ms": 200,
-    }
-    assert rows["b.example"]["dead"] == 1 and rows["b.example"]["median_ms"] is None
+    report = make_report(
+        references=[
+            make_reference("d", "webUrl", 1, u)
+            for u in ("https://a.example/1", "https://a.example/2", "https://a.example/3", "https://b.example/")
+        ],
+        urls=[
+            make_url("https://a.example/1", status=200, error=None, elapsed_ms=100),
+            make_url("https://a.example/2", status=404, error=None, elapsed_ms=300),
+            make_url("https://a.example/3", status=403, error=None, elapsed_ms=200),
+            make_url("https://b.example/", status=None, error="dns", elapsed_ms=None),
+        ],
+    )
+    rows = {row.host: row for row in host_rows(report)}
+    assert rows["a.example"] == HostRow(host="a.example", urls=3, checked=3, ok=1, dead=1, blocked=1, median_ms=200)
+    assert rows["b.example"].dead == 1 and rows["b.example"].median_ms is None
 
 
 def test_document_rows_count_references_and_findings() -> None:
-    report = make_report(8, hostile=False)
-    rows = {row["document"]: row for row in document_rows(report)}
-    assert rows["corpus/doc0000.txt"] == {
-        "document": "corpus/doc0000.txt",
-        "references": 4,
-        "errors": 2,
-        "warnings": 2,
-        "codes": "dead-link, image-size-mismatch, link-blocked, redirect",
-    }
+    report = make_html_report(8, hostile=False)
+    rows = {row.document: row for row in document_rows(report)}
+    assert rows["corpus/doc0000.txt"] == DocumentRow(
+        document="corpus/doc0000.txt",
+        references=4,
+        errors=2,
+        warnings=2,
+        codes="dead-link, image-size-mismatch, link-blocked, redirect",
+    )
     assert list(rows) == sorted(rows)  # same error counts: by path
 
 
@@ -398,7 +365,7 @@ class Page:
 def open_report(browser: Any, tmp_path: Path) -> Iterator[Any]:
     pages: list[Page] = []
 
-    def open_(report: dict[str, Any], **options: Any) -> Page:
+    def open_(report: Report, **options: Any) -> Page:
         path = tmp_path / f"report{len(pages)}.html"
         path.write_text(render_html(report), encoding="utf-8")
         pages.append(Page(browser, path, **options))
@@ -411,8 +378,8 @@ def open_report(browser: Any, tmp_path: Path) -> Iterator[Any]:
 
 @pytest.mark.browser
 def test_loads_clean_and_filters_change_the_rows(open_report: Any) -> None:
-    report = make_report(240)
-    warnings = report["summary"]["warnings"]
+    report = make_html_report(240)
+    warnings = report.summary.warnings
     view = open_report(report)
     assert view.problems == []
     assert len(view.rows()) == 100
@@ -446,7 +413,7 @@ def test_loads_clean_and_filters_change_the_rows(open_report: Any) -> None:
 
 @pytest.mark.browser
 def test_sorting_and_pages(open_report: Any) -> None:
-    view = open_report(make_report(240))
+    view = open_report(make_html_report(240))
     view.page.click("#findings-app th:nth-child(3) button")  # where, ascending
     first = view.rows()[0][2]
     view.page.click("#findings-app th:nth-child(3) button")  # where, descending
@@ -459,7 +426,7 @@ def test_sorting_and_pages(open_report: Any) -> None:
 
 @pytest.mark.browser
 def test_state_in_the_address_and_side_views_filter(open_report: Any) -> None:
-    view = open_report(make_report(240), fragment="#code=redirect&q=host2")
+    view = open_report(make_html_report(240), fragment="#code=redirect&q=host2")
     assert {row[1].split()[0] for row in view.rows()} == {"redirect"}
     assert all("host2.example" in row[4] for row in view.rows())
     view.page.click("#hosts-app button.filter-link >> text=host3.example")
@@ -473,7 +440,7 @@ def test_state_in_the_address_and_side_views_filter(open_report: Any) -> None:
 
 @pytest.mark.browser
 def test_hostile_values_stay_inert(open_report: Any) -> None:
-    view = open_report(make_report(4))
+    view = open_report(make_html_report(4))
     view.page.fill("#filter-search", "alert")
     view.page.wait_for_function("() => document.querySelectorAll('#findings-app tbody tr').length === 3")
     cells = view.page.eval_on_selector_all("#findings-app tbody td", "cells => cells.map(c => c.textContent)")
@@ -489,10 +456,10 @@ def test_hostile_values_stay_inert(open_report: Any) -> None:
 
 @pytest.mark.browser
 def test_without_javascript_everything_is_visible(open_report: Any) -> None:
-    report = make_report(240)
+    report = make_html_report(240)
     view = open_report(report, javascript=False)
     rows = view.page.locator("#findings table.findings tbody tr")
-    assert rows.count() == len(report["findings"])
+    assert rows.count() == len(report.findings)
     # (Playwright's text= selectors skip <noscript>, so match cells instead.)
     assert view.page.locator("td", has_text="link-blocked number 237").is_visible()
     assert view.page.locator("#hosts table.hosts tbody tr").count() == len(host_rows(report)) == 6
@@ -516,7 +483,7 @@ def test_seed_corpus_report_opens_clean_and_filters(browser: Any, tmp_path: Path
         router.route().mock(return_value=httpx.Response(404))
         # In a thread: Playwright's sync API keeps an event loop running in this one.
         outcome = thread.submit(pipeline.audit, config).result()
-    assert outcome.report["summary"]["by_code"] == {"dead-link": 17}
+    assert outcome.report.summary.by_code == {"dead-link": 17}
     view = Page(browser, tmp_path / "reports" / "report.html")
     try:
         assert view.problems == []
@@ -532,7 +499,7 @@ def test_seed_corpus_report_opens_clean_and_filters(browser: Any, tmp_path: Path
 
 @pytest.mark.browser
 def test_twenty_thousand_findings_load_and_filter_quickly(open_report: Any) -> None:
-    report = make_report(20_000, hostile=False)
+    report = make_html_report(20_000, hostile=False)
     started = time.perf_counter()
     view = open_report(report)
     opened = time.perf_counter() - started  # includes rendering the HTML in Python

@@ -4,57 +4,47 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from conftest import make_finding, make_reference, make_report, make_url
+
 from auditor import pipeline
 from auditor.config import Config
-from auditor.junit import OFFLINE_RULES, PAGE_RULES, clean, render_junit
+from auditor.model import Mode
+from auditor.report.junit import clean, document_rules, render_junit
+from auditor.report.model import Reference, Report, ReportFinding
+
+AUDIT_RULES = document_rules(Mode.AUDIT)
+LINT_RULES = document_rules(Mode.LINT)
 
 
-def _finding(**overrides: Any) -> dict[str, Any]:
-    base = {
-        "code": "dead-link",
-        "severity": "error",
-        "document": "c/a.txt",
-        "field": "webUrl",
-        "line": 7,
-        "url": "https://a.example/",
-        "message": "dead link: dns",
-        "expected": None,
-        "actual": None,
-        "reason": "dns",
-        "status": None,
-        "final_url": None,
-        "redirects": [],
-    }
-    return {**base, **overrides}
+def _finding(**overrides: Any) -> ReportFinding:
+    return make_finding(**{"document": "c/a.txt", **overrides})
 
 
-def _ref(document: str, field: str, line: int, url: str) -> dict[str, Any]:
-    return {"document": document, "field": field, "line": line, "kind": "page", "url": url, "normalized_url": url}
+def _ref(document: str, field: str, line: int, url: str) -> Reference:
+    return make_reference(document, field, line, url)
 
 
 def _report(
-    findings: list[dict[str, Any]],
-    references: list[dict[str, Any]],
+    findings: list[ReportFinding],
+    references: list[Reference],
     *,
     mode: str = "audit",
     fail_on: str = "error",
     checked: list[str] | None = None,
-) -> dict[str, Any]:
+) -> Report:
     urls = [
-        {"url": url, "elapsed_ms": 250}
-        for url in (checked if checked is not None else [r["normalized_url"] for r in references])
+        make_url(url, elapsed_ms=250)
+        for url in (checked if checked is not None else [r.normalized_url for r in references])
     ]
-    return {
-        "run": {"id": 1, "mode": mode, "status": "finished", "duration_s": 2.5, "fail_on": fail_on},
-        "summary": {},
-        "changes": None,
-        "findings": findings,
-        "urls": urls,
-        "references": references,
-    }
+    return make_report(
+        findings,
+        urls=urls,
+        references=references,
+        run={"id": 1, "mode": mode, "duration_s": 2.5, "fail_on": fail_on},
+    )
 
 
-def _parse(report: dict[str, Any]) -> ET.Element:
+def _parse(report: Report) -> ET.Element:
     return ET.fromstring(render_junit(report).encode("utf-8"))
 
 
@@ -88,7 +78,7 @@ def test_a_suite_per_document_a_case_per_reference_and_rule() -> None:
     root = _parse(_report(findings, references))
     suites = {suite.get("name"): suite for suite in root.iter("testsuite")}
     assert list(suites) == ["c/a.txt", "c/b.txt"]
-    rules = len(OFFLINE_RULES) + len(PAGE_RULES)
+    rules = len(AUDIT_RULES)
     a = suites["c/a.txt"]
     assert a.get("file") == "c/a.txt" and a.get("tests") == str(2 + rules) and a.get("failures") == "1"
     cases = {case.get("name"): case for case in a.iter("testcase")}
@@ -118,7 +108,7 @@ def test_warnings_fail_with_fail_on_warning() -> None:
             code="redirect",
             severity="warning",
             message="permanently redirected",
-            redirects=[{"status": 301, "url": "https://a.example/"}],
+            redirects=[(301, "https://a.example/")],
             final_url="https://b.example/",
         )
     ]
@@ -131,10 +121,10 @@ def test_warnings_fail_with_fail_on_warning() -> None:
 def test_lint_runs_skip_references_and_judge_only_offline_rules() -> None:
     root = _parse(_report([], [_ref("c/a.txt", "webUrl", 7, "https://a.example/")], mode="lint", checked=[]))
     cases = list(root.iter("testcase"))
-    assert len(cases) == 1 + len(OFFLINE_RULES)
+    assert len(cases) == 1 + len(LINT_RULES)
     skipped = cases[0].find("skipped")
     assert skipped is not None and "lint" in (skipped.get("message") or "")
-    assert [c.get("name") for c in cases[1:]] == [f"metadata: {rule}" for rule in OFFLINE_RULES]
+    assert [c.get("name") for c in cases[1:]] == [f"metadata: {rule}" for rule in LINT_RULES]
     assert root.get("skipped") == "1" and root.get("failures") == "0"
 
 
@@ -213,3 +203,32 @@ def test_a_side_that_is_unknown_is_left_out_not_shown_as_none() -> None:
     )
     text = render_junit(_report([finding], [_ref("c/a.txt", "webUrl", 7, "https://a.example/")]))
     assert "None" not in text and "expected: cnn.com" in text and "actual:" not in text
+
+
+def test_document_rules_come_from_the_codes_stages_a_broken_document_first() -> None:
+    assert [str(code) for code in LINT_RULES] == ["invalid-metadata", "amp-cache-mismatch", "provider-domain-mismatch"]
+    assert [str(code) for code in AUDIT_RULES] == [
+        *map(str, LINT_RULES),
+        "amp-pair-mismatch",
+        "title-mismatch",
+        "date-mismatch",
+    ]
+
+
+def test_fail_on_never_makes_no_failure_as_it_makes_exit_code_0(tmp_path: Path) -> None:
+    findings = [_finding(), _finding(code="redirect", severity="warning", field="ampWebUrl", message="moved")]
+    references = [_ref("c/a.txt", "webUrl", 7, "https://a.example/"), _ref("c/a.txt", "ampWebUrl", 8, "https://b/")]
+    root = _parse(_report(findings, references, fail_on="never"))
+    assert root.get("failures") == "0" and next(root.iter("failure"), None) is None
+    outs = [case.findtext("system-out") or "" for case in root.iter("testcase")]
+    assert any("error dead-link at c/a.txt:7" in out for out in outs)
+    assert any("warning redirect at c/a.txt:7" in out for out in outs)
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "broken.txt").write_text("---\ntitle: [unclosed\n---\n", encoding="utf-8")
+    config = Config(paths=(corpus,), db=tmp_path / "a.sqlite", out=tmp_path / "out", formats=("junit",))
+    assert pipeline.lint(config).exit_code == 1
+    assert ET.parse(tmp_path / "out" / "junit.xml").getroot().get("failures") == "1"
+    assert pipeline.lint(config.replace(fail_on="never")).exit_code == 0
+    assert ET.parse(tmp_path / "out" / "junit.xml").getroot().get("failures") == "0"

@@ -2,54 +2,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.markdown import escape, render_markdown
+from conftest import make_finding, make_report
+
+from auditor.report.markdown import escape, render_markdown
+from auditor.report.model import Changes, Report, ReportFinding
 
 
-def _report(findings: list[dict[str, Any]], **summary: Any) -> dict[str, Any]:
-    return {
-        "run": {
-            "id": 3,
-            "mode": "audit",
-            "status": "finished",
-            "started_at": "2026-11-26T10:00:00+00:00",
-            "duration_s": 1.5,
-            "corpus": ["seeds"],
-            "previous_run": 2,
-        },
-        "summary": {
-            "documents": 1,
-            "references": 17,
-            "urls": 15,
-            "checked": 15,
-            "findings": len(findings),
-            "errors": sum(f["severity"] == "error" for f in findings),
-            "warnings": sum(f["severity"] == "warning" for f in findings),
-            "by_code": {f["code"]: 1 for f in findings},
-            **summary,
-        },
-        "changes": {"new": findings[:1], "fixed": []},
-        "findings": findings,
-        "urls": [],
-    }
+def _report(findings: list[ReportFinding]) -> Report:
+    return make_report(
+        findings,
+        run={"id": 3, "duration_s": 1.5, "previous_run": 2},
+        summary={"documents": 1, "references": 17, "urls": 15, "checked": 15},
+        changes=Changes(new=tuple(findings[:1]), fixed=()),
+    )
 
 
-def _finding(**overrides: Any) -> dict[str, Any]:
-    base = {
-        "code": "dead-link",
-        "severity": "error",
-        "document": "seeds/a.txt",
-        "field": "webUrl",
-        "line": 7,
-        "url": "https://a.example/",
-        "message": "dead link: dns",
-        "expected": None,
-        "actual": None,
-        "reason": "dns",
-        "status": None,
-        "final_url": None,
-        "redirects": [],
-    }
-    return {**base, **overrides}
+def _finding(**overrides: Any) -> ReportFinding:
+    return make_finding(**overrides)
 
 
 def test_escape_neutralises_markdown_and_html() -> None:
@@ -70,7 +39,7 @@ def test_report_has_verdict_counts_and_grouped_findings() -> None:
                     severity="warning",
                     reason="ok",
                     final_url="https://b.example/",
-                    redirects=[{"status": 301, "url": "https://a.example/"}],
+                    redirects=[(301, "https://a.example/")],
                 ),
             ]
         )

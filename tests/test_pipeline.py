@@ -84,13 +84,13 @@ def test_audit_end_to_end_with_respx(tmp_path: Path) -> None:
 
     assert web.call_count == 1
     report = outcome.report
-    assert report["summary"]["documents"] == 2 and report["summary"]["references"] == 8
-    assert report["summary"]["urls"] == 4
-    codes = sorted((f["code"], f["document"].rsplit("/", 1)[-1]) for f in report["findings"])
+    assert report.summary.documents == 2 and report.summary.references == 8
+    assert report.summary.urls == 4
+    codes = sorted((f.code, f.document.rsplit("/", 1)[-1]) for f in report.findings)
     assert codes == [("image-size-mismatch", "a.md"), ("image-size-mismatch", "b.md"), ("title-mismatch", "b.md")]
     assert outcome.exit_code == 1
     written = json.loads((tmp_path / "reports" / "report.json").read_text())
-    assert written["findings"] == json.loads(json.dumps(report["findings"]))
+    assert written["findings"] == json.loads(json.dumps([f.as_dict() for f in report.findings]))
     assert "image-size-mismatch" in (tmp_path / "reports" / "report.md").read_text()
     image = next(u for u in written["urls"] if u["kind"] == "image")
     assert (image["width"], image["height"], image["image_format"]) == (120, 50, "png")
@@ -102,23 +102,23 @@ def test_broken_file_next_to_good_ones_does_not_stop_the_audit(tmp_path: Path) -
     (tmp_path / "corpus" / "3.md").write_bytes(b"---\ntitle: \xff\n---\n")
     _write(tmp_path / "corpus" / "4.md", "---\ntitle: ok too\nwebUrl: ftp://x.example/\n---\n")
     outcome = pipeline.lint(_config(tmp_path))
-    findings = outcome.report["findings"]
-    assert outcome.report["summary"]["documents"] == 4
-    assert sorted((f["document"].rsplit("/", 1)[-1], f["code"]) for f in findings) == [
+    findings = outcome.report.findings
+    assert outcome.report.summary.documents == 4
+    assert sorted((f.document.rsplit("/", 1)[-1], f.code) for f in findings) == [
         ("2.md", "invalid-metadata"),
         ("3.md", "invalid-metadata"),
         ("4.md", "invalid-metadata"),
     ]
     assert outcome.exit_code == 1
-    assert not any(f["url"] == "x.example/" for f in findings)
+    assert not any(f.url == "x.example/" for f in findings)
 
 
 def test_required_fields_by_type_reach_the_rules(tmp_path: Path) -> None:
     _write(tmp_path / "corpus" / "v.md", "---\ntitle: v\ntype: video\noriginalUrl: https://v.example/w\n---\n")
-    assert pipeline.lint(_config(tmp_path)).report["findings"] == []  # a page URL is all a video needs
+    assert pipeline.lint(_config(tmp_path)).report.findings == ()  # a page URL is all a video needs
     strict = SchemaConfig(required={**DEFAULT_REQUIRED, "video": (("title",), ("webUrl",))})
-    findings = pipeline.lint(_config(tmp_path, schema=strict)).report["findings"]
-    assert [(f["code"], f["field"], f["line"]) for f in findings] == [("invalid-metadata", "webUrl", 2)]
+    findings = pipeline.lint(_config(tmp_path, schema=strict)).report.findings
+    assert [(f.code, f.field, f.line) for f in findings] == [("invalid-metadata", "webUrl", 2)]
 
 
 def test_lint_never_touches_the_network(tmp_path: Path) -> None:
@@ -126,18 +126,18 @@ def test_lint_never_touches_the_network(tmp_path: Path) -> None:
     with respx.mock(assert_all_called=False) as mock:
         outcome = pipeline.lint(_config(tmp_path))
         assert not mock.calls
-    assert outcome.exit_code == 0 and outcome.report["urls"] == []
+    assert outcome.exit_code == 0 and outcome.report.urls == ()
 
 
 def test_severity_off_and_fail_on(tmp_path: Path) -> None:
     _write(tmp_path / "corpus" / "a.md", ARTICLE.replace("domain: news.example", "domain: other.example"))
     config = _config(tmp_path)
     outcome = pipeline.lint(config)
-    assert [f["code"] for f in outcome.report["findings"]] == ["provider-domain-mismatch"]
+    assert [f.code for f in outcome.report.findings] == ["provider-domain-mismatch"]
     assert outcome.exit_code == 0  # a warning, and --fail-on error
     assert pipeline.lint(replace(config, fail_on="warning")).exit_code == 1
     silenced = replace(config, severities={**config.severities, "provider-domain-mismatch": "off"})
-    assert pipeline.lint(silenced).report["findings"] == []
+    assert pipeline.lint(silenced).report.findings == ()
 
 
 def test_history_gives_diffs_and_flaky_links(tmp_path: Path, loopback: Any) -> None:
@@ -145,14 +145,14 @@ def test_history_gives_diffs_and_flaky_links(tmp_path: Path, loopback: Any) -> N
     _write(tmp_path / "corpus" / "a.md", f"---\ntitle: OK\nwebUrl: {url}\n---\n")  # the page's title
     config = _config(tmp_path)
     first = pipeline.audit(config)
-    assert first.report["findings"] == []
+    assert first.report.findings == ()
     loopback.add_route("/ok/flaky-history", lambda request: (500, {}, b"down"))
     second = pipeline.audit(config)
-    assert [f["code"] for f in second.report["changes"]["new"]] == ["dead-link"]
+    assert [f.code for f in second.report.changes.new] == ["dead-link"]
     loopback.remove_route("/ok/flaky-history")
     third = pipeline.audit(config)
-    assert [f["code"] for f in third.report["findings"]] == ["flaky-link"]
-    assert [f["code"] for f in third.report["changes"]["fixed"]] == ["dead-link"]
+    assert [f.code for f in third.report.findings] == ["flaky-link"]
+    assert [f.code for f in third.report.changes.fixed] == ["dead-link"]
 
 
 def _audit_command(corpus: Path, db: Path, out: Path, *, runner: tuple[str, ...] = ("-m", "auditor")) -> list[str]:
@@ -199,14 +199,14 @@ def test_signal_marks_the_run_interrupted_and_keeps_checks(
 # The step prints a marker on stdout first; the test sends the signal once it reads the marker.
 _SLOW_STEP_DRIVER = """
 import sys, time
-import auditor.markdown, auditor.pipeline, auditor.report
+import auditor.pipeline, auditor.report, auditor.report.markdown
 from auditor.cli import main
 
 phase, sys.argv = sys.argv[1], [sys.argv[0], *sys.argv[2:]]
 module, name, nth, seconds = {
     "parsing": (auditor.pipeline, "load_document", 2, 1.0),
     "judging": (auditor.pipeline, "page_findings", 2, 1.0),
-    "reports": (auditor.markdown, "render_markdown", 1, 1.0),
+    "reports": (auditor.report.markdown, "render_markdown", 1, 1.0),
     "cleanup": (auditor.report, "render_json", 1, 30.0),
 }[phase]
 real, calls = getattr(module, name), []
@@ -390,10 +390,10 @@ def test_every_hostile_case_gets_its_verdict(tmp_path: Path, loopback: Any, refu
     started = time.monotonic()
     outcome = pipeline.audit(config)
     assert time.monotonic() - started < 20
-    verdicts = {f["url"]: (f["code"], f["reason"]) for f in outcome.report["findings"]}
+    verdicts = {f.url: (f.code, f.reason) for f in outcome.report.findings}
     for path, url in urls.items():
         assert verdicts.get(url) == cases[path], path
-    assert len(outcome.report["findings"]) == sum(1 for v in cases.values() if v)
+    assert len(outcome.report.findings) == sum(1 for v in cases.values() if v)
 
 
 def test_an_unexpected_error_marks_the_run_failed_and_keeps_the_ingest(tmp_path: Path) -> None:

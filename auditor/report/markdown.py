@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from auditor.report import verdict
+from auditor.model import Code
+from auditor.report.model import Report, ReportFinding, Verdict
 
 # GitHub's step summary takes at most 1 MiB; stay well under it.
 MAX_BYTES = 900 * 1024
@@ -38,50 +39,52 @@ def escape(value: Any) -> str:
     return "".join(_ESCAPES.get(ch, ch) for ch in text)
 
 
-_VERDICT = {"error": ("❌", "failed"), "warning": ("⚠️", "passed with warnings"), "ok": ("✅", "passed")}
+_VERDICT = {
+    Verdict.ERROR: ("❌", "failed"),
+    Verdict.WARNING: ("⚠️", "passed with warnings"),
+    Verdict.OK: ("✅", "passed"),
+}
 
 
-def verdict_line(report: dict[str, Any]) -> str:
-    summary, run = report["summary"], report["run"]
-    status = "" if run.get("status") == "finished" else f" (run {run.get('status')}: partial results)"
-    icon, word = _VERDICT[verdict(summary)]
+def verdict_line(report: Report) -> str:
+    summary, run = report.summary, report.run
+    status = "" if run.finished else f" (run {run.status}: partial results)"
+    icon, word = _VERDICT[summary.verdict]
     return (
-        f"{icon} **auditor {word}**{status}: {summary['errors']} errors, {summary['warnings']} warnings "
-        f"in {summary['documents']} documents, {summary['urls']} unique URLs."
+        f"{icon} **auditor {word}**{status}: {summary.errors} errors, {summary.warnings} warnings "
+        f"in {summary.documents} documents, {summary.urls} unique URLs."
     )
 
 
-def render_markdown(report: dict[str, Any], max_bytes: int = MAX_BYTES) -> str:
-    summary, run = report["summary"], report["run"]
+def render_markdown(report: Report, max_bytes: int = MAX_BYTES) -> str:
+    summary, run = report.summary, report.run
     head = [
         "# Link and metadata audit",
         "",
         verdict_line(report),
         "",
-        f"Run {run['id']} ({escape(run.get('mode'))}), started {escape(run.get('started_at'))}"
-        + (f", {run['duration_s']:.1f}s" if run.get("duration_s") is not None else "")
-        + f"; corpus: {escape(', '.join(run.get('corpus') or []))}.",
+        f"Run {run.id} ({escape(run.mode)}), started {escape(run.started_at)}"
+        + (f", {run.duration_s:.1f}s" if run.duration_s is not None else "")
+        + f"; corpus: {escape(', '.join(run.corpus))}.",
         "",
         "| documents | references | unique URLs | checked | errors | warnings |",
         "|---:|---:|---:|---:|---:|---:|",
-        f"| {summary['documents']} | {summary['references']} | {summary['urls']} | {summary['checked']} "
-        f"| {summary['errors']} | {summary['warnings']} |",
+        f"| {summary.documents} | {summary.references} | {summary.urls} | {summary.checked} "
+        f"| {summary.errors} | {summary.warnings} |",
         "",
     ]
-    if summary["by_code"]:
+    if summary.by_code:
         head += ["| finding | count |", "|---|---:|"]
-        head += [f"| `{code}` | {count} |" for code, count in summary["by_code"].items()]
+        head += [f"| `{code}` | {count} |" for code, count in summary.by_code.items()]
         head.append("")
-    changes = report.get("changes")
+    changes = report.changes
     if changes is not None:
-        head.append(
-            f"Since run {run['previous_run']}: {len(changes['new'])} new findings, {len(changes['fixed'])} fixed."
-        )
+        head.append(f"Since run {run.previous_run}: {len(changes.new)} new findings, {len(changes.fixed)} fixed.")
         head.append("")
 
-    by_code: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for finding in report["findings"]:
-        by_code[finding["code"]].append(finding)
+    by_code: dict[Code, list[ReportFinding]] = defaultdict(list)
+    for finding in report.findings:
+        by_code[finding.code].append(finding)
 
     lines = list(head)
     size = sum(len(line.encode()) + 1 for line in lines)
@@ -90,7 +93,7 @@ def render_markdown(report: dict[str, Any], max_bytes: int = MAX_BYTES) -> str:
     for code, findings in by_code.items():
         block = [
             "<details>",
-            f"<summary><code>{code}</code> ({findings[0]['severity']}): {len(findings)}</summary>",
+            f"<summary><code>{code}</code> ({findings[0].severity}): {len(findings)}</summary>",
             "",
             "| where | field | URL | reason / detail |",
             "|---|---|---|---|",
@@ -114,36 +117,31 @@ def render_markdown(report: dict[str, Any], max_bytes: int = MAX_BYTES) -> str:
             break
     if truncated:
         lines.append(
-            f"**Truncated:** showing {shown} of {summary['findings']} findings to stay within "
+            f"**Truncated:** showing {shown} of {summary.findings} findings to stay within "
             f"{max_bytes // 1024} KiB; `report.json` and `report.html` have all of them."
         )
-    elif not report["findings"]:
+    elif not report.findings:
         lines.append("No findings.")
     return "\n".join(lines) + "\n"
 
 
-def _row(finding: dict[str, Any]) -> str:
-    where = f"{finding['document']}:{finding['line']}" if finding.get("line") else finding["document"]
+_SIDE_WORDS = {"expected": "expected", "actual": "found"}
+
+
+def _row(finding: ReportFinding) -> str:
     # A link finding is summed up by its reason; a metadata finding (no reason) by its message,
     # which says what is wrong and how to fix it.
-    reason = finding.get("reason")
-    if reason is None:
-        parts = [finding["message"]]
+    if finding.reason is None:
+        parts = [finding.message]
     else:
-        parts = [reason] if reason != "ok" else []
+        parts = [finding.reason] if finding.failure_reason is not None else []
     # A side that is unknown is left out, never shown as "None".
-    sides = [
-        f"{label} {finding[key]}"
-        for key, label in (("expected", "expected"), ("actual", "found"))
-        if finding.get(key) is not None
-    ]
+    sides = [f"{_SIDE_WORDS[label]} {value}" for label, value in finding.sides]
     if sides:
         parts.append(", ".join(sides))
-    if finding.get("redirects"):
-        chain = " → ".join(f"{hop['status']} {hop['url']}" for hop in finding["redirects"])
-        parts.append(f"{chain} → {finding.get('final_url')}")
+    if finding.redirects:
+        chain = " → ".join(f"{hop.status} {hop.url}" for hop in finding.redirects)
+        parts.append(f"{chain} → {finding.final_url}")
     if not parts:
-        parts.append(finding["message"])
-    return (
-        f"| {escape(where)} | {escape(finding['field'])} | {escape(finding.get('url'))} | {escape('; '.join(parts))} |"
-    )
+        parts.append(finding.message)
+    return f"| {escape(finding.where)} | {escape(finding.field)} | {escape(finding.url)} | {escape('; '.join(parts))} |"

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import ConfigError
-from auditor.markdown import render_markdown
+from auditor.model import Severity
+from auditor.report.markdown import render_markdown
+from auditor.report.model import Report, ReportFinding
 
 MODES = ("github", "none")
 MAX_ANNOTATIONS = 50
-_COMMANDS = {"error": "error", "warning": "warning"}
+_COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning"}
 
 
 def resolve_mode(option: str | None, environ: Mapping[str, str] = os.environ) -> str:
@@ -42,24 +44,23 @@ def escape_property(value: Any) -> str:
     return escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotation(finding: dict[str, Any]) -> str:
-    command = _COMMANDS.get(finding["severity"], "notice")
-    properties = [f"file={escape_property(finding['document'])}"]
-    if finding.get("line"):
-        properties.append(f"line={int(finding['line'])}")
-    title = f"{finding['code']}: {finding['field']}"
+def annotation(finding: ReportFinding) -> str:
+    command = _COMMANDS.get(finding.severity, "notice")
+    properties = [f"file={escape_property(finding.document)}"]
+    if finding.line:
+        properties.append(f"line={int(finding.line)}")
+    title = f"{finding.code}: {finding.field}"
     properties.append(f"title={escape_property(title)}")
-    message = finding["message"]
-    if finding.get("url") and finding["url"] not in message:
-        message = f"{message} ({finding['url']})"
-    for label in ("expected", "actual"):
-        if finding.get(label) is not None:  # a side that is unknown is left out, never shown as "None"
-            message = f"{message}\n{label}: {finding[label]}"
+    message = finding.message
+    if finding.url and finding.url not in message:
+        message = f"{message} ({finding.url})"
+    for label, value in finding.sides:  # a side that is unknown is left out, never shown as "None"
+        message = f"{message}\n{label}: {value}"
     return f"::{command} {','.join(properties)}::{escape_data(message)}"
 
 
-def github_annotations(report: dict[str, Any], limit: int = MAX_ANNOTATIONS) -> list[str]:
-    findings = report["findings"]
+def github_annotations(report: Report, limit: int = MAX_ANNOTATIONS) -> list[str]:
+    findings = report.findings
     lines = [annotation(finding) for finding in findings[:limit]]
     if len(findings) > limit:
         lines.append(
@@ -69,7 +70,7 @@ def github_annotations(report: dict[str, Any], limit: int = MAX_ANNOTATIONS) -> 
     return lines
 
 
-def append_step_summary(report: dict[str, Any], environ: Mapping[str, str] = os.environ) -> Path | None:
+def append_step_summary(report: Report, environ: Mapping[str, str] = os.environ) -> Path | None:
     """Append report.md to the file GitHub names in $GITHUB_STEP_SUMMARY, if it names one.
 
     An OSError propagates: the caller decides whether a summary it cannot

@@ -8,10 +8,26 @@
   var S = DATA.strings;
   var WEB_URL = /^https?:\/\/[^\s\x00-\x1f\x7f]+$/i;
   var PAGE_SIZES = [50, 100, 250, 1000];
-  var SEVERITY_RANK = { error: 0, warning: 1 };
-  // Columns of a finding row in DATA.findings (see html_report._script_data).
-  var SEV = 0, CODE = 1, DOC = 2, LINE = 3, FIELD = 4, URL = 5, HOST = 6, STATUS = 7, MESSAGE = 8,
-    EXPECTED = 9, ACTUAL = 10, FINAL = 11, REDIRECTS = 12, NEW = 13;
+  var SEVERITY_RANK = {}; // the report's order: error, warning, then anything else
+  DATA.severities.forEach(function (name, rank) { SEVERITY_RANK[name] = rank; });
+  function severityRank(name) { return SEVERITY_RANK[name] === undefined ? 9 : SEVERITY_RANK[name]; }
+
+  // Each table of DATA is {columns: [name, ...], rows: [[value, ...], ...]}; strings are indexes into S.
+  // The script names the columns it reads and finds them in the header, so a column
+  // renamed or dropped on the Python side stops the script here, not in a wrong cell.
+  function columnsOf(table, names) {
+    var index = {};
+    names.forEach(function (name) {
+      var i = table.columns.indexOf(name);
+      if (i < 0) throw new Error('report data: no column "' + name + '"');
+      index[name] = i;
+    });
+    return index;
+  }
+  var F = columnsOf(DATA.findings, ['severity', 'code', 'document', 'line', 'field', 'url', 'host', 'status',
+    'message', 'expected', 'actual', 'final_url', 'redirects', 'new']);
+  var H = columnsOf(DATA.hosts, ['host', 'urls', 'checked', 'ok', 'dead', 'blocked', 'median_ms']);
+  var D = columnsOf(DATA.documents, ['document', 'references', 'errors', 'warnings', 'codes']);
 
   function str(i) { return i === null || i === undefined ? '' : S[i]; }
 
@@ -229,7 +245,7 @@
   function pad(n) { return ('000000000' + (n || 0)).slice(-9); }
 
   // -- findings --------------------------------------------------------------
-  var findings = DATA.findings;
+  var findings = DATA.findings.rows;
   var haystacks = null; // lower-cased text of each finding, built on the first search
   var stringIndex = null;
 
@@ -244,9 +260,10 @@
   function haystack(i) {
     if (!haystacks) {
       haystacks = findings.map(function (r) {
-        var parts = [str(r[SEV]), str(r[CODE]), str(r[DOC]) + ':' + (r[LINE] || ''), str(r[FIELD]), str(r[URL]),
-          str(r[STATUS]), str(r[MESSAGE]), str(r[EXPECTED]), str(r[ACTUAL]), str(r[FINAL])];
-        (r[REDIRECTS] || []).forEach(function (hop) { parts.push(hop[0] + ' ' + str(hop[1])); });
+        var parts = [str(r[F.severity]), str(r[F.code]), str(r[F.document]) + ':' + (r[F.line] || ''), str(r[F.field]),
+          str(r[F.url]), str(r[F.status]), str(r[F.message]), str(r[F.expected]), str(r[F.actual]),
+          str(r[F.final_url])];
+        (r[F.redirects] || []).forEach(function (hop) { parts.push(hop[0] + ' ' + str(hop[1])); });
         return parts.join('\n').toLowerCase();
       });
     }
@@ -254,28 +271,28 @@
   }
 
   var findingColumns = [
-    { label: 'severity', key: function (r) { return SEVERITY_RANK[str(r[SEV])] === undefined ? 9 : SEVERITY_RANK[str(r[SEV])]; },
-      cell: function (r) { return str(r[SEV]); } },
-    { label: 'code', key: function (r) { return str(r[CODE]); },
-      cell: function (r) { return r[NEW] ? [str(r[CODE]), ' ', el('span', 'badge new', 'new')] : str(r[CODE]); } },
-    { label: 'where', key: function (r) { return str(r[DOC]) + '\u0000' + pad(r[LINE]); },
-      cell: function (r) { return r[LINE] ? str(r[DOC]) + ':' + r[LINE] : str(r[DOC]); } },
-    { label: 'field', key: function (r) { return str(r[FIELD]); }, cell: function (r) { return str(r[FIELD]); } },
-    { label: 'URL', key: function (r) { return str(r[URL]); }, cell: function (r) { return linkOrText(str(r[URL])); } },
-    { label: 'status', key: function (r) { return str(r[STATUS]); }, cell: function (r) { return str(r[STATUS]); } },
-    { label: 'message', key: function (r) { return str(r[MESSAGE]); }, cell: function (r) { return str(r[MESSAGE]); } },
-    { label: 'expected / actual', key: function (r) { return str(r[EXPECTED]) + '\u0000' + str(r[ACTUAL]); },
+    { label: 'severity', key: function (r) { return severityRank(str(r[F.severity])); },
+      cell: function (r) { return str(r[F.severity]); } },
+    { label: 'code', key: function (r) { return str(r[F.code]); },
+      cell: function (r) { return r[F.new] ? [str(r[F.code]), ' ', el('span', 'badge new', 'new')] : str(r[F.code]); } },
+    { label: 'where', key: function (r) { return str(r[F.document]) + '\u0000' + pad(r[F.line]); },
+      cell: function (r) { return r[F.line] ? str(r[F.document]) + ':' + r[F.line] : str(r[F.document]); } },
+    { label: 'field', key: function (r) { return str(r[F.field]); }, cell: function (r) { return str(r[F.field]); } },
+    { label: 'URL', key: function (r) { return str(r[F.url]); }, cell: function (r) { return linkOrText(str(r[F.url])); } },
+    { label: 'status', key: function (r) { return str(r[F.status]); }, cell: function (r) { return str(r[F.status]); } },
+    { label: 'message', key: function (r) { return str(r[F.message]); }, cell: function (r) { return str(r[F.message]); } },
+    { label: 'expected / actual', key: function (r) { return str(r[F.expected]) + '\u0000' + str(r[F.actual]); },
       cell: function (r) {
-        if (r[EXPECTED] === null && r[ACTUAL] === null) return null;
-        return [el('div', null, [el('span', 'label', 'expected'), ' ', str(r[EXPECTED]) || '—']),
-          el('div', null, [el('span', 'label', 'actual'), ' ', str(r[ACTUAL]) || '—'])];
+        if (r[F.expected] === null && r[F.actual] === null) return null;
+        return [el('div', null, [el('span', 'label', 'expected'), ' ', str(r[F.expected]) || '—']),
+          el('div', null, [el('span', 'label', 'actual'), ' ', str(r[F.actual]) || '—'])];
       } },
-    { label: 'redirects', key: function (r) { return (r[REDIRECTS] || []).length; },
+    { label: 'redirects', key: function (r) { return (r[F.redirects] || []).length; },
       cell: function (r) {
-        if (!r[REDIRECTS]) return null;
+        if (!r[F.redirects]) return null;
         var list = el('ol', 'chain');
-        r[REDIRECTS].forEach(function (hop) { list.appendChild(el('li', null, [String(hop[0]), ' ', linkOrText(str(hop[1]))])); });
-        list.appendChild(el('li', null, ['→ ', linkOrText(str(r[FINAL]))]));
+        r[F.redirects].forEach(function (hop) { list.appendChild(el('li', null, [String(hop[0]), ' ', linkOrText(str(hop[1]))])); });
+        list.appendChild(el('li', null, ['→ ', linkOrText(str(r[F.final_url]))]));
         return list;
       } }
   ];
@@ -298,11 +315,11 @@
   }
 
   var controls = {
-    severity: selectOf(countBy(SEV), 'all severities', function (a, b) {
-      return (SEVERITY_RANK[a[1]] === undefined ? 9 : SEVERITY_RANK[a[1]]) - (SEVERITY_RANK[b[1]] === undefined ? 9 : SEVERITY_RANK[b[1]]);
+    severity: selectOf(countBy(F.severity), 'all severities', function (a, b) {
+      return severityRank(a[1]) - severityRank(b[1]);
     }),
-    code: selectOf(countBy(CODE), 'all codes'),
-    host: selectOf(countBy(HOST), 'all hosts'),
+    code: selectOf(countBy(F.code), 'all codes'),
+    host: selectOf(countBy(F.host), 'all hosts'),
     document: el('input'),
     q: el('input'),
     only_new: el('input')
@@ -320,12 +337,14 @@
   controls.only_new.id = 'filter-new';
 
   // Real documents (not any string of the table), so a picked path matches exactly.
-  var documentIndexes = new Set(DATA.documents.map(function (d) { return d[0]; }));
+  var documentIndexes = new Set(DATA.documents.rows.map(function (d) { return d[D.document]; }));
 
   // Suggest documents, the ones with most findings first; thousands of options would only slow typing.
   var documentList = el('datalist');
   documentList.id = 'filter-document-list';
-  DATA.documents.slice(0, 2000).forEach(function (d) { documentList.appendChild(option(str(d[0]), str(d[0]))); });
+  DATA.documents.rows.slice(0, 2000).forEach(function (d) {
+    documentList.appendChild(option(str(d[D.document]), str(d[D.document])));
+  });
   controls.document.setAttribute('list', documentList.id);
 
   var reset = el('button', null, 'Reset filters');
@@ -342,7 +361,7 @@
 
   var findingsTable = new Table({
     container: findingsApp, rows: findings, columns: findingColumns, noun: 'findings', tableClass: 'findings',
-    rowClass: function (r) { return SEVERITY_RANK[str(r[SEV])] === undefined ? 'other' : str(r[SEV]); },
+    rowClass: function (r) { return SEVERITY_RANK[str(r[F.severity])] === undefined ? 'other' : str(r[F.severity]); },
     onChange: writeHash
   });
 
@@ -364,19 +383,19 @@
       return;
     }
     findingsTable.filter(function (r, i) {
-      if (sev !== undefined && r[SEV] !== sev) return false;
-      if (code !== undefined && r[CODE] !== code) return false;
-      if (host !== undefined && r[HOST] !== host) return false;
-      if (onlyNew && !r[NEW]) return false;
+      if (sev !== undefined && r[F.severity] !== sev) return false;
+      if (code !== undefined && r[F.code] !== code) return false;
+      if (host !== undefined && r[F.host] !== host) return false;
+      if (onlyNew && !r[F.new]) return false;
       if (documentText) {
         // A document picked from the list matches exactly; typed text matches any path containing it.
         if (documentIndexes.has(exactDocument)) {
-          if (r[DOC] !== exactDocument) return false;
+          if (r[F.document] !== exactDocument) return false;
         } else {
-          var match = documentMatches.get(r[DOC]);
+          var match = documentMatches.get(r[F.document]);
           if (match === undefined) {
-            match = str(r[DOC]).toLowerCase().indexOf(documentNeedle) >= 0;
-            documentMatches.set(r[DOC], match);
+            match = str(r[F.document]).toLowerCase().indexOf(documentNeedle) >= 0;
+            documentMatches.set(r[F.document], match);
           }
           if (!match) return false;
         }
@@ -503,29 +522,32 @@
   function buildSideTables() {
     var hostsApp = document.getElementById('hosts-app');
     var hostsTable = new Table({
-      container: hostsApp, rows: DATA.hosts, noun: 'hosts', pageSize: 50, tableClass: 'compact hosts',
+      container: hostsApp, rows: DATA.hosts.rows, noun: 'hosts', pageSize: 50, tableClass: 'compact hosts',
       columns: [
-        { label: 'host', key: function (r) { return r[0]; }, cell: function (r) {
-          return r[0] ? filterButton(r[0], function () { showFindings('host', r[0]); }) : '(no host)';
+        { label: 'host', key: function (r) { return str(r[H.host]); }, cell: function (r) {
+          var host = str(r[H.host]);
+          return host ? filterButton(host, function () { showFindings('host', host); }) : '(no host)';
         } },
-        numeric('URLs', 1), numeric('checked', 2), numeric('ok', 3), numeric('dead', 4), numeric('blocked', 5),
-        numeric('median ms', 6)
+        numeric('URLs', H.urls), numeric('checked', H.checked), numeric('ok', H.ok), numeric('dead', H.dead),
+        numeric('blocked', H.blocked), numeric('median ms', H.median_ms)
       ]
     });
-    textFilter(hostsApp, 'part of a host name', hostsTable, function (r) { return r[0]; });
+    textFilter(hostsApp, 'part of a host name', hostsTable, function (r) { return str(r[H.host]); });
 
     var documentsApp = document.getElementById('documents-app');
     var documentsTable = new Table({
-      container: documentsApp, rows: DATA.documents, noun: 'documents', pageSize: 50, tableClass: 'compact documents',
+      container: documentsApp, rows: DATA.documents.rows, noun: 'documents', pageSize: 50,
+      tableClass: 'compact documents',
       columns: [
-        { label: 'document', className: 'where', key: function (r) { return str(r[0]); }, cell: function (r) {
-          return r[2] || r[3] ? filterButton(str(r[0]), function () { showFindings('document', str(r[0])); }) : str(r[0]);
+        { label: 'document', className: 'where', key: function (r) { return str(r[D.document]); }, cell: function (r) {
+          var path = str(r[D.document]);
+          return r[D.errors] || r[D.warnings] ? filterButton(path, function () { showFindings('document', path); }) : path;
         } },
-        numeric('references', 1), numeric('errors', 2), numeric('warnings', 3),
-        { label: 'codes', key: function (r) { return r[4]; }, cell: function (r) { return r[4]; } }
+        numeric('references', D.references), numeric('errors', D.errors), numeric('warnings', D.warnings),
+        { label: 'codes', key: function (r) { return str(r[D.codes]); }, cell: function (r) { return str(r[D.codes]); } }
       ]
     });
-    textFilter(documentsApp, 'part of a path', documentsTable, function (r) { return str(r[0]); });
+    textFilter(documentsApp, 'part of a path', documentsTable, function (r) { return str(r[D.document]); });
     hostsTable.render();
     documentsTable.render();
     hostsApp.hidden = documentsApp.hidden = false;

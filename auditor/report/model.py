@@ -1,0 +1,460 @@
+"""The report model: one run read back from the store, as typed, frozen records.
+
+    Report          a run's whole report: what report.json holds
+    RunInfo         the run: mode, status, times, corpus, --fail-on, previous run
+    Summary         the counts every renderer starts with
+    Changes         findings new and fixed since the previous run over the same corpus
+    ReportFinding   one finding as reported (its check's reason, status and redirects folded in)
+    UrlResult       one checked URL
+    Reference       one cited URL (a link reference)
+
+Every renderer (report.json, report.md, report.html, junit.xml, GitHub
+annotations, the CLI's lines) reads these records; none reads a dict.
+`as_dict` is the one path to report.json's shape and key order; enum members
+are written as their strings, so report.json is what it always was.
+
+`Report.from_store` and the `_*_from_store` functions below are the only
+place that reads the store's records (Run, Finding, Check, LinkRef).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from auditor.errors import DatabaseError
+from auditor.model import (
+    Check,
+    Code,
+    Evidence,
+    FailOn,
+    Finding,
+    Hop,
+    Kind,
+    LinkRef,
+    Mode,
+    Reason,
+    Run,
+    RunStatus,
+    Severity,
+)
+
+# The report's order: errors first, then warnings, then anything else.
+SEVERITY_ORDER: tuple[Severity, ...] = (Severity.ERROR, Severity.WARNING)
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITY_ORDER)}
+# The reason the rules give a finding whose check answered (a redirect, an image that is not
+# the declared size): the link is alive, so no failure reason is worth showing.
+ALIVE = "ok"
+
+
+class Verdict(StrEnum):
+    """The run's one word for every renderer."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    OK = "ok"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunInfo:
+    id: int
+    mode: Mode
+    status: RunStatus
+    started_at: str | None
+    finished_at: str | None
+    duration_s: float | None
+    corpus: tuple[str, ...]
+    tool_version: str | None
+    fail_on: FailOn
+    previous_run: int | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status is RunStatus.FINISHED
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "mode": self.mode.value,
+            "status": self.status.value,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": self.duration_s,
+            "corpus": list(self.corpus),
+            "tool_version": self.tool_version,
+            "fail_on": self.fail_on.value,
+            "previous_run": self.previous_run,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportFinding:
+    code: Code
+    severity: Severity
+    document: str
+    field: str
+    line: int | None
+    url: str | None
+    message: str
+    expected: str | None = None
+    actual: str | None = None
+    # From the check of the URL, for link findings: "http 404", "dns", ALIVE...
+    reason: str | None = None
+    status: int | None = None
+    final_url: str | None = None
+    redirects: tuple[Hop, ...] = ()
+
+    @property
+    def key(self) -> tuple[Code, str, str, str | None]:
+        """What makes a finding 'the same' across runs: new and fixed are computed on it."""
+        return (self.code, self.document, self.field, self.url)
+
+    @property
+    def where(self) -> str:
+        """`document:line`, or the document alone when the line is not known."""
+        return f"{self.document}:{self.line}" if self.line else self.document
+
+    @property
+    def failure_reason(self) -> str | None:
+        """The check's reason when the link failed; None for a live link or a metadata finding."""
+        return None if self.reason == ALIVE else self.reason
+
+    @property
+    def sides(self) -> tuple[tuple[str, str], ...]:
+        """("expected", …) and ("actual", …), each only when known: an unknown side is left out."""
+        return tuple(
+            (label, value)
+            for label, value in (("expected", self.expected), ("actual", self.actual))
+            if value is not None
+        )
+
+    def sort_key(self) -> tuple[int, str, str, int]:
+        return (_SEVERITY_RANK.get(self.severity, 9), self.code.value, self.document, self.line or 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code.value,
+            "severity": self.severity.value,
+            "document": self.document,
+            "field": self.field,
+            "line": self.line,
+            "url": self.url,
+            "message": self.message,
+            "expected": self.expected,
+            "actual": self.actual,
+            "reason": self.reason,
+            "status": self.status,
+            "final_url": self.final_url,
+            "redirects": [_hop_dict(hop) for hop in self.redirects],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UrlResult:
+    url: str
+    kind: Kind
+    status: int | None
+    ok: bool
+    error: Reason | None
+    message: str | None = None
+    final_url: str | None = None
+    redirects: tuple[Hop, ...] = ()
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    image_format: str | None = None
+    bytes_read: int | None = None
+    elapsed_ms: int | None = None
+    attempts: int | None = None
+    checked_at: str | None = None
+    head: Mapping[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "kind": self.kind.value,
+            "status": self.status,
+            "ok": self.ok,
+            "error": None if self.error is None else self.error.value,
+            "message": self.message,
+            "final_url": self.final_url,
+            "redirects": [_hop_dict(hop) for hop in self.redirects],
+            "content_type": self.content_type,
+            "width": self.width,
+            "height": self.height,
+            "image_format": self.image_format,
+            "bytes_read": self.bytes_read,
+            "elapsed_ms": self.elapsed_ms,
+            "attempts": self.attempts,
+            "checked_at": self.checked_at,
+            "head": None if self.head is None else dict(self.head),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reference:
+    document: str
+    field: str
+    line: int | None
+    kind: Kind
+    url: str
+    normalized_url: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "document": self.document,
+            "field": self.field,
+            "line": self.line,
+            "kind": self.kind.value,
+            "url": self.url,
+            "normalized_url": self.normalized_url,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Summary:
+    documents: int
+    references: int
+    urls: int
+    checked: int
+    findings: int
+    errors: int
+    warnings: int
+    by_code: Mapping[Code, int]
+    by_reason: Mapping[Reason, int]
+
+    @classmethod
+    def of(
+        cls,
+        findings: Sequence[ReportFinding],
+        urls: Sequence[UrlResult],
+        *,
+        documents: int,
+        references: int,
+        unique_urls: int,
+    ) -> Summary:
+        by_severity = Counter(f.severity for f in findings)
+        return cls(
+            documents=documents,
+            references=references,
+            urls=unique_urls,
+            checked=len(urls),
+            findings=len(findings),
+            errors=by_severity.get(Severity.ERROR, 0),
+            warnings=by_severity.get(Severity.WARNING, 0),
+            by_code=dict(sorted(Counter(f.code for f in findings).items())),
+            by_reason=dict(sorted(Counter(u.error for u in urls if u.error is not None).items())),
+        )
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.errors:
+            return Verdict.ERROR
+        return Verdict.WARNING if self.warnings else Verdict.OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "documents": self.documents,
+            "references": self.references,
+            "urls": self.urls,
+            "checked": self.checked,
+            "findings": self.findings,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "by_code": {code.value: n for code, n in self.by_code.items()},
+            "by_reason": {reason.value: n for reason, n in self.by_reason.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Changes:
+    new: tuple[ReportFinding, ...]
+    fixed: tuple[ReportFinding, ...]
+
+    @classmethod
+    def between(cls, current: Sequence[ReportFinding], previous: Sequence[ReportFinding]) -> Changes:
+        """New: in the current order; fixed: in the previous run's (the store's) order."""
+        before = {f.key for f in previous}
+        now = {f.key for f in current}
+        return cls(
+            new=tuple(f for f in current if f.key not in before),
+            fixed=tuple(f for f in previous if f.key not in now),
+        )
+
+    @property
+    def new_keys(self) -> frozenset[tuple[Code, str, str, str | None]]:
+        return frozenset(f.key for f in self.new)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"new": [f.as_dict() for f in self.new], "fixed": [f.as_dict() for f in self.fixed]}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    run: RunInfo
+    summary: Summary
+    changes: Changes | None
+    findings: tuple[ReportFinding, ...]
+    urls: tuple[UrlResult, ...]
+    # Every link reference, so renderers can show each document and each
+    # citation (JUnit's testcases, the HTML per-document view).
+    references: tuple[Reference, ...]
+
+    @classmethod
+    def assemble(
+        cls,
+        run: RunInfo,
+        findings: Iterable[ReportFinding],
+        urls: Iterable[UrlResult],
+        references: Iterable[Reference],
+        *,
+        documents: int,
+        references_count: int,
+        unique_urls: int,
+        previous_findings: Sequence[ReportFinding] | None = None,
+    ) -> Report:
+        """A report from records: findings in the report's order, URLs by URL, counts and changes computed."""
+        ordered = tuple(sorted(findings, key=ReportFinding.sort_key))
+        checked = tuple(sorted(urls, key=lambda u: u.url))
+        return cls(
+            run=run,
+            summary=Summary.of(
+                ordered, checked, documents=documents, references=references_count, unique_urls=unique_urls
+            ),
+            changes=None if previous_findings is None else Changes.between(ordered, previous_findings),
+            findings=ordered,
+            urls=checked,
+            references=tuple(references),
+        )
+
+    @classmethod
+    def from_store(
+        cls,
+        run: Run,
+        findings: Iterable[Finding],
+        checks: Iterable[Check],
+        links: Iterable[LinkRef],
+        *,
+        previous_run: int | None,
+        previous_findings: Iterable[Finding] = (),
+    ) -> Report:
+        """The report of a run from the store's records."""
+        return cls.assemble(
+            _run_from_store(run, previous_run),
+            (_finding_from_store(finding) for finding in findings),
+            (_url_from_store(check) for check in checks),
+            (_reference_from_store(link) for link in links),
+            documents=run.documents or 0,
+            references_count=run.references or 0,
+            unique_urls=run.urls or 0,
+            previous_findings=None if previous_run is None else [_finding_from_store(f) for f in previous_findings],
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run.as_dict(),
+            "summary": self.summary.as_dict(),
+            "changes": None if self.changes is None else self.changes.as_dict(),
+            "findings": [f.as_dict() for f in self.findings],
+            "urls": [u.as_dict() for u in self.urls],
+            "references": [r.as_dict() for r in self.references],
+        }
+
+    def to_json(self) -> str:
+        """report.json."""
+        return json.dumps(self.as_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def _hop_dict(hop: Hop) -> dict[str, Any]:
+    return {"status": hop.status, "url": hop.url}
+
+
+# -- store records -> report records: the only code that reads the store's records --------
+def _run_from_store(run: Run, previous_run: int | None) -> RunInfo:
+    return RunInfo(
+        id=run.id or 0,
+        mode=run.mode,
+        status=run.status,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        duration_s=_duration(run.started_at, run.finished_at),
+        corpus=run.corpus,
+        tool_version=run.tool_version,
+        fail_on=_member(FailOn, run.config.get("fail_on", FailOn.ERROR), "fail_on"),
+        previous_run=previous_run,
+    )
+
+
+def _finding_from_store(finding: Finding) -> ReportFinding:
+    evidence = finding.details or Evidence()
+    return ReportFinding(
+        code=finding.code,
+        severity=finding.severity or finding.code.default_severity,
+        document=finding.document,
+        field=finding.field,
+        line=finding.line,
+        url=finding.url,
+        message=finding.message,
+        expected=finding.expected,
+        actual=finding.actual,
+        reason=evidence.reason,
+        status=evidence.status,
+        final_url=evidence.final_url,
+        redirects=evidence.redirects,
+    )
+
+
+def _url_from_store(check: Check) -> UrlResult:
+    return UrlResult(
+        url=check.url,
+        kind=check.kind,
+        status=check.status,
+        ok=check.ok,
+        error=check.reason,
+        message=check.message,
+        final_url=check.final_url,
+        redirects=check.redirects,
+        content_type=check.content_type,
+        width=check.width,
+        height=check.height,
+        image_format=check.image_format,
+        bytes_read=check.bytes_read,
+        elapsed_ms=check.elapsed_ms,
+        attempts=check.attempts,
+        checked_at=check.checked_at,
+        head=None if check.head is None else dataclasses.asdict(check.head),
+    )
+
+
+def _reference_from_store(link: LinkRef) -> Reference:
+    return Reference(
+        document=link.document,
+        field=link.field,
+        line=link.line,
+        kind=link.kind,
+        url=link.url,
+        normalized_url=link.normalized_url,
+    )
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _member(enum: type[_E], value: Any, what: str) -> _E:
+    """A stored string as its enum member; a value this version does not know is a clear error."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise DatabaseError(f"the database holds a {what} this auditor does not know: {value!r}") from None
+
+
+def _duration(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)

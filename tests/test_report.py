@@ -1,0 +1,373 @@
+"""The report model: report.json stays byte-for-byte what it was, for new and old databases.
+
+`build_golden_store` writes three runs through the Store API (every shape a
+row can take: a redirect chain, an image check, a page head, a finding with
+no details, unknown expected/actual sides, hostile and non-ASCII text, an
+interrupted lint run over another corpus). The golden files under
+tests/golden/ were rendered from such a store by the code before the report
+model was typed (commit bc91d43), as were report.md, junit.xml and the GitHub
+annotations; they must never be regenerated to make a test pass. (They were rendered once
+more by that same old code when the typed store arrived, because the first
+input held a page head no crawler writes: a partial mapping with a list for
+og:image; a head is now a PageHead record, so only the full shape exists.)
+tests/golden/old.sqlite is that store as the code then wrote it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditor.corpus import Document
+from auditor.model import (
+    Check,
+    Code,
+    Evidence,
+    Finding,
+    Hop,
+    Kind,
+    LinkRef,
+    Mode,
+    PageHead,
+    Reason,
+    RunStatus,
+    Severity,
+)
+from auditor.report import build_report, render_json
+from auditor.report.github import github_annotations
+from auditor.report.junit import render_junit
+from auditor.report.markdown import render_markdown
+from auditor.store import CHECKS, DOCUMENTS, FINDINGS, LINKS, Store
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+RUN_TIMES = {
+    1: ("2026-11-25T10:00:00.000+00:00", "2026-11-25T10:00:04.250+00:00"),
+    2: ("2026-11-26T10:00:00.000+00:00", "2026-11-26T10:01:02.125+00:00"),
+    3: ("2026-11-27T10:00:00.000+00:00", "2026-11-27T10:00:00.500+00:00"),
+}
+HOSTILE = '<script>alert("x")</script> & é 😀 \x1b[31m|`*'
+
+
+def _links(document: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "document": document,
+            "item": "",
+            "field": "webUrl",
+            "line": 3,
+            "kind": "page",
+            "url": "https://news.example/a",
+            "normalized_url": "https://news.example/a",
+        },
+        {
+            "document": document,
+            "item": "",
+            "field": "ampWebUrl",
+            "line": 4,
+            "kind": "amp",
+            "url": "https://news.example/a?amp",
+            "normalized_url": "https://news.example/a?amp",
+        },
+        {
+            "document": document,
+            "item": "",
+            "field": "images[0].url",
+            "line": 7,
+            "kind": "image",
+            "url": "https://img.example/A.png",
+            "normalized_url": "https://img.example/A.png",
+            "declared_width": 1200,
+            "declared_height": 630,
+        },
+        {
+            "document": document,
+            "item": "related[0]",
+            "field": "related[0].webUrl",
+            "line": 12,
+            "kind": "page",
+            "url": "HTTPS://Gone.Example/x",
+            "normalized_url": "https://gone.example/x",
+        },
+    ]
+
+
+def _checks(run: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "url": "https://news.example/a",
+            "kind": "page",
+            "ok": 1,
+            "status": 200,
+            "reason": None,
+            "message": None,
+            "final_url": "https://news.example/final",
+            "content_type": "text/html; charset=utf-8",
+            "elapsed_ms": 120 + run,
+            "checked_at": f"2026-11-2{4 + run}T10:00:01.000+00:00",
+            "attempts": 1,
+            "redirects": [{"status": 301, "url": "https://news.example/a"}],
+            "bytes_read": 2048,
+            "head": {
+                "amphtml": "https://news.example/a?amp",
+                "canonical": None,
+                "title": f"Big News {HOSTILE}",
+                "og_title": None,
+                "og_image": None,
+                "og_image_width": None,
+                "og_image_height": None,
+                "published_time": None,
+            },
+        },
+        {
+            "url": "https://news.example/a?amp",
+            "kind": "amp",
+            "ok": 1,
+            "status": 200,
+            "elapsed_ms": 80,
+            "checked_at": f"2026-11-2{4 + run}T10:00:01.500+00:00",
+            "attempts": 2,
+            "redirects": [],
+            "bytes_read": 512,
+        },
+        {
+            "url": "https://img.example/A.png",
+            "kind": "image",
+            "ok": 1,
+            "status": 206,
+            "content_type": "image/png",
+            "elapsed_ms": 30,
+            "checked_at": f"2026-11-2{4 + run}T10:00:02.000+00:00",
+            "attempts": 1,
+            "redirects": [],
+            "bytes_read": 33,
+            "width": 120,
+            "height": 50,
+            "image_format": "png",
+        },
+        {
+            "url": "https://gone.example/x",
+            "kind": "page",
+            "ok": 0,
+            "status": None,
+            "reason": "dns",
+            "message": "[Errno -2] Name or service not known",
+            "elapsed_ms": 5,
+            "checked_at": f"2026-11-2{4 + run}T10:00:03.000+00:00",
+            "attempts": 1,
+            "redirects": [],
+            "bytes_read": 0,
+        },
+    ]
+
+
+def _findings(run: int, document: str, broken: str) -> list[dict[str, Any]]:
+    live = {"reason": "ok", "status": 200, "final_url": "https://news.example/final"}
+    findings = [
+        {
+            "code": "redirect",
+            "severity": "warning",
+            "document": document,
+            "field": "webUrl",
+            "line": 3,
+            "url": "https://news.example/a",
+            "message": "permanently redirected: update the metadata to https://news.example/final",
+            "expected": "https://news.example/final",
+            "actual": "https://news.example/a",
+            "details": {**live, "redirects": [{"status": 301, "url": "https://news.example/a"}]},
+        },
+        {
+            "code": "image-size-mismatch",
+            "severity": "error",
+            "document": document,
+            "field": "images[0].url",
+            "line": 7,
+            "url": "https://img.example/A.png",
+            "message": "declared 1200x630, the image is 120x50",
+            "expected": "120x50",
+            "actual": "1200x630",
+            "details": {"reason": "ok", "status": 206, "final_url": None, "redirects": []},
+        },
+        {
+            "code": "dead-link",
+            "severity": "error",
+            "document": document,
+            "field": "related[0].webUrl",
+            "line": 12,
+            "url": "HTTPS://Gone.Example/x",
+            "message": "dead link: dns",
+            "details": {"reason": "dns", "status": None, "final_url": None, "redirects": []},
+        },
+        {
+            "code": "invalid-metadata",
+            "severity": "error",
+            "document": broken,
+            "field": "",
+            "line": None,
+            "url": None,
+            "message": "front matter is not valid YAML",
+        },
+    ]
+    if run == 1:
+        findings.append(
+            {
+                "code": "flaky-link",
+                "severity": "warning",
+                "document": document,
+                "field": "ampWebUrl",
+                "line": 4,
+                "url": "https://news.example/a?amp",
+                "message": "flipped between ok and failing",
+                "details": {"history": "✓✗✓"},
+            }
+        )
+        # Fixed in run 2, and listed in the store's order, which is not the report's.
+        findings.append(
+            {
+                "code": "not-an-image",
+                "severity": "error",
+                "document": document,
+                "field": "images[1].url",
+                "line": 9,
+                "url": "https://img.example/B.svg",
+                "message": "not an image (text/html): no size within 2048 bytes",
+                "details": {"reason": "ok", "status": 200, "final_url": None, "redirects": []},
+            }
+        )
+    else:
+        findings.append(
+            {
+                "code": "title-mismatch",
+                "severity": "warning",
+                "document": document,
+                "field": "title",
+                "line": 2,
+                "url": None,
+                "message": f"the page's title is {HOSTILE}",
+                "expected": f"Big News {HOSTILE}",
+                "actual": "Small news",
+                "details": {},
+            }
+        )
+        # Same severity, code, document and line as the dead link: the store's order breaks the tie.
+        findings.append(
+            {
+                "code": "dead-link",
+                "severity": "error",
+                "document": document,
+                "field": "related[0].originalUrl",
+                "line": 12,
+                "url": "https://gone.example/x",
+                "message": "dead link: dns",
+                "details": {"reason": "dns", "status": None, "final_url": None, "redirects": []},
+            }
+        )
+    return findings
+
+
+def _link(row: dict[str, Any]) -> LinkRef:
+    return LinkRef(**{**row, "kind": Kind(row["kind"])})
+
+
+def _check(row: dict[str, Any]) -> Check:
+    head = row.get("head")
+    return Check(
+        **{
+            **row,
+            "kind": Kind(row["kind"]),
+            "ok": bool(row["ok"]),
+            "reason": None if row.get("reason") is None else Reason(row["reason"]),
+            "redirects": tuple(Hop(**hop) for hop in row["redirects"]),
+            "head": None if head is None else PageHead(**head),
+        }
+    )
+
+
+def _finding(row: dict[str, Any]) -> Finding:
+    details = row.get("details") or None
+    if details is not None:
+        details = Evidence(**{**details, "redirects": tuple(Hop(**hop) for hop in details.get("redirects", ()))})
+    return Finding(**{**row, "code": Code(row["code"]), "severity": Severity(row["severity"]), "details": details})
+
+
+def build_golden_store(path: Path) -> None:
+    """The golden runs, written through the Store API as records (the rows above are their fields)."""
+    store = Store(path)
+    try:
+        for run in (1, 2):
+            run_id = store.start_run(
+                mode=Mode.AUDIT,
+                corpus=["corpus"],
+                tool_version="0.1.0",
+                config={"fail_on": "warning", "formats": ["json"]},
+            )
+            document, broken = "corpus/a.md", "corpus/é broken.md"
+            documents = store.writer(DOCUMENTS, run_id)
+            documents.add(Document(path=document, data={"title": "Small news"}, lines={"title": 2}))
+            documents.add(Document(path=broken, data=None, lines={}))
+            links, checks, findings = (
+                store.writer(LINKS, run_id),
+                store.writer(CHECKS, run_id),
+                store.writer(FINDINGS, run_id),
+            )
+            for link in _links(document):
+                links.add(_link(link))
+            for check in _checks(run):
+                checks.add(_check(check))
+            for finding in _findings(run, document, broken):
+                findings.add(_finding(finding))
+            for writer in (documents, links, checks, findings):
+                writer.flush()
+            store.finish_run(run_id, status=RunStatus.FINISHED, documents=2, references=4, urls=4)
+        run_id = store.start_run(mode=Mode.LINT, corpus=["other", "more"], tool_version="0.1.0", config={})
+        links = store.writer(LINKS, run_id)
+        for link in _links("other/b.md"):
+            links.add(_link(link))
+        links.flush()
+        store.finish_run(run_id, status=RunStatus.INTERRUPTED, documents=1, references=4, urls=4)
+    finally:
+        store.close()
+    with sqlite3.connect(path) as connection:
+        for run, (started, finished) in RUN_TIMES.items():
+            connection.execute("update runs set started_at = ?, finished_at = ? where id = ?", [started, finished, run])
+    connection.close()
+
+
+def render(path: Path, run_id: int) -> str:
+    store = Store.open_existing(path)
+    try:
+        return render_json(build_report(store, run_id))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("run_id", [1, 2, 3])
+def test_report_json_is_byte_for_byte_the_golden_file(tmp_path: Path, run_id: int) -> None:
+    build_golden_store(tmp_path / "golden.sqlite")
+    expected = (GOLDEN / f"report-run{run_id}.json").read_text(encoding="utf-8")
+    assert render(tmp_path / "golden.sqlite", run_id) == expected
+
+
+@pytest.mark.parametrize("run_id", [1, 2, 3])
+def test_a_database_written_by_the_old_code_still_renders(tmp_path: Path, run_id: int) -> None:
+    old = tmp_path / "old.sqlite"
+    old.write_bytes((GOLDEN / "old.sqlite").read_bytes())  # a copy: opening a store may migrate it
+    expected = (GOLDEN / f"report-run{run_id}.json").read_text(encoding="utf-8")
+    assert render(old, run_id) == expected
+
+
+@pytest.mark.parametrize("run_id", [1, 2, 3])
+def test_markdown_junit_and_annotations_are_byte_for_byte_the_golden_files(tmp_path: Path, run_id: int) -> None:
+    old = tmp_path / "old.sqlite"
+    old.write_bytes((GOLDEN / "old.sqlite").read_bytes())
+    store = Store.open_existing(old)
+    try:
+        report = build_report(store, run_id)
+    finally:
+        store.close()
+    assert render_markdown(report) == (GOLDEN / f"report-run{run_id}.md").read_text(encoding="utf-8")
+    assert render_junit(report) == (GOLDEN / f"junit-run{run_id}.xml").read_text(encoding="utf-8")
+    annotations = "\n".join(github_annotations(report, limit=3)) + "\n"
+    assert annotations == (GOLDEN / f"annotations-run{run_id}.txt").read_text(encoding="utf-8")
