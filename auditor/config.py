@@ -102,6 +102,11 @@ class Config:
     limits: ParseLimits = field(default_factory=ParseLimits)
     schema: SchemaConfig = field(default_factory=SchemaConfig)
     offline: bool = False
+    # Scheduled audits: reuse a URL's OK result younger than this many seconds (None: always fetch).
+    max_age: float | None = None
+    dead_after: int = 1  # consecutive failing runs before a dead link is an error (a warning until then)
+    flaky_window: int = 5  # runs, this one included, in which two flips make a link flaky
+    resume: bool = False  # continue the last unfinished run instead of starting one
 
     def __post_init__(self) -> None:
         # Library callers may pass the plain strings; the rest of the run sees the enums.
@@ -118,6 +123,19 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str, *, what: str = "duration") -> float:
+    """Seconds in a duration such as 45s, 30m, 6h, 2d, 1w (or 1h30m); a ConfigError names a bad one."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = list(_DURATION.finditer(compact))
+    if not compact or "".join(p.group(0) for p in parts) != compact:
+        raise ConfigError(f"{what}: {text!r} is not a duration like 30m, 6h or 2d")
+    return sum(float(p.group(1)) * _DURATION_UNITS[p.group(2)] for p in parts)
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

@@ -212,6 +212,7 @@ class Check:
     image_format: str | None = None
     image_error: str | None = None
     head: PageHead | None = None  # pages only: what their <head> says
+    id: int | None = None  # given by the store; a run that reuses this result points at it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,6 +238,13 @@ class Finding:
     actual: str | None = None
     details: Evidence | None = None  # link and history findings: what the verdict rests on
     severity: Severity | None = None  # set from the config when the finding is stored
+    first_seen: str | None = None  # when the run that first reported it (without a gap since) started
+    failing_runs: int | None = None  # consecutive runs that reported it, this one included
+
+    @property
+    def key(self) -> tuple[str, str, str, str | None]:
+        """What makes a finding 'the same' across runs: new, fixed and how long it has failed."""
+        return (self.code, self.document, self.field, self.url)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,3 +262,7 @@ class Run:
     urls: int | None = None
     tool_version: str | None = None
     config: dict[str, Any] = dataclasses.field(default_factory=dict)  # the Config it ran with, as JSON
+    # How the run got each URL's result: fetched anew, confirmed by a 304, or reused within --max-age.
+    fetched: int | None = None
+    revalidated: int | None = None
+    reused: int | None = None

@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import chain, groupby, islice
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,16 @@ from auditor import __version__
 from auditor.config import Config
 from auditor.corpus import iter_corpus_files, load_document
 from auditor.crawl import Crawler
+from auditor.errors import ConfigError, DatabaseError
 from auditor.interrupt import Interrupted, StopRequests
 from auditor.links import extract_links
-from auditor.model import Check, Finding, Kind, Mode, RunStatus, Severity
+from auditor.model import Check, Code, Finding, Kind, Mode, RunStatus, Severity
 from auditor.report import Report, build_report, write_reports
-from auditor.rules import FLAKY_WINDOW, document_findings, flaky_findings, link_findings, page_findings
-from auditor.store import CHECKS, DOCUMENTS, FINDINGS, LINKS, BatchWriter, Row, Store
+from auditor.rules import document_findings, flaky_findings, link_findings, page_findings
+from auditor.store import CONTENTS, FINDINGS, LINKS, CheckWriter, Row, Store
 
 CHECK_BATCH = 50
+REUSE_BATCH = 500  # URLs whose last results are looked up at once
 CHECK_FLUSH_SECONDS = 2.0
 
 # Below one window of files the process pool costs more than it saves.
@@ -39,8 +42,9 @@ PARALLEL_WINDOW = 512
 MAX_WORKERS = 8
 
 ProgressHook = Callable[[Check, int, int], None]
-# A document's encoded row, its links' encoded rows and its offline findings.
-Prepared = tuple[Row, list[Row], list[Finding]]
+# A document's path, its encoded content, its links' encoded rows and its offline findings.
+Prepared = tuple[str, Row, list[Row], list[Finding]]
+_CRAWL_COUNTS = ("fetched", "revalidated", "reused")
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,13 @@ def _run(
     files = iter_corpus_files(config.paths)
     first = next(files, None)
     store = Store(config.db)
-    run_id = store.start_run(
-        mode=mode,
-        corpus=[str(p) for p in config.paths],
-        tool_version=__version__,
-        config=_config_record(config),
-    )
-    findings = store.writer(FINDINGS, run_id)
+    corpus = [str(p) for p in config.paths]
+    if config.resume:
+        run_id = _resumable_run(store, mode, corpus)
+        store.reopen_run(run_id)
+    else:
+        run_id = store.start_run(mode=mode, corpus=corpus, tool_version=__version__, config=_config_record(config))
+    findings = FindingWriter(store, run_id, config)
     status = RunStatus.FINISHED
     counts: dict[str, int] = {}
     stops = StopRequests()
@@ -83,7 +87,7 @@ def _run(
             with closing(_prepare_all(config, chain([first] if first else [], files))) as prepared:
                 counts = _ingest(store, run_id, config, prepared, findings, stops)
             if mode is Mode.AUDIT:
-                _crawl(store, run_id, config, crawler, progress, stops)
+                counts |= _crawl(store, run_id, config, crawler, progress, stops)
                 _judge(store, run_id, config, findings, stops)
         except Interrupted:
             # What was parsed, checked and judged so far is kept; the run says it is partial.
@@ -96,9 +100,10 @@ def _run(
             status = RunStatus.INTERRUPTED
         finally:
             findings.flush()
-            counts = counts or {
-                "documents": store.count(DOCUMENTS, run_id),
-                "references": store.count(LINKS, run_id),
+            counts = {
+                "documents": store.count_documents(run_id),
+                "references": store.count_references(run_id),
+                **{key: value for key, value in counts.items() if key in _CRAWL_COUNTS},
             }
             counts["urls"] = store.count_unique_urls(run_id)
             store.finish_run(run_id, status=RunStatus.INTERRUPTED if stops.requested else status, **counts)
@@ -127,7 +132,8 @@ def _prepare(config: Config, path: Path) -> Prepared:
     document = load_document(path, config.limits)
     refs, problems = extract_links(document)
     return (
-        DOCUMENTS.encode(document),
+        document.path,
+        CONTENTS.encode(document),
         [LINKS.encode(ref) for ref in refs],
         [*document_findings(document, config.schema), *problems],
     )
@@ -170,22 +176,77 @@ def _ingest(
     run_id: int,
     config: Config,
     prepared: Iterator[Prepared],
-    findings: BatchWriter[Finding],
+    findings: FindingWriter,
     stops: StopRequests,
 ) -> dict[str, int]:
     """Stream documents into the store with their links and offline findings."""
-    docs, links = store.writer(DOCUMENTS, run_id), store.writer(LINKS, run_id)
+    documents = store.documents_writer(run_id)
     try:
-        for document_row, link_rows, offline in prepared:
-            docs.add_encoded(document_row)
-            for link_row in link_rows:
-                links.add_encoded(link_row)
-            _add_findings(findings, config, offline)
+        for path, content, link_rows, offline in prepared:
+            documents.add(path, content, link_rows)
+            findings.add_all(offline)
             stops.check()
     finally:
-        docs.flush()
-        links.flush()
-    return {"documents": docs.written, "references": links.written}
+        documents.flush()
+    return {"documents": documents.documents, "references": documents.references}
+
+
+def _resumable_run(store: Store, mode: Mode, corpus: list[str]) -> int:
+    """The last run, if it is unfinished and over this corpus: what --resume continues."""
+    try:
+        run = store.run(store.latest_run_id())
+    except DatabaseError:
+        raise ConfigError(f"--resume: {store.path} holds no run to resume") from None
+    if run.status is RunStatus.FINISHED:
+        raise ConfigError(f"--resume: the last run ({run.id}) finished; there is nothing to resume")
+    if run.mode is not mode or list(run.corpus) != corpus:
+        raise ConfigError(
+            f"--resume: the last run ({run.id}) was {run.mode} of {', '.join(run.corpus)}, not {mode} of "
+            f"{', '.join(corpus)}"
+        )
+    return run.id or 0
+
+
+@dataclass
+class _Tally:
+    fetched: int = 0
+    revalidated: int = 0
+    reused: int = 0
+
+
+def _plan(store: Store, run_id: int, config: Config, tally: _Tally) -> Iterator[tuple[str, Kind]]:
+    """The URLs to fetch, in first-cited order: not those this run already has (--resume), nor
+    those whose last result was OK within --max-age (the run points at that result instead)."""
+    already = store.checked_urls(run_id)
+    batch: list[tuple[str, Kind]] = []
+
+    def decide() -> Iterator[tuple[str, Kind]]:
+        latest = store.latest_checks(url for url, _ in batch) if config.max_age is not None else {}
+        reused: list[int] = []
+        for url, kind in batch:
+            previous = latest.get(url)
+            if previous is not None and previous.id is not None and _still_fresh(previous, kind, config):
+                reused.append(previous.id)
+            else:
+                yield url, kind
+        store.reuse_checks(run_id, reused)
+        tally.reused += len(reused)
+        batch.clear()
+
+    for url, kind in store.unique_urls(run_id):
+        if url not in already:
+            batch.append((url, kind))
+        if len(batch) >= REUSE_BATCH:
+            yield from decide()
+    yield from decide()
+
+
+def _still_fresh(previous: Check, kind: Kind, config: Config) -> bool:
+    """A result is reused only if it was fine, for the same kind of fetch, and young enough."""
+    if config.max_age is None or not previous.ok or previous.kind != kind or not previous.checked_at:
+        return False
+    age = (datetime.now(UTC) - datetime.fromisoformat(previous.checked_at)).total_seconds()
+    return 0 <= age <= config.max_age
 
 
 def _crawl(
@@ -195,18 +256,31 @@ def _crawl(
     crawler: Crawler | None,
     progress: ProgressHook | None,
     stops: StopRequests,
-) -> None:
+) -> dict[str, int]:
     stops.check()
     total = store.count_unique_urls(run_id)
-    checks = store.writer(CHECKS, run_id, batch_size=CHECK_BATCH)
+    checks = store.checks_writer(run_id, batch_size=CHECK_BATCH)
+    tally = _Tally()
     try:
         asyncio.run(
             _crawl_async(
-                store.unique_urls(run_id), total, config, crawler or Crawler(config.crawl), checks, progress, stops
+                _plan(store, run_id, config, tally),
+                total,
+                config,
+                crawler or Crawler(config.crawl),
+                checks,
+                progress,
+                stops,
+                tally,
             )
         )
     finally:
         checks.flush()
+        # Recorded even when stopped: a resumed run adds to what it had.
+        previous = store.run(run_id)
+        counts = {key: (getattr(previous, key) or 0) + getattr(tally, key) for key in _CRAWL_COUNTS}
+        store.set_counts(run_id, **counts)
+    return counts
 
 
 async def _crawl_async(
@@ -214,9 +288,10 @@ async def _crawl_async(
     total: int,
     config: Config,
     crawler: Crawler,
-    checks: BatchWriter[Check],
+    checks: CheckWriter,
     progress: ProgressHook | None,
     stops: StopRequests,
+    tally: _Tally,
 ) -> None:
     task = asyncio.current_task()
     assert task is not None
@@ -239,6 +314,7 @@ async def _crawl_async(
                 done = 0
                 async for check in crawler.crawl(targets):
                     done += 1
+                    tally.fetched += 1
                     checks.add(check)
                     if progress:
                         progress(check, done, total)
@@ -249,14 +325,14 @@ async def _crawl_async(
         flusher.cancel()
 
 
-def _judge(store: Store, run_id: int, config: Config, findings: BatchWriter[Finding], stops: StopRequests) -> None:
+def _judge(store: Store, run_id: int, config: Config, findings: FindingWriter, stops: StopRequests) -> None:
     """Verdicts: every reference against its check, every document against its pages.
 
     Checks are read per document, so memory follows the largest document,
     not the corpus.
     """
     # Many documents cite the same URL; bounded, so a huge corpus stays flat.
-    history = functools.lru_cache(maxsize=65_536)(lambda url: store.past_verdicts(url, run_id, FLAKY_WINDOW - 1))
+    earlier = functools.lru_cache(maxsize=65_536)(lambda url: store.past_verdicts(url, run_id, config.flaky_window - 1))
     links_by_document = groupby(store.links(run_id), key=lambda link: link.document)
     pending = next(links_by_document, None)
     for document in store.iter_documents(run_id):
@@ -268,18 +344,59 @@ def _judge(store: Store, run_id: int, config: Config, findings: BatchWriter[Find
         out: list[Finding] = []
         for link in links:
             check = checks.get(link.normalized_url)
-            out += link_findings(link, check)
-            if check is not None:
-                out += flaky_findings(link, check, history(link.normalized_url))
+            verdicts = link_findings(link, check)
+            flaky = flaky_findings(link, check, earlier(link.normalized_url), config.flaky_window)
+            if flaky:
+                # A link that keeps flipping is flaky, not freshly dead.
+                verdicts = [finding for finding in verdicts if finding.code is not Code.DEAD_LINK] + flaky
+            out += verdicts
         out += page_findings(document, checks)
-        _add_findings(findings, config, out)
+        findings.add_all(out)
 
 
-def _add_findings(writer: BatchWriter[Finding], config: Config, findings: list[Finding]) -> None:
-    for finding in findings:
-        severity = config.severity(finding.code)
-        if severity is not Severity.OFF:
-            writer.add(dataclasses.replace(finding, severity=severity))
+class FindingWriter:
+    """Findings into the store with the configured severity and how long each has been reported.
+
+    A finding the previous run over the corpus also reported keeps its
+    `first_seen` and counts one more failing run; with --dead-after N, a dead
+    link is a warning until it has failed N runs in a row.
+    """
+
+    def __init__(self, store: Store, run_id: int, config: Config) -> None:
+        self.config = config
+        self.writer = store.writer(FINDINGS, run_id)
+        self.started_at = store.run(run_id).started_at
+        previous = store.previous_run_id(run_id)
+        self.previous_started_at = store.run(previous).started_at if previous else None
+        self.earlier = {finding.key: finding for finding in store.findings(previous)} if previous else {}
+
+    def add_all(self, findings: Iterable[Finding]) -> None:
+        for finding in findings:
+            self.add(finding)
+
+    def add(self, finding: Finding) -> None:
+        severity = self.config.severity(finding.code)
+        if severity is Severity.OFF:
+            return
+        earlier = self.earlier.get(finding.key)
+        first_seen: str | None
+        if earlier is None:
+            first_seen, failing_runs = self.started_at, 1
+        else:
+            first_seen = earlier.first_seen or self.previous_started_at
+            failing_runs = (earlier.failing_runs or 1) + 1
+        message = finding.message
+        if finding.code is Code.DEAD_LINK and failing_runs < self.config.dead_after and severity is Severity.ERROR:
+            severity = Severity.WARNING
+            message += f" (failing {failing_runs} run(s) in a row; an error from {self.config.dead_after})"
+        self.writer.add(
+            dataclasses.replace(
+                finding, severity=severity, message=message, first_seen=first_seen, failing_runs=failing_runs
+            )
+        )
+
+    def flush(self) -> None:
+        self.writer.flush()
 
 
 def _config_record(config: Config) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from auditor.amp import amp_cache_url
-from auditor.config import SchemaConfig
+from auditor.config import Config, SchemaConfig
 from auditor.corpus import Document
 from auditor.domains import domain_problem, is_public_suffix, registrable_domain
 from auditor.links import (
@@ -40,7 +40,7 @@ from auditor.model import Check, Code, Evidence, Finding, Kind, LinkRef, PageHea
 BLOCKED_STATUSES = frozenset({401, 403, 429})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 DATE_TOLERANCE_SECONDS = 24 * 3600
-FLAKY_WINDOW = 5  # runs, the current one included
+DEFAULT_FLAKY_WINDOW = Config().flaky_window
 
 
 # -- offline rules -----------------------------------------------------------
@@ -346,11 +346,16 @@ def _image_findings(link: LinkRef, check: Check, base: dict[str, Any]) -> list[F
     return []
 
 
-def flaky_findings(link: LinkRef, check: Check | None, history: list[bool]) -> list[Finding]:
-    """A URL whose verdict flipped twice or more within the recent runs (`history`: earlier oks, newest first)."""
+def flaky_findings(
+    link: LinkRef, check: Check | None, history: list[bool], window: int = DEFAULT_FLAKY_WINDOW
+) -> list[Finding]:
+    """A URL whose verdict flipped twice or more within the last `window` runs, this one included.
+
+    `history` holds whether each earlier run found it ok, newest first.
+    """
     if check is None:
         return []
-    states = [check.ok, *history[: FLAKY_WINDOW - 1]]
+    states = [check.ok, *history[: window - 1]]
     flips = sum(1 for a, b in zip(states, states[1:], strict=False) if a != b)
     if flips < 2:
         return []

@@ -9,6 +9,7 @@ an interrupted run keeps everything it had checked.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sqlite3
 import types
@@ -89,28 +90,43 @@ def _column_for(name: str, hint: Any) -> _Column:
 
 
 class _Table(Generic[Record]):
-    """One table: its record type, its columns (declared once, by the record) and its codec."""
+    """One table: its record type, its columns (declared once, by the record) and its codec.
 
-    def __init__(self, name: str, record: type[Record], *, per_run: bool, indexes: Iterable[tuple[str, ...]] = ()):
-        self.name, self.record, self.per_run, self.indexes = name, record, per_run, tuple(indexes)
+    `keys` are columns the table has before the record's own (the run id of a
+    per-run table, the content hash of a link); `exclude` names record fields
+    another table holds (a link's document path lives with the run's documents).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        record: type[Record],
+        *,
+        keys: tuple[tuple[str, type], ...] = (),
+        exclude: frozenset[str] = frozenset(),
+        indexes: Iterable[tuple[str, ...]] = (),
+        pk: str | None = None,
+    ) -> None:
+        self.name, self.record, self.keys, self.indexes, self.pk = name, record, keys, tuple(indexes), pk
         hints = typing.get_type_hints(record)
-        fields = [f for f in dataclasses.fields(record) if f.metadata.get("stored", True)]  # type: ignore[arg-type]
+        fields = [
+            f
+            for f in dataclasses.fields(record)  # type: ignore[arg-type]
+            if f.metadata.get("stored", True) and f.name not in exclude and f.name != pk
+        ]
         self.columns = tuple(_column_for(f.name, hints[f.name]) for f in fields)
-        self.insert_sql = (
-            f"insert into [{name}] ({', '.join(self._names())}) values ({', '.join('?' * len(self._names()))})"
-        )
-
-    def _names(self) -> list[str]:
-        return [f"[{name}]" for name in (["run_id"] if self.per_run else []) + [c.name for c in self.columns]]
+        names = [f"[{key}]" for key, _ in keys] + [f"[{c.name}]" for c in self.columns]
+        self.insert_sql = f"insert into [{name}] ({', '.join(names)}) values ({', '.join('?' * len(names))})"
 
     def schema(self) -> dict[str, type]:
-        return {**({"run_id": int} if self.per_run else {}), **{c.name: c.sql_type for c in self.columns}}
+        return {**({self.pk: int} if self.pk else {}), **dict(self.keys), **{c.name: c.sql_type for c in self.columns}}
 
     def encode(self, record: Record) -> Row:
-        """The record's column values, in order (a per-run table's writer puts the run id first)."""
+        """The record's own column values, in order (the writer puts the key values first)."""
         return tuple(None if (value := getattr(record, c.name)) is None else c.encode(value) for c in self.columns)
 
-    def decode(self, row: Mapping[str, Any]) -> Record:
+    def decode(self, row: Mapping[str, Any], **given: Any) -> Record:
+        """The record of a row; `given` supplies fields kept elsewhere (a link's document path)."""
         values: dict[str, Any] = {}
         for column in self.columns:
             value = row.get(column.name)
@@ -118,15 +134,35 @@ class _Table(Generic[Record]):
                 values[column.name] = None if value is None else column.decode(value)
             except (ValueError, TypeError) as exc:  # a value no enum or record of this release knows
                 raise DatabaseError(f"table {self.name}, column {column.name}: cannot read {value!r}: {exc}") from exc
-        return self.record(**values)
+        if self.pk and self.pk in row:
+            values[self.pk] = row[self.pk]
+        return self.record(**values, **given)
 
 
-RUNS = _Table("runs", Run, per_run=False)
-DOCUMENTS = _Table("documents", Document, per_run=True, indexes=[("run_id", "path")])
-LINKS = _Table("links", LinkRef, per_run=True, indexes=[("run_id", "normalized_url"), ("run_id", "document")])
-CHECKS = _Table("checks", Check, per_run=True, indexes=[("run_id", "url"), ("url", "run_id")])
-FINDINGS = _Table("findings", Finding, per_run=True, indexes=[("run_id", "code")])
-TABLES: tuple[_Table[Any], ...] = (RUNS, DOCUMENTS, LINKS, CHECKS, FINDINGS)
+# The store grows with change, not with runs: a document's parsed content is kept
+# once per content hash (its links with it), a check once per fetch; what a run
+# saw is a row per document (path -> content) and per URL (-> the check it used).
+RUNS = _Table("runs", Run, pk="id")
+CONTENTS = _Table("contents", Document, keys=(("hash", str),), exclude=frozenset({"path"}))
+LINKS = _Table("links", LinkRef, keys=(("content", str),), exclude=frozenset({"document"}), indexes=[("content",)])
+CHECKS = _Table("checks", Check, keys=(("run_id", int),), pk="id", indexes=[("url", "id")])
+FINDINGS = _Table("findings", Finding, keys=(("run_id", int),), indexes=[("run_id", "code")])
+TABLES: tuple[_Table[Any], ...] = (RUNS, CONTENTS, LINKS, CHECKS, FINDINGS)
+SCHEMA_VERSION = 2
+# Tables of rows without a record: which content each document had in a run, which check each URL had.
+_JOIN_TABLES = (
+    "create table if not exists run_documents (run_id integer not null, path text not null, "
+    "content text not null, position integer not null, primary key (run_id, path)) without rowid",
+    "create index if not exists run_documents_order on run_documents (run_id, position)",
+    "create table if not exists run_checks (run_id integer not null, check_id integer not null, "
+    "primary key (run_id, check_id)) without rowid",
+    "create unique index if not exists contents_hash on contents (hash)",
+)
+
+
+def content_hash(encoded: Row) -> str:
+    """The key a document's parsed content is stored under: the same content is stored once."""
+    return hashlib.blake2b(json.dumps(encoded).encode(), digest_size=16).hexdigest()
 
 
 def now_iso() -> str:
@@ -145,11 +181,14 @@ class Store:
 
     def _ensure_schema(self) -> None:
         existing = set(self.db.table_names())
+        if "documents" in existing:  # the first release's layout: one copy of everything per run
+            _migrate_from_copies_per_run(self.db)
+            existing = set(self.db.table_names())
         for spec in TABLES:
             table = self.db.table(spec.name)
             columns = spec.schema()
             if spec.name not in existing:
-                table.create(columns, pk="id" if spec is RUNS else None)
+                table.create(columns, pk=spec.pk)
                 for index in spec.indexes:
                     table.create_index(list(index), if_not_exists=True)
             else:
@@ -157,6 +196,10 @@ class Store:
                 for column, column_type in columns.items():
                     if column not in table.columns_dict:
                         table.add_column(column, column_type)
+        with self.db.conn:
+            for statement in _JOIN_TABLES:
+                self.db.conn.execute(statement)
+        self.db.execute(f"pragma user_version = {SCHEMA_VERSION}")
 
     @classmethod
     def open_existing(cls, path: Path) -> Store:
@@ -190,6 +233,17 @@ class Store:
     def finish_run(self, run_id: int, *, status: RunStatus, **counts: int) -> None:
         self.db.table("runs").update(run_id, {"status": status.value, "finished_at": now_iso(), **counts})
 
+    def set_counts(self, run_id: int, **counts: int) -> None:
+        self.db.table("runs").update(run_id, counts)
+
+    def reopen_run(self, run_id: int) -> None:
+        """A run picked up again (--resume): running once more; its verdicts are judged anew."""
+        with self.db.conn:
+            self.db.conn.execute("update runs set status = ?, finished_at = null where id = ?",
+                                 [RunStatus.RUNNING.value, run_id])  # fmt: skip
+            self.db.conn.execute("delete from findings where run_id = ?", [run_id])
+            self.db.conn.execute("delete from run_documents where run_id = ?", [run_id])
+
     def run(self, run_id: int) -> Run:
         try:
             return RUNS.decode(self.db.table("runs").get(run_id))
@@ -217,12 +271,30 @@ class Store:
     def writer(self, table: _Table[Record], run_id: int, batch_size: int = 500) -> BatchWriter[Record]:
         return BatchWriter(self, table, run_id, batch_size)
 
+    def documents_writer(self, run_id: int, batch_size: int = 500) -> DocumentWriter:
+        return DocumentWriter(self, run_id, batch_size)
+
+    def checks_writer(self, run_id: int, batch_size: int = 500) -> CheckWriter:
+        return CheckWriter(self, run_id, batch_size)
+
     def insert_rows(self, table: _Table[Any], rows: list[Row]) -> None:
         # executemany with the known columns: the hot path of ingesting a large
         # corpus, about 3x faster than sqlite-utils' insert_all, which re-derives
         # columns and types for every batch.
         with self.db.conn:
             self.db.conn.executemany(table.insert_sql, rows)
+
+    def add_checks(self, run_id: int, checks: Iterable[Check]) -> None:
+        with self.db.conn:
+            for check in checks:
+                cursor = self.db.conn.execute(CHECKS.insert_sql, (run_id, *CHECKS.encode(check)))
+                self.db.conn.execute("insert or ignore into run_checks values (?, ?)", [run_id, cursor.lastrowid])
+
+    def reuse_checks(self, run_id: int, check_ids: Iterable[int]) -> None:
+        """Earlier results this run stands by (within --max-age): pointers, not copies."""
+        with self.db.conn:
+            self.db.conn.executemany("insert or ignore into run_checks values (?, ?)",
+                                     [(run_id, check_id) for check_id in check_ids])  # fmt: skip
 
     # -- reading ------------------------------------------------------------
     def _stream(self, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
@@ -240,39 +312,79 @@ class Store:
         finally:
             reader.close()
 
+    _RUN_LINKS = "from run_documents join links on links.content = run_documents.content where run_documents.run_id = ?"
+
     def unique_urls(self, run_id: int) -> Iterator[tuple[str, Kind]]:
-        """Each normalised URL once, with the kind that asks the most of the fetch."""
+        """Each normalised URL once, with the kind that asks the most of the fetch, in first-cited order."""
         rows = self._stream(
-            "select normalized_url, max(kind = ?) as is_image, min(kind) as kind from links "
-            "where run_id = ? group by normalized_url order by min(rowid)",
+            "select normalized_url, max(kind = ?) as is_image, min(kind) as kind "
+            f"{self._RUN_LINKS} group by normalized_url order by min(run_documents.position), min(links.rowid)",
             [Kind.IMAGE.value, run_id],
         )
         for row in rows:
             yield row["normalized_url"], Kind.IMAGE if row["is_image"] else Kind(row["kind"])
 
     def count_unique_urls(self, run_id: int) -> int:
-        row = next(self.db.query("select count(distinct normalized_url) as n from links where run_id = ?", [run_id]))
+        row = next(self.db.query(f"select count(distinct normalized_url) as n {self._RUN_LINKS}", [run_id]))
         return int(row["n"])
 
+    def checked_urls(self, run_id: int) -> set[str]:
+        """The URLs this run already has a result for (a resumed run checks only the rest)."""
+        rows = self.db.query(
+            "select checks.url from run_checks join checks on checks.id = run_checks.check_id "
+            "where run_checks.run_id = ?",
+            [run_id],
+        )
+        return {row["url"] for row in rows}
+
+    def latest_checks(self, urls: Iterable[str]) -> dict[str, Check]:
+        """The most recent stored check of each URL (any run), for reuse and revalidation."""
+        wanted = sorted(set(urls))
+        found: dict[str, Check] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.query(
+                f"select * from checks where id in (select max(id) from checks where url in ({marks}) group by url)",
+                chunk,
+            )
+            found.update((row["url"], CHECKS.decode(row)) for row in rows)
+        return found
+
     def checks(self, run_id: int, urls: Iterable[str] | None = None) -> dict[str, Check]:
-        """Checks of a run by URL: all of them, or only the given URLs (bounded memory per document)."""
+        """The checks a run used, by URL: all of them, or only the given URLs (bounded memory per document)."""
+        base = (
+            "select checks.* from run_checks join checks on checks.id = run_checks.check_id where run_checks.run_id = ?"
+        )
         if urls is None:
-            rows = self.db.query("select * from checks where run_id = ?", [run_id])
+            rows = self.db.query(base, [run_id])
         else:
             wanted = sorted(set(urls))
             if not wanted:
                 return {}
             marks = ",".join("?" * len(wanted))
-            rows = self.db.query(f"select * from checks where run_id = ? and url in ({marks})", [run_id, *wanted])
+            rows = self.db.query(f"{base} and checks.url in ({marks})", [run_id, *wanted])
         return {row["url"]: CHECKS.decode(row) for row in rows}
 
     def links(self, run_id: int) -> Iterator[LinkRef]:
-        for row in self._stream("select * from links where run_id = ? order by rowid", [run_id]):
-            yield LINKS.decode(row)
+        """Every reference of the run, document by document in ingest order."""
+        rows = self._stream(
+            f"select run_documents.path as document_path, links.* {self._RUN_LINKS} "
+            "order by run_documents.position, links.rowid",
+            [run_id],
+        )
+        for row in rows:
+            yield LINKS.decode(row, document=row["document_path"])
 
     def iter_documents(self, run_id: int) -> Iterator[Document]:
-        for row in self._stream("select * from documents where run_id = ? order by rowid", [run_id]):
-            yield DOCUMENTS.decode(row)
+        rows = self._stream(
+            "select run_documents.path as document_path, contents.* from run_documents "
+            "join contents on contents.hash = run_documents.content where run_documents.run_id = ? "
+            "order by run_documents.position",
+            [run_id],
+        )
+        for row in rows:
+            yield CONTENTS.decode(row, path=row["document_path"])
 
     def findings(self, run_id: int) -> list[Finding]:
         rows = self.db.query("select * from findings where run_id = ? order by rowid", [run_id])
@@ -285,17 +397,40 @@ class Store:
             counts[row["run_id"]][Severity(row["severity"])] = row["n"]
         return counts
 
-    def past_verdicts(self, url: str, before_run: int, limit: int) -> list[bool]:
-        """Whether each of the most recent earlier checks of a URL was ok, newest first."""
+    def url_history(self, url: str, before_run: int | None = None, limit: int | None = None) -> list[tuple[int, Check]]:
+        """(run id, the check that run used) for a URL, newest run first."""
         rows = self.db.query(
-            "select ok from checks where url = ? and run_id < ? order by run_id desc limit ?",
-            [url, before_run, limit],
+            "select run_checks.run_id as used_by, checks.* from run_checks "
+            "join checks on checks.id = run_checks.check_id where checks.url = ? and run_checks.run_id < ? "
+            "order by run_checks.run_id desc limit ?",
+            [url, before_run if before_run is not None else 2**62, limit if limit is not None else -1],
         )
-        return [bool(row["ok"]) for row in rows]
+        return [(int(row["used_by"]), CHECKS.decode(row)) for row in rows]
 
-    def count(self, table: _Table[Any], run_id: int) -> int:
-        row = next(self.db.query(f"select count(*) as n from [{table.name}] where run_id = ?", [run_id]))
-        return int(row["n"])
+    def past_verdicts(self, url: str, before_run: int, limit: int) -> list[bool]:
+        """Whether each of the most recent earlier runs found the URL ok, newest first."""
+        return [check.ok for _, check in self.url_history(url, before_run, limit)]
+
+    def count_documents(self, run_id: int) -> int:
+        return int(self.db.execute("select count(*) from run_documents where run_id = ?", [run_id]).fetchone()[0])
+
+    def count_references(self, run_id: int) -> int:
+        return int(self.db.execute(f"select count(*) {self._RUN_LINKS}", [run_id]).fetchone()[0])
+
+    # -- retention ------------------------------------------------------------
+    def prune(self, keep_run_ids: Iterable[int]) -> int:
+        """Drop every run not kept, then whatever no kept run references; VACUUM. Returns runs dropped."""
+        kept = sorted(set(keep_run_ids))
+        marks = ",".join("?" * len(kept)) or "null"
+        with self.db.conn:
+            dropped = self.db.conn.execute(f"delete from runs where id not in ({marks})", kept).rowcount
+            for table in ("run_documents", "run_checks", "findings"):
+                self.db.conn.execute(f"delete from {table} where run_id not in ({marks})", kept)
+            self.db.conn.execute("delete from contents where hash not in (select content from run_documents)")
+            self.db.conn.execute("delete from links where content not in (select hash from contents)")
+            self.db.conn.execute("delete from checks where id not in (select check_id from run_checks)")
+        self.db.execute("vacuum")
+        return int(dropped)
 
 
 class BatchWriter(Generic[Record]):
@@ -321,3 +456,121 @@ class BatchWriter(Generic[Record]):
         if rows:
             self.store.insert_rows(self.table, rows)
             self.written += len(rows)
+
+
+class CheckWriter:
+    """A run's fresh checks, committed in batches, each also recorded as what the run saw for its URL."""
+
+    def __init__(self, store: Store, run_id: int, batch_size: int) -> None:
+        self.store, self.run_id, self.batch_size = store, run_id, batch_size
+        self.pending: list[Check] = []
+
+    def add(self, check: Check) -> None:
+        self.pending.append(check)
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if batch:
+            self.store.add_checks(self.run_id, batch)
+
+
+class DocumentWriter:
+    """A run's documents: the path each had in this run, and its content and links if not stored yet."""
+
+    def __init__(self, store: Store, run_id: int, batch_size: int) -> None:
+        self.store, self.run_id, self.batch_size = store, run_id, batch_size
+        self.pending: list[tuple[str, Row, list[Row]]] = []
+        self.documents = 0
+        self.references = 0
+
+    def add(self, path: str, content: Row, links: list[Row]) -> None:
+        self.pending.append((path, content, links))
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        hashes = [content_hash(content) for _, content, _ in batch]
+        db = self.store.db
+        marks = ",".join("?" * len(hashes))
+        known = {row[0] for row in db.conn.execute(f"select hash from contents where hash in ({marks})", hashes)}
+        with db.conn:
+            for (path, content, links), digest in zip(batch, hashes, strict=True):
+                db.conn.execute(
+                    "insert or replace into run_documents values (?, ?, ?, ?)",
+                    [self.run_id, path, digest, self.documents],
+                )
+                self.documents += 1
+                if digest not in known:
+                    known.add(digest)
+                    db.conn.execute(CONTENTS.insert_sql, (digest, *content))
+                    db.conn.executemany(LINKS.insert_sql, [(digest, *link) for link in links])
+        self.references += sum(len(links) for _, _, links in batch)
+
+
+def _migrate_from_copies_per_run(db: sqlite_utils.Database) -> None:
+    """The first release kept a copy of every document, link and check per run; keep each once.
+
+    Runs keep their ids, checks keep their order; each run points at its
+    documents' contents and at its checks. One transaction: a kill midway
+    leaves the old layout, migrated again on the next open.
+    """
+    conn = db.conn
+    with conn:
+        for old in ("documents", "links", "checks"):
+            conn.execute(f"alter table [{old}] rename to [v1_{old}]")
+        for spec in (CONTENTS, LINKS, CHECKS):
+            columns = ", ".join(
+                f"[{name}] {'integer primary key' if name == spec.pk else _SQL_TYPES[kind]}"
+                for name, kind in spec.schema().items()
+            )
+            conn.execute(f"create table [{spec.name}] ({columns})")
+        for statement in _JOIN_TABLES:
+            conn.execute(statement)
+        stored: set[str] = set()
+        content_of: dict[tuple[int, str], str] = {}
+        content_columns = [c.name for c in CONTENTS.columns]
+        query = f"select run_id, path, {', '.join(content_columns)} from v1_documents order by rowid"
+        for position, (run_id, path, *content) in enumerate(conn.execute(query).fetchall()):
+            digest = content_hash(tuple(content))
+            content_of[(run_id, path)] = digest
+            conn.execute("insert or replace into run_documents values (?, ?, ?, ?)", [run_id, path, digest, position])
+            if digest not in stored:
+                stored.add(digest)
+                conn.execute(CONTENTS.insert_sql, (digest, *content))
+        link_columns = [c.name for c in LINKS.columns]
+        old_link_columns = {row[1] for row in conn.execute("pragma table_info(v1_links)")}
+        select = ", ".join(name if name in old_link_columns else "null" for name in link_columns)
+        # A content's links come from the first document seen with it; later copies are the same.
+        linked_by: dict[str, tuple[int, str]] = {}
+        for run_id, document, *link in conn.execute(
+            f"select run_id, document, {select} from v1_links order by rowid"
+        ).fetchall():
+            owner = content_of.get((run_id, document))
+            if owner is None:
+                # Links without their document's row (a run killed between the two writes): keep them
+                # under an empty content of their own, so the run still lists its references.
+                empty = CONTENTS.encode(Document(document, None, {}))
+                owner = content_of[(run_id, document)] = content_hash((f"links of {document}", *empty))
+                position = conn.execute("select count(*) from run_documents where run_id = ?", [run_id]).fetchone()[0]
+                conn.execute("insert into run_documents values (?, ?, ?, ?)", [run_id, document, owner, position])
+                if owner not in stored:
+                    stored.add(owner)
+                    conn.execute(CONTENTS.insert_sql, (owner, *empty))
+            if linked_by.setdefault(owner, (run_id, document)) == (run_id, document):
+                conn.execute(LINKS.insert_sql, (owner, *link))
+        check_columns = [c.name for c in CHECKS.columns]
+        old_check_columns = {row[1] for row in conn.execute("pragma table_info(v1_checks)")}
+        select = ", ".join(name if name in old_check_columns else "null" for name in check_columns)
+        for row in conn.execute(f"select run_id, {select} from v1_checks order by rowid").fetchall():
+            cursor = conn.execute(CHECKS.insert_sql, row)
+            conn.execute("insert or ignore into run_checks values (?, ?)", [row[0], cursor.lastrowid])
+        for old in ("documents", "links", "checks"):
+            conn.execute(f"drop table [v1_{old}]")
+
+
+_SQL_TYPES = {int: "integer", float: "float", str: "text"}

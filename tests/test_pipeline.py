@@ -253,15 +253,17 @@ def _wait_for_line(process: subprocess.Popen[bytes], expected: bytes, seconds: f
 
 
 def _no_row_twice(db: Path) -> None:
+    """Each document once per run, each content's links once, each URL checked once per run, each finding once."""
+    queries = {
+        "documents": "select run_id, path from run_documents",
+        "links": "select content, field from links",
+        "checks": "select run_checks.run_id, url from run_checks join checks on checks.id = run_checks.check_id",
+        "findings": "select run_id, code, document, field, url, message from findings",
+    }
     with sqlite3.connect(db) as conn:
-        for table, key in [
-            ("documents", "path"),
-            ("links", "document, field"),
-            ("checks", "url"),
-            ("findings", "code, document, field, url, message"),
-        ]:
+        for table, query in queries.items():
             rows, distinct = conn.execute(
-                f"select count(*), (select count(*) from (select distinct run_id, {key} from {table})) from {table}"
+                f"select count(*), (select count(*) from (select distinct * from ({query}))) from ({query})"
             ).fetchone()
             assert rows == distinct, table
 
@@ -280,7 +282,7 @@ def test_a_signal_in_any_phase_stops_cleanly_with_reports(
     assert "Traceback" not in stderr.decode()
     with sqlite3.connect(db) as conn:
         assert conn.execute("select status from runs").fetchone()[0] == "interrupted"
-        documents = conn.execute("select count(*) from documents").fetchone()[0]
+        documents = conn.execute("select count(*) from run_documents").fetchone()[0]
         checked = {row[0] for row in conn.execute("select url from checks")}
         judged = {row[0] for row in conn.execute("select distinct document from findings")}
     report = json.loads((tmp_path / "reports" / "report.json").read_text())

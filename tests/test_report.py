@@ -40,7 +40,7 @@ from auditor.report import build_report, render_json
 from auditor.report.github import github_annotations
 from auditor.report.junit import render_junit
 from auditor.report.markdown import render_markdown
-from auditor.store import CHECKS, DOCUMENTS, FINDINGS, LINKS, Store
+from auditor.store import CONTENTS, FINDINGS, LINKS, Store
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 RUN_TIMES = {
@@ -304,28 +304,23 @@ def build_golden_store(path: Path) -> None:
                 config={"fail_on": "warning", "formats": ["json"]},
             )
             document, broken = "corpus/a.md", "corpus/é broken.md"
-            documents = store.writer(DOCUMENTS, run_id)
-            documents.add(Document(path=document, data={"title": "Small news"}, lines={"title": 2}))
-            documents.add(Document(path=broken, data=None, lines={}))
-            links, checks, findings = (
-                store.writer(LINKS, run_id),
-                store.writer(CHECKS, run_id),
-                store.writer(FINDINGS, run_id),
-            )
-            for link in _links(document):
-                links.add(_link(link))
+            documents = store.documents_writer(run_id)
+            links = [LINKS.encode(_link(link)) for link in _links(document)]
+            documents.add(document, CONTENTS.encode(Document(document, {"title": "Small news"}, {"title": 2})), links)
+            documents.add(broken, CONTENTS.encode(Document(broken, None, {})), [])
+            checks, findings = store.checks_writer(run_id), store.writer(FINDINGS, run_id)
             for check in _checks(run):
                 checks.add(_check(check))
             for finding in _findings(run, document, broken):
                 findings.add(_finding(finding))
-            for writer in (documents, links, checks, findings):
+            for writer in (documents, checks, findings):
                 writer.flush()
             store.finish_run(run_id, status=RunStatus.FINISHED, documents=2, references=4, urls=4)
         run_id = store.start_run(mode=Mode.LINT, corpus=["other", "more"], tool_version="0.1.0", config={})
-        links = store.writer(LINKS, run_id)
-        for link in _links("other/b.md"):
-            links.add(_link(link))
-        links.flush()
+        documents = store.documents_writer(run_id)
+        links = [LINKS.encode(_link(link)) for link in _links("other/b.md")]
+        documents.add("other/b.md", CONTENTS.encode(Document("other/b.md", {"title": "B"}, {"title": 2})), links)
+        documents.flush()
         store.finish_run(run_id, status=RunStatus.INTERRUPTED, documents=1, references=4, urls=4)
     finally:
         store.close()

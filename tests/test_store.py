@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -7,9 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import make_check, make_link
 
+from auditor.corpus import Document
 from auditor.errors import DatabaseError
 from auditor.model import Check, Code, Evidence, Finding, Hop, Kind, Mode, PageHead, RunStatus, Severity
-from auditor.store import CHECKS, FINDINGS, LINKS, Store
+from auditor.store import CONTENTS, FINDINGS, LINKS, Store
 
 
 def _run(store: Store, corpus: list[str] | None = None) -> int:
@@ -18,15 +20,23 @@ def _run(store: Store, corpus: list[str] | None = None) -> int:
 
 def test_tables_wal_and_round_trip(tmp_path: Path) -> None:
     store = Store(tmp_path / "a.sqlite")
-    assert set(store.db.table_names()) >= {"runs", "documents", "links", "checks", "findings"}
+    assert set(store.db.table_names()) >= {
+        "runs",
+        "contents",
+        "run_documents",
+        "links",
+        "checks",
+        "run_checks",
+        "findings",
+    }
     assert store.db.journal_mode == "wal"
     run_id = _run(store)
-    checks = store.writer(CHECKS, run_id, batch_size=2)
+    checks = store.checks_writer(run_id, batch_size=2)
     written = make_check(redirects=[{"status": 301, "url": "https://b.example/"}], head={"title": "T"})
     checks.add(written)
     checks.flush()
     check = store.checks(run_id)["https://a.example/"]
-    assert check == written
+    assert check == dataclasses.replace(written, id=check.id) and check.id is not None
     assert check.redirects == (Hop(301, "https://b.example/"),)
     assert check.head == PageHead(title="T")
     assert store.run(run_id).status is RunStatus.RUNNING
@@ -60,7 +70,7 @@ def test_batches_are_committed_as_they_fill(tmp_path: Path) -> None:
     path = tmp_path / "a.sqlite"
     store = Store(path)
     run_id = _run(store)
-    writer = store.writer(CHECKS, run_id, batch_size=3)
+    writer = store.checks_writer(run_id, batch_size=3)
     for index in range(7):
         writer.add(make_check(url=f"https://e.example/{index}", ok=False))
     # A second connection (another process, or the next run after a kill) sees full batches only.
@@ -73,15 +83,12 @@ def test_batches_are_committed_as_they_fill(tmp_path: Path) -> None:
 def test_unique_urls_prefers_image_kind_and_keeps_first_seen_order(tmp_path: Path) -> None:
     store = Store(tmp_path / "a.sqlite")
     run_id = _run(store)
-    links = store.writer(LINKS, run_id)
-    for url, kind in [
-        ("https://b/", Kind.PAGE),
-        ("https://a/", Kind.PAGE),
-        ("https://a/", Kind.IMAGE),
-        ("https://b/", Kind.AMP),
-    ]:
-        links.add(make_link(document="d", field="f", kind=kind, url=url))
-    links.flush()
+    cited = [("https://b/", Kind.PAGE), ("https://a/", Kind.PAGE), ("https://a/", Kind.IMAGE), ("https://b/", Kind.AMP)]
+    documents = store.documents_writer(run_id)
+    for index, (url, kind) in enumerate(cited):
+        content = CONTENTS.encode(Document(f"d{index}", {"n": index}, {}))
+        documents.add(f"d{index}", content, [LINKS.encode(make_link(document="d", field="f", kind=kind, url=url))])
+    documents.flush()
     assert list(store.unique_urls(run_id)) == [("https://b/", "amp"), ("https://a/", "image")]
 
 
@@ -89,7 +96,7 @@ def test_history_and_previous_run(tmp_path: Path) -> None:
     store = Store(tmp_path / "a.sqlite")
     first, other, second = _run(store), _run(store, ["elsewhere"]), _run(store)
     for run_id, ok in ((first, True), (other, False), (second, False)):
-        w = store.writer(CHECKS, run_id)
+        w = store.checks_writer(run_id)
         w.add(make_check(url="https://x/", ok=ok))
         w.flush()
     assert store.previous_run_id(second) == first
