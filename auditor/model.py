@@ -13,9 +13,10 @@ compares members, never string literals.
     RunStatus   running, finished, interrupted, failed
     Mode        audit or lint
 
-and the records the stages hand on: LinkRef (a cited URL), Check (one fetch
-of a URL), Hop (one redirect of it), PageHead (what a fetched page says),
-Finding (one problem found), Run (one audit or lint).
+and the records the stages hand on: LinkRef (a cited URL), Target (a URL to
+check, with its previous check), Check (one fetch of a URL), Hop (one
+redirect of it), PageHead (what a fetched page says), Finding (one problem
+found), Run (one audit or lint).
 """
 
 from __future__ import annotations
@@ -212,7 +213,25 @@ class Check:
     image_format: str | None = None
     image_error: str | None = None
     head: PageHead | None = None  # pages only: what their <head> says
+    # The validators a 2xx final answer carried, sent back on the next check of the URL
+    # (If-None-Match / If-Modified-Since); verbatim, weak ETags included.
+    etag: str | None = None
+    last_modified: str | None = None
+    # This check is a 304 that confirmed an earlier answer: its outcome (status, head, image
+    # size, validators) is that answer's; its time, bytes and attempts are this exchange's.
+    revalidated: bool = False
+
     id: int | None = None  # given by the store; a run that reuses this result points at it
+
+
+@dataclass(frozen=True)
+class Target:
+    """One URL for the crawl: the kind it is checked as and, when it may be revalidated,
+    its previous check (whose validators go out as a conditional request)."""
+
+    url: str
+    kind: Kind
+    previous: Check | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -38,6 +38,11 @@ per-path counters):
 ``/image/<name>``                   bytes from :meth:`LoopbackServer.add_file`, honours Range
 ``/noimagerange/<name>``            the same bytes, ignores Range (always 200)
 ``/range416/<name>``                416 to any request with Range, 200 without
+``/conditional/<name>``             the same bytes, honours Range, with ``ETag`` (a hash of the
+                                    bytes) and ``Last-Modified`` (when they were added); 304 to a
+                                    matching ``If-None-Match``, or without one to an
+                                    ``If-Modified-Since`` not before ``Last-Modified``
+``/last-modified/<name>``           the same, with ``Last-Modified`` only (no ``ETag``)
 ==================================  ===========================================
 
 Exact paths registered with :meth:`LoopbackServer.add_route` win over all of
@@ -48,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import http
 import inspect
 import itertools
@@ -295,6 +301,15 @@ _server_numbers = itertools.count(1)
 class _StoredFile:
     data: bytes
     content_type: str
+    modified: float  # seconds since the epoch, sent as Last-Modified by the conditional routes
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha256(self.data).hexdigest()[:16] + '"'
+
+    @property
+    def last_modified(self) -> str:
+        return email.utils.formatdate(self.modified, usegmt=True)
 
 
 # --------------------------------------------------------------------------- server
@@ -402,21 +417,31 @@ class LoopbackServer:
         with self._state_lock:
             self._routes.pop(path if path.startswith("/") else "/" + path, None)
 
-    def add_file(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> str:
-        """Register bytes under a name served by ``/image/``, ``/noimagerange/`` and ``/range416/``.
+    def add_file(
+        self,
+        path: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        *,
+        modified: float | None = None,
+    ) -> str:
+        """Register bytes under a name served by ``/image/``, ``/noimagerange/``, ``/range416/``,
+        ``/conditional/`` and ``/last-modified/``.
 
         ``path`` may be ``"cat.png"`` or ``"/image/cat.png"``; both register the
         name ``cat.png``. Returns the ``/image/<name>`` URL (or path if stopped).
+        Adding a name again replaces its bytes: a new ETag, and ``modified``
+        (default: now) as the new Last-Modified.
         """
         name = path.lstrip("/")
-        for prefix in ("image/", "noimagerange/", "range416/"):
+        for prefix in _FILE_ROUTE_PREFIXES:
             if name.startswith(prefix):
                 name = name[len(prefix) :]
                 break
         if not name:
             raise ValueError("add_file() needs a file name")
         with self._state_lock:
-            self._files[name] = _StoredFile(bytes(data), content_type)
+            self._files[name] = _StoredFile(bytes(data), content_type, time.time() if modified is None else modified)
         image_path = f"/image/{name}"
         return self.url_for(image_path) if self._port is not None else image_path
 
@@ -916,8 +941,12 @@ class LoopbackServer:
         stored = self._stored_file(segments)
         if stored is None:
             return _status_response(404)
+        return self._ranged(request, stored, [("Content-Type", stored.content_type), ("Accept-Ranges", "bytes")])
+
+    @staticmethod
+    def _ranged(request: Request, stored: _StoredFile, headers: list[tuple[str, str]]) -> Response:
+        """The stored bytes, or the single range the request asks for (206), or 416."""
         size = len(stored.data)
-        headers = [("Content-Type", stored.content_type), ("Accept-Ranges", "bytes")]
         range_header = request.headers.get("range")
         if range_header is None:
             return Response(200, headers, stored.data)
@@ -946,6 +975,31 @@ class LoopbackServer:
             return Response(416, [("Content-Range", f"bytes */{size}"), ("Content-Type", TEXT)], b"416\n")
         return Response(200, [("Content-Type", stored.content_type)], stored.data)
 
+    async def _route_conditional(self, request: Request, segments: list[str], *_: object) -> Response:
+        return self._conditional(request, segments, send_etag=True)
+
+    async def _route_last_modified(self, request: Request, segments: list[str], *_: object) -> Response:
+        return self._conditional(request, segments, send_etag=False)
+
+    def _conditional(self, request: Request, segments: list[str], *, send_etag: bool) -> Response:
+        """RFC 9110 13.2.2's order: If-None-Match, else If-Modified-Since, and only then Range."""
+        stored = self._stored_file(segments)
+        if stored is None:
+            return _status_response(404)
+        validators = [("Last-Modified", stored.last_modified)]
+        if send_etag:
+            validators.insert(0, ("ETag", stored.etag))
+        if_none_match = request.headers.get("if-none-match")
+        if_modified_since = request.headers.get("if-modified-since")
+        if if_none_match is not None:
+            unchanged = send_etag and _etag_matches(if_none_match, stored.etag)
+        else:
+            unchanged = if_modified_since is not None and _not_modified_since(if_modified_since, stored.modified)
+        if unchanged and request.method in ("GET", "HEAD"):
+            return Response(304, validators)
+        headers = [("Content-Type", stored.content_type), ("Accept-Ranges", "bytes"), *validators]
+        return self._ranged(request, stored, headers)
+
     @staticmethod
     def _query_suffix(request: Request) -> str:
         query = urllib.parse.urlsplit(request.path).query
@@ -973,4 +1027,26 @@ class LoopbackServer:
         "image": _route_image,
         "noimagerange": _route_noimagerange,
         "range416": _route_range416,
+        "conditional": _route_conditional,
+        "last-modified": _route_last_modified,
     }
+
+
+_FILE_ROUTE_PREFIXES = ("image/", "noimagerange/", "range416/", "conditional/", "last-modified/")
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """If-None-Match's weak comparison: ``*``, or any listed tag equal to ours once ``W/`` is dropped."""
+    if if_none_match.strip() == "*":
+        return True
+    opaque = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == opaque for tag in if_none_match.split(","))
+
+
+def _not_modified_since(if_modified_since: str, modified: float) -> bool:
+    """Whether a valid If-Modified-Since date is not before the (whole-second) modification time."""
+    try:
+        since = email.utils.parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):
+        return False  # an invalid date is ignored (RFC 9110 13.1.3)
+    return since is not None and int(modified) <= since.timestamp()

@@ -33,8 +33,9 @@ from auditor.crawl import (
     map_exception,
     parse_retry_after,
 )
+from auditor.crawl.conditional import Revalidation
 from auditor.images import FIRST_RANGE_BYTES
-from auditor.model import Check, Kind, Reason
+from auditor.model import Check, Hop, Kind, PageHead, Reason, Target
 
 FAST = CrawlConfig(
     concurrency=16,
@@ -53,15 +54,22 @@ FAST = CrawlConfig(
 )
 
 
-def check(url: str, kind: str = "page", config: CrawlConfig = FAST, **crawler_args: Any) -> Check:
+def check(
+    url: str,
+    kind: str = "page",
+    config: CrawlConfig = FAST,
+    *,
+    previous: Check | None = None,
+    **crawler_args: Any,
+) -> Check:
     async def run() -> Check:
         async with Crawler(config, **crawler_args) as crawler:
-            return await crawler.check(url, kind)
+            return await crawler.check(url, kind, previous=previous)
 
     return asyncio.run(run())
 
 
-def crawl(targets: list[tuple[str, str]], config: CrawlConfig = FAST) -> list[Check]:
+def crawl(targets: list[Target | tuple[str, str]], config: CrawlConfig = FAST) -> list[Check]:
     async def run() -> list[Check]:
         async with Crawler(config) as crawler:
             return [c async for c in crawler.crawl(targets)]
@@ -324,6 +332,163 @@ def test_html_served_as_image(loopback: Any) -> None:
     assert result.ok and result.width is None and "HTML" in (result.image_error or "")
 
 
+# -- conditional requests (revalidation) ---------------------------------------------
+CONDITIONAL_PAGE = (
+    b"<html><head><title>Version one</title><link rel=canonical href='/canonical/one'></head><body>"
+    + b"x" * 20_000
+    + b"</body></html>"
+)
+
+
+def _conditional_page(loopback: Any, name: str, body: bytes = CONDITIONAL_PAGE) -> str:
+    loopback.add_file(name, body, "text/html; charset=utf-8")
+    return str(loopback.url_for(f"/conditional/{name}"))
+
+
+def test_a_2xx_answer_keeps_its_validators(loopback: Any) -> None:
+    page = check(_conditional_page(loopback, "validators.html"))
+    (served,) = loopback.requests.for_path("/conditional/validators.html")
+    assert page.ok and page.etag and page.etag.startswith('"') and page.last_modified
+    assert not page.revalidated
+    assert "if-none-match" not in served.headers and "if-modified-since" not in served.headers
+    loopback.add_file("validators.png", _jpeg((5, 6)), "image/jpeg")
+    image = check(loopback.url_for("/conditional/validators.png"), kind="image")
+    assert image.status == 206 and image.etag and image.last_modified  # a 206 carries the whole file's
+    gone = loopback.add_route("/gone/with-etag", lambda request: (404, {"ETag": '"404"'}, "gone"))
+    assert check(gone).etag is None  # only what a 2xx said describes the content
+
+
+def test_an_unchanged_page_is_revalidated_with_a_304_and_keeps_its_head(loopback: Any) -> None:
+    url = _conditional_page(loopback, "unchanged.html")
+    first = check(url)
+    second = check(url, previous=first)
+    asked = loopback.requests.for_path("/conditional/unchanged.html")[-1]
+    assert asked.headers["if-none-match"] == first.etag
+    assert asked.headers["if-modified-since"] == first.last_modified
+    assert second.revalidated and second.ok and second.status == 200
+    assert second.head == first.head and second.head is not None and second.head.title == "Version one"
+    assert (second.etag, second.last_modified, second.content_type) == (
+        first.etag,
+        first.last_modified,
+        first.content_type,
+    )
+    assert first.bytes_read > 20_000 and second.bytes_read == 0
+    assert second.attempts == 1 and second.checked_at >= first.checked_at
+
+
+def test_a_changed_page_answers_200_with_a_fresh_head(loopback: Any) -> None:
+    url = _conditional_page(loopback, "changed.html")
+    first = check(url)
+    _conditional_page(loopback, "changed.html", CONDITIONAL_PAGE.replace(b"Version one", b"Version two"))
+    second = check(url, previous=first)
+    assert loopback.requests.for_path("/conditional/changed.html")[-1].headers["if-none-match"] == first.etag
+    assert not second.revalidated and second.status == 200
+    assert second.head is not None and second.head.title == "Version two"
+    assert second.etag not in (None, first.etag) and second.bytes_read > 20_000
+
+
+def test_an_unchanged_image_is_revalidated_and_keeps_its_size(loopback: Any) -> None:
+    loopback.add_file("unchanged.jpg", _jpeg((640, 360)), "image/jpeg")
+    url = loopback.url_for("/conditional/unchanged.jpg")
+    first = check(url, kind="image")
+    second = check(url, kind="image", previous=first)
+    asked = loopback.requests.for_path("/conditional/unchanged.jpg")[-1]
+    # The Range goes along: the server weighs If-None-Match first, so unchanged is a bodiless 304.
+    assert asked.headers["range"] == f"bytes=0-{FIRST_RANGE_BYTES - 1}"
+    assert asked.headers["if-none-match"] == first.etag
+    assert second.revalidated and (second.status, second.width, second.height) == (206, 640, 360)
+    assert (second.image_format, second.image_error) == ("jpeg", None)
+    assert first.bytes_read == FIRST_RANGE_BYTES and second.bytes_read == 0
+    assert len(loopback.requests.for_path("/conditional/unchanged.jpg")) == 2
+
+
+def test_a_changed_image_costs_what_a_first_check_does(loopback: Any) -> None:
+    loopback.add_file("changed.jpg", _jpeg((640, 360)), "image/jpeg")
+    url = loopback.url_for("/conditional/changed.jpg")
+    first = check(url, kind="image")
+    changed = _jpeg((320, 200))
+    loopback.add_file("changed.jpg", changed, "image/jpeg")
+    second = check(url, kind="image", previous=first)
+    assert not second.revalidated and (second.status, second.width, second.height) == (206, 320, 200)
+    assert second.etag != first.etag and second.bytes_read == min(FIRST_RANGE_BYTES, len(changed))
+
+
+def test_last_modified_alone_revalidates(loopback: Any) -> None:
+    loopback.add_file("dated.html", CONDITIONAL_PAGE, "text/html", modified=1_700_000_000)
+    url = loopback.url_for("/last-modified/dated.html")
+    first = check(url)
+    assert first.etag is None and first.last_modified == email.utils.formatdate(1_700_000_000, usegmt=True)
+    second = check(url, previous=first)
+    asked = loopback.requests.for_path("/last-modified/dated.html")[-1]
+    assert "if-none-match" not in asked.headers and asked.headers["if-modified-since"] == first.last_modified
+    assert second.revalidated and second.head == first.head
+    loopback.add_file("dated.html", CONDITIONAL_PAGE, "text/html", modified=1_700_000_060)
+    third = check(url, previous=second)
+    assert not third.revalidated and third.last_modified == email.utils.formatdate(1_700_000_060, usegmt=True)
+
+
+def test_amp_cache_urls_revalidate_with_head(loopback: Any) -> None:
+    url = _conditional_page(loopback, "amp-cache.html")
+    first = check(url, kind="amp-cache")
+    second = check(url, kind="amp-cache", previous=first)
+    requests = loopback.requests.for_path("/conditional/amp-cache.html")
+    assert [r.method for r in requests] == ["HEAD", "HEAD"]
+    assert requests[1].headers["if-none-match"] == first.etag
+    assert first.etag and second.revalidated and second.status == 200
+
+
+def test_a_previous_failure_sends_no_validators(loopback: Any) -> None:
+    url = _conditional_page(loopback, "after-failure.html")
+    good = check(url)
+    for previous in (replace(good, ok=False, status=503), replace(good, ok=False, status=None, reason=Reason.TIMEOUT)):
+        again = check(url, previous=previous)
+        asked = loopback.requests.for_path("/conditional/after-failure.html")[-1]
+        assert "if-none-match" not in asked.headers and "if-modified-since" not in asked.headers
+        assert again.ok and not again.revalidated and again.bytes_read > 20_000
+
+
+def test_validators_go_only_to_the_previous_final_url(loopback: Any) -> None:
+    target = _conditional_page(loopback, "behind-a-redirect.html")
+    url = loopback.url_for("/redirect-to?url=/conditional/behind-a-redirect.html")
+    first = check(url)
+    assert first.final_url == target and first.etag
+    second = check(url, previous=first)
+    hop = loopback.requests.for_path("/redirect-to?url=/conditional/behind-a-redirect.html")[-1]
+    end = loopback.requests.for_path("/conditional/behind-a-redirect.html")[-1]
+    assert "if-none-match" not in hop.headers and "if-modified-since" not in hop.headers
+    assert end.headers["if-none-match"] == first.etag
+    assert second.revalidated and second.final_url == target
+    assert [(h.status, h.url) for h in second.redirects] == [(302, url)]  # this exchange's chain
+
+
+def test_a_chain_that_now_ends_elsewhere_is_fetched_afresh(loopback: Any) -> None:
+    # Both ends serve the same bytes, so the same ETag: sent to the new end it would earn a 304.
+    old_end = _conditional_page(loopback, "old-end.html")
+    new_end = _conditional_page(loopback, "new-end.html")
+    ends = [old_end]
+    url = loopback.add_route("/moving/redirect", lambda request: (302, {"Location": ends[0]}, ""))
+    first = check(url)
+    ends[0] = new_end
+    second = check(url, previous=first)
+    asked = loopback.requests.for_path("/conditional/new-end.html")[-1]
+    assert "if-none-match" not in asked.headers and "if-modified-since" not in asked.headers
+    assert not second.revalidated and second.final_url == new_end and second.bytes_read > 20_000
+
+
+def test_a_304_to_a_plain_request_is_just_a_status(loopback: Any) -> None:
+    result = check(loopback.url_for("/status/304/plain"))
+    assert (result.ok, result.status, result.revalidated) == (False, 304, False)
+
+
+def test_crawl_takes_targets_with_their_previous_checks_and_plain_pairs(loopback: Any) -> None:
+    url = _conditional_page(loopback, "crawled.html")
+    first = check(url)
+    results = crawl([Target(url, Kind.PAGE, first), (loopback.url_for("/ok/pair"), "page")])
+    by_url = {result.url: result for result in results}
+    assert by_url[url].revalidated and by_url[url].head == first.head
+    assert by_url[loopback.url_for("/ok/pair")].ok and not by_url[loopback.url_for("/ok/pair")].revalidated
+
+
 # -- TLS --------------------------------------------------------------------------
 def test_tls_verified_with_a_private_ca_from_ssl_cert_file(loopback_tls: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(loopback_tls.ca_pem_path))
@@ -497,6 +662,75 @@ def test_an_internal_error_costs_one_url_not_the_crawl() -> None:
     assert results["https://bug.example/"].reason == "internal-error"
     assert "RuntimeError: boom" in (results["https://bug.example/"].message or "")
     assert results["https://fine.example/"].ok
+
+
+PREVIOUS = Check(
+    url="https://a.example/",
+    kind=Kind.PAGE,
+    ok=True,
+    status=200,
+    final_url="https://a.example/",
+    content_type="text/html",
+    head=PageHead(title="Before"),
+    etag='W/"v1"',
+    last_modified="Wed, 01 May 2024 10:00:00 GMT",
+)
+
+
+def test_revalidation_headers_only_for_an_ok_check_of_the_same_url_and_kind() -> None:
+    both = {"If-None-Match": 'W/"v1"', "If-Modified-Since": "Wed, 01 May 2024 10:00:00 GMT"}
+    assert Revalidation(PREVIOUS.url, Kind.PAGE, PREVIOUS).headers_for(PREVIOUS.url) == both
+    assert Revalidation(PREVIOUS.url, Kind.PAGE, replace(PREVIOUS, etag=None)).headers_for(PREVIOUS.url) == {
+        "If-Modified-Since": "Wed, 01 May 2024 10:00:00 GMT"
+    }
+    assert Revalidation(PREVIOUS.url, Kind.PAGE, None).headers_for(PREVIOUS.url) == {}
+    not_usable = [
+        replace(PREVIOUS, ok=False, status=500),
+        replace(PREVIOUS, etag=None, last_modified=None),
+        replace(PREVIOUS, kind=Kind.IMAGE),  # a page's head is no image's size
+        replace(PREVIOUS, url="https://b.example/"),
+    ]
+    for previous in not_usable:
+        assert Revalidation(PREVIOUS.url, Kind.PAGE, previous).headers_for(PREVIOUS.url) == {}
+    moved = replace(PREVIOUS, final_url="https://a.example/new", redirects=(Hop(301, PREVIOUS.url),))
+    revalidation = Revalidation(PREVIOUS.url, Kind.PAGE, moved)
+    assert revalidation.headers_for(PREVIOUS.url) == {}
+    assert revalidation.headers_for("https://a.example/new") == both
+
+
+@respx.mock
+def test_respx_a_304_to_the_conditional_request_is_the_previous_check_confirmed() -> None:
+    route = respx.get("https://a.example/").mock(return_value=httpx.Response(304, headers={"ETag": 'W/"v1"'}))
+    result = check("https://a.example/", previous=PREVIOUS)
+    sent = route.calls.last.request.headers
+    assert (sent["if-none-match"], sent["if-modified-since"]) == (PREVIOUS.etag, PREVIOUS.last_modified)
+    assert result.revalidated and (result.ok, result.status, result.head) == (True, 200, PREVIOUS.head)
+    assert (result.content_type, result.etag, result.bytes_read) == ("text/html", 'W/"v1"', 0)
+
+
+@respx.mock
+def test_respx_a_newer_validator_on_the_304_replaces_the_stored_one() -> None:
+    respx.get("https://a.example/").mock(return_value=httpx.Response(304, headers={"ETag": '"v2"'}))
+    result = check("https://a.example/", previous=PREVIOUS)
+    assert result.revalidated and (result.etag, result.last_modified) == ('"v2"', PREVIOUS.last_modified)
+
+
+@respx.mock
+def test_respx_an_image_revalidates_with_its_range_and_a_head_fallback_with_get() -> None:
+    image = replace(PREVIOUS, kind=Kind.IMAGE, head=None, width=10, height=20, image_format="png")
+    route = respx.get("https://a.example/").mock(return_value=httpx.Response(304))
+    result = check("https://a.example/", kind="image", previous=image)
+    sent = route.calls.last.request.headers
+    assert sent["range"] == f"bytes=0-{FIRST_RANGE_BYTES - 1}" and sent["if-none-match"] == image.etag
+    assert result.revalidated and (result.width, result.height, result.image_format) == (10, 20, "png")
+
+    amp = replace(PREVIOUS, url="https://b.example/", final_url="https://b.example/", kind=Kind.AMP_CACHE, head=None)
+    head = respx.head("https://b.example/").mock(return_value=httpx.Response(405))
+    get = respx.get("https://b.example/").mock(return_value=httpx.Response(304))
+    result = check("https://b.example/", kind="amp-cache", previous=amp)
+    assert head.calls.last.request.headers["if-none-match"] == amp.etag
+    assert get.calls.last.request.headers["if-none-match"] == amp.etag
+    assert result.revalidated and result.status == 200
 
 
 def test_a_failing_url_source_is_raised_not_hung() -> None:

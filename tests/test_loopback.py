@@ -292,6 +292,37 @@ def test_image_without_range_support(loopback: LoopbackServer, client: httpx.Cli
     assert (plain.status_code, plain.content) == (200, data)
 
 
+def test_conditional_routes_answer_304_to_their_validators(loopback: LoopbackServer, client: httpx.Client) -> None:
+    data = png_bytes(6, 7)
+    name = f"{unique()}.png"
+    loopback.add_file(name, data, "image/png", modified=1_700_000_000)
+    url = loopback.url_for(f"/conditional/{name}")
+    full = client.get(url)
+    etag, last_modified = full.headers["etag"], full.headers["last-modified"]
+    assert (full.status_code, full.content) == (200, data)
+    assert last_modified == email.utils.formatdate(1_700_000_000, usegmt=True)
+
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    assert client.get(url, headers={"If-None-Match": f'"other", W/{etag}'}).status_code == 304
+    assert client.get(url, headers={"If-Modified-Since": last_modified}).status_code == 304
+    # If-None-Match wins over the date; Range is weighed only after both.
+    assert client.get(url, headers={"If-None-Match": '"other"', "If-Modified-Since": last_modified}).status_code == 200
+    assert client.get(url, headers={"If-None-Match": etag, "Range": "bytes=0-9"}).status_code == 304
+    changed = client.get(url, headers={"If-None-Match": '"other"', "Range": "bytes=0-9"})
+    assert (changed.status_code, changed.content, changed.headers["etag"]) == (206, data[:10], etag)
+    earlier = email.utils.formatdate(1_700_000_000 - 1, usegmt=True)
+    assert client.get(url, headers={"If-Modified-Since": earlier}).status_code == 200
+
+    loopback.add_file(name, png_bytes(8, 9), "image/png")  # new bytes: a new ETag, modified now
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 200
+    assert client.get(url, headers={"If-Modified-Since": last_modified}).status_code == 200
+
+    dated = client.get(loopback.url_for(f"/last-modified/{name}"))
+    assert "etag" not in dated.headers and "last-modified" in dated.headers
+    assert client.get(dated.url, headers={"If-None-Match": etag}).status_code == 200
+    assert client.get(dated.url, headers={"If-Modified-Since": dated.headers["last-modified"]}).status_code == 304
+
+
 def test_custom_routes_sync_and_async(loopback: LoopbackServer, client: httpx.Client) -> None:
     page = '<html><head><link rel="amphtml" href="https://example.com/amp"></head></html>'
     sync_path = f"/custom/{unique()}"

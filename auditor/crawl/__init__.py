@@ -6,6 +6,7 @@ One concept per module, read top-down:
                  boundary where every outcome becomes a Check
     retry        what may be asked again and how long to wait (backoff, Retry-After)
     fetch        one attempt: the redirect chain hop by hop, then the body its kind needs
+    conditional  revalidation: the previous check's validators sent again, a 304 as that check
     redirects    following redirects ourselves, with cookies; loops, limits, unusable Locations
     guard        the private-address guard and the resolver it asks
     politeness   per-host concurrency, rate and the delay that adapts to 429/503

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 
 import httpx
@@ -60,9 +60,14 @@ async def send(
     cookies: httpx.Cookies,
     *,
     byte_range: ByteRange | None = None,
+    conditions: Mapping[str, str] | None = None,
 ) -> httpx.Response:
-    """Send one request and return as soon as the headers are in; the body is streamed by the caller."""
-    headers = {}
+    """Send one request and return as soon as the headers are in; the body is streamed by the caller.
+
+    `conditions` are the conditional headers of a revalidation (conditional.py); an image's
+    Range goes along with them, since a server weighs them first.
+    """
+    headers = dict(conditions or {})
     if kind is Kind.IMAGE:
         # Identity, so Range offsets are offsets into the image bytes.
         headers["Accept-Encoding"] = "identity"

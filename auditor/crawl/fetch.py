@@ -2,7 +2,9 @@
 
 Every hop is resolved and guarded, waits for its host's gate, and spends the
 attempt's time budget; the final answer is read as a page head, an image
-probe, or not at all (HEAD).
+probe, or not at all (HEAD). Given the previous check, the request for its
+final URL is conditional, and a 304 to it is that check confirmed (see
+conditional.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import httpx
 from auditor.config import CrawlConfig
 from auditor.crawl.budget import Budget
 from auditor.crawl.client import HEAD_FALLBACK_STATUSES, ByteRange, first_method, is_success, send
+from auditor.crawl.conditional import Revalidation, with_validators
 from auditor.crawl.errors import UnusableRedirect
 from auditor.crawl.guard import AddressGuard
 from auditor.crawl.image import probe_image
@@ -32,14 +35,17 @@ class Fetcher:
         self.guard = guard
         self.politeness = politeness
 
-    async def fetch(self, url: str, kind: Kind, chain: RedirectChain, budget: Budget) -> Check:
-        """The check of `url` as the end of its chain answers it.
+    async def fetch(
+        self, url: str, kind: Kind, chain: RedirectChain, budget: Budget, *, previous: Check | None = None
+    ) -> Check:
+        """The check of `url` as the end of its chain answers it (or as `previous`, confirmed by a 304).
 
         Raises CrawlError (or what httpx raised, for the caller to map) when
         there is no answer, and TimeoutError when the budget runs out; `chain`
         keeps the hops made so far either way.
         """
         method = first_method(kind)
+        revalidation = Revalidation(url, kind, previous)
         probe = ImageProbe(max_bytes=self.config.max_image_bytes) if kind is Kind.IMAGE else None
         first_range = probe.next_range() if probe is not None else None
         while True:
@@ -47,11 +53,12 @@ class Fetcher:
                 host = await self.guard.check(chain.current)
             async with self.politeness.gate(host).slot(), budget.spend():
                 try:
-                    response = await self._send(method, chain, kind, first_range)
+                    conditions = revalidation.headers_for(chain.current)
+                    response = await self._send(method, chain, kind, first_range, conditions)
                     if method == "HEAD" and response.status_code in HEAD_FALLBACK_STATUSES:
                         await response.aclose()
                         method = "GET"
-                        response = await self._send(method, chain, kind, None)
+                        response = await self._send(method, chain, kind, None, conditions)
                 except UnusableRedirect as unusable:
                     chain.refused(unusable)
                     raise
@@ -59,17 +66,30 @@ class Fetcher:
                     self.politeness.adapt(host, response.status_code)
                     if chain.follow(response):
                         continue
-                    return await self._read(url, kind, response, chain, probe)
+                    return await self._read(url, kind, response, chain, probe, revalidation)
                 finally:
                     await response.aclose()
 
     async def _send(
-        self, method: str, chain: RedirectChain, kind: Kind, byte_range: ByteRange | None
+        self,
+        method: str,
+        chain: RedirectChain,
+        kind: Kind,
+        byte_range: ByteRange | None,
+        conditions: dict[str, str],
     ) -> httpx.Response:
-        return await send(self.client, method, chain.current, kind, chain.cookies, byte_range=byte_range)
+        return await send(
+            self.client, method, chain.current, kind, chain.cookies, byte_range=byte_range, conditions=conditions
+        )
 
     async def _read(
-        self, url: str, kind: Kind, response: httpx.Response, chain: RedirectChain, probe: ImageProbe | None
+        self,
+        url: str,
+        kind: Kind,
+        response: httpx.Response,
+        chain: RedirectChain,
+        probe: ImageProbe | None,
+        revalidation: Revalidation,
     ) -> Check:
         status = response.status_code
         answer = Check(
@@ -82,6 +102,10 @@ class Fetcher:
             content_type=response.headers.get("content-type"),
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
+        confirmed = revalidation.confirmed(answer, response)
+        if confirmed is not None:
+            return confirmed
+        answer = with_validators(answer, response)
         if probe is not None:
 
             async def ask_for(byte_range: ByteRange | None) -> httpx.Response:

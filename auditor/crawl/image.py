@@ -19,6 +19,7 @@ import httpx
 
 from auditor.crawl.body import read_body
 from auditor.crawl.client import ByteRange, is_success
+from auditor.crawl.conditional import with_validators
 from auditor.images import ImageProbe
 from auditor.model import Check
 
@@ -40,7 +41,9 @@ async def probe_image(
     try:
         if current.status_code == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
             current = await ask_for(None)
-            answer = replace(answer, status=current.status_code, ok=is_success(current.status_code))
+            answer = with_validators(
+                replace(answer, status=current.status_code, ok=is_success(current.status_code)), current
+            )
         while answer.ok:
             if current.status_code == HTTPStatus.PARTIAL_CONTENT:
                 start, size = _content_range(current.headers.get("content-range"), default_start=asked_from)

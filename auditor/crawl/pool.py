@@ -28,7 +28,7 @@ from auditor.crawl.guard import AddressGuard, Resolver, system_resolver
 from auditor.crawl.politeness import Politeness
 from auditor.crawl.redirects import RedirectChain, refuse_unusable_redirect
 from auditor.crawl.retry import RetryPolicy
-from auditor.model import Check, Kind, Reason
+from auditor.model import Check, Kind, Reason, Target
 from auditor.store import now_iso
 
 # Targets queued per worker: enough that no worker waits for the feed, few enough
@@ -69,8 +69,10 @@ class Crawler:
             await self.client.aclose()
 
     # -- many URLs ----------------------------------------------------------
-    async def crawl(self, targets: Iterable[tuple[str, Kind | str]]) -> AsyncIterator[Check]:
-        """Check every (url, kind); yield checks as they complete.
+    async def crawl(self, targets: Iterable[Target | tuple[str, Kind | str]]) -> AsyncIterator[Check]:
+        """Check every target (a `Target`, or a `(url, kind)` pair); yield checks as they complete.
+
+        A target's `previous` check makes its request conditional (see conditional.py).
 
         A fixed pool of workers pulls from a bounded queue, so memory stays flat
         however many URLs there are. Closing the iterator early (interrupt)
@@ -78,14 +80,14 @@ class Crawler:
         once the workers have drained.
         """
         workers = self.config.concurrency
-        queue: asyncio.Queue[tuple[str, Kind] | None] = asyncio.Queue(maxsize=workers * QUEUE_DEPTH_PER_WORKER)
+        queue: asyncio.Queue[Target | None] = asyncio.Queue(maxsize=workers * QUEUE_DEPTH_PER_WORKER)
         results: asyncio.Queue[Check | None] = asyncio.Queue()
         feed_failures: list[Exception] = []
 
         async def feed() -> None:
             try:
-                for url, kind in targets:
-                    await queue.put((url, Kind(kind)))
+                for target in targets:
+                    await queue.put(_as_target(target))
             except Exception as exc:  # raised to the caller once the workers have drained
                 feed_failures.append(exc)
             for _ in range(workers):
@@ -93,7 +95,7 @@ class Crawler:
 
         async def work() -> None:
             while (target := await queue.get()) is not None:
-                await results.put(await self.check(*target))
+                await results.put(await self.check(target.url, target.kind, previous=target.previous))
             await results.put(None)
 
         tasks = [asyncio.create_task(feed())]
@@ -114,8 +116,12 @@ class Crawler:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- one URL ------------------------------------------------------------
-    async def check(self, url: str, kind: Kind | str) -> Check:
-        """Attempt `url` until it has an answer or retry.py says stop; never raises for the URL's sake."""
+    async def check(self, url: str, kind: Kind | str, *, previous: Check | None = None) -> Check:
+        """Attempt `url` until it has an answer or retry.py says stop; never raises for the URL's sake.
+
+        With `previous` (an OK check of this URL with validators) the request for its final URL
+        is conditional, and a 304 gives `previous` back, `revalidated`, with this exchange's cost.
+        """
         link_kind = Kind(kind)
         started = time.monotonic()
         checked_at = now_iso()
@@ -123,7 +129,7 @@ class Crawler:
         while True:
             attempt += 1
             try:
-                result = await self._attempt(url, link_kind)
+                result = await self._attempt(url, link_kind, previous)
             except Exception as exc:  # a bug of ours must cost one URL, never the crawl
                 result = Check(
                     url=url,
@@ -140,12 +146,12 @@ class Crawler:
         elapsed_ms = int((time.monotonic() - started) * 1000)
         return replace(result, attempts=attempt, elapsed_ms=elapsed_ms, checked_at=checked_at)
 
-    async def _attempt(self, url: str, kind: Kind) -> Check:
+    async def _attempt(self, url: str, kind: Kind, previous: Check | None) -> Check:
         """One try: the whole redirect chain and the body, within one time budget."""
         assert self._fetcher is not None, "use Crawler as an async context manager"
         chain = RedirectChain(url, max_redirects=self.config.max_redirects)
         try:
-            return await self._fetcher.fetch(url, kind, chain, Budget(self.config.timeout))
+            return await self._fetcher.fetch(url, kind, chain, Budget(self.config.timeout), previous=previous)
         except TimeoutError:
             return Check(
                 url=url,
@@ -166,3 +172,11 @@ class Crawler:
                 redirects=tuple(chain.hops),
                 final_url=chain.hops[-1].url if chain.hops else None,
             )
+
+
+def _as_target(target: Target | tuple[str, Kind | str]) -> Target:
+    """A target as given, or a `(url, kind)` pair as a Target (the kind checked: an unknown one raises)."""
+    if isinstance(target, Target):
+        return replace(target, kind=Kind(target.kind))
+    url, kind = target
+    return Target(url, Kind(kind))
