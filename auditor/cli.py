@@ -5,18 +5,20 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from auditor import __version__, pipeline
-from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file
+from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file, parse_duration
 from auditor.errors import AuditorError, ConfigError
+from auditor.links import InvalidURL, normalize_url
 from auditor.model import FailOn, Severity
 from auditor.progress import Progress, terminal_safe
 from auditor.report import FORMATS, Report, build_report, github, write_reports
+from auditor.rules import status_verdict
 from auditor.store import Store
 
 DEFAULTS = Config()
@@ -145,6 +147,21 @@ def cli() -> None:
     help="Redirect hops followed per URL.",
 )
 @click.option("--allow-private", is_flag=True, help="Allow fetching loopback, private and link-local addresses.")
+@click.option(
+    "--max-age",
+    metavar="DURATION",
+    default=None,
+    help="Reuse a URL's stored result if it was OK and is younger than this (30m, 6h, 2d); "
+    "failures are always checked again.",
+)
+@click.option(
+    "--dead-after",
+    type=click.IntRange(1, 1000),
+    default=DEFAULTS.dead_after,
+    show_default=True,
+    help="A dead link is an error only after this many failing runs in a row (a warning before).",
+)
+@click.option("--resume", is_flag=True, help="Continue the last unfinished run, checking only what it had not.")
 def audit(paths: tuple[Path, ...], **options: Any) -> None:
     """Check every link in the corpus (default: seeds/) and write reports."""
     progress = Progress.for_stream(quiet=options["quiet"], verbose=options["verbose"])
@@ -266,7 +283,7 @@ def runs(db: Path) -> None:
         click.echo(f"auditor: {db} holds no runs yet", err=True)
         return
     header = ("run", "mode", "status", "started", "took", "documents", "references", "URLs", "errors", "warnings")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for run in stored:
         by_severity = counts.get(run.id or 0, Counter())
         duration = _seconds(run.started_at, run.finished_at)
@@ -284,14 +301,82 @@ def runs(db: Path) -> None:
                 str(by_severity[Severity.WARNING]),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    text_columns = {1, 2, 3}
+    _print_table(rows, text_columns={1, 2, 3})
+
+
+def _print_table(rows: list[tuple[str, ...]], *, text_columns: set[int]) -> None:
+    """Columns padded to their widest cell: text left-aligned, numbers right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [
             cell.ljust(width) if i in text_columns else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=False))
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
-        click.echo("  ".join(cells).rstrip())
+        click.echo(terminal_safe("  ".join(cells).rstrip()))
+
+
+@cli.command()
+@click.argument("url")
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULTS.db, show_default=True,
+              help="SQLite database to read.")  # fmt: skip
+@click.option("--limit", type=click.IntRange(1), default=30, show_default=True, help="Most recent runs shown.")
+def history(url: str, db: Path, limit: int) -> None:
+    """A URL's verdicts over time, newest run first: what each run found and how it knew."""
+    try:
+        normalized = normalize_url(url)
+    except InvalidURL as exc:
+        raise UsageProblem(f"{url!r} is not a URL auditor checks: {exc}") from exc
+    try:
+        store = Store.open_existing(db)
+        try:
+            entries = store.url_history(normalized, limit=limit)
+            started = {run.id: run.started_at for run in store.runs()}
+        finally:
+            store.close()
+    except AuditorError as exc:
+        raise UsageProblem(str(exc)) from exc
+    if not entries:
+        click.echo(f"auditor: {db} holds no check of {normalized}", err=True)
+        return
+    rows: list[tuple[str, ...]] = [("run", "started", "verdict", "checked at", "how")]
+    for run_id, fetched_by, check in entries:
+        code, reason = status_verdict(check.status, check.reason)
+        verdict = "ok" if code is None else f"{code}: {reason}"
+        how = "revalidated (304)" if check.revalidated else "fetched"
+        if fetched_by != run_id:
+            how = f"reused from run {fetched_by}"
+        rows.append((str(run_id), started.get(run_id) or "", verdict, check.checked_at, how))
+    _print_table(rows, text_columns={1, 2, 3, 4})
+
+
+@cli.command()
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULTS.db, show_default=True,
+              help="SQLite database to prune.")  # fmt: skip
+@click.option("--keep", type=click.IntRange(1), default=None, help="Keep the N most recent runs.")
+@click.option("--older-than", metavar="DURATION", default=None, help="Drop runs started longer ago than this (90d).")
+def prune(db: Path, keep: int | None, older_than: str | None) -> None:
+    """Drop old runs and whatever no kept run references, then VACUUM."""
+    try:
+        if (keep is None) == (older_than is None):
+            raise ConfigError("prune: give exactly one of --keep N or --older-than DURATION")
+        store = Store.open_existing(db)
+        try:
+            runs = store.runs()
+            if keep is not None:
+                kept = [run.id for run in runs[-keep:]]
+            else:
+                cutoff = datetime.now(UTC).timestamp() - parse_duration(older_than or "", what="--older-than")
+                kept = [run.id for run in runs if datetime.fromisoformat(run.started_at).timestamp() >= cutoff]
+            before = db.stat().st_size
+            dropped = store.prune(run_id for run_id in kept if run_id is not None)
+        finally:
+            store.close()
+    except AuditorError as exc:
+        raise UsageProblem(str(exc)) from exc
+    click.echo(
+        f"auditor: dropped {dropped} run(s), kept {len(kept)}; {db} is {before:,} -> {db.stat().st_size:,} bytes",
+        err=True,
+    )
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
@@ -321,6 +406,7 @@ def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
         overrides = load_config_file(DEFAULT_CONFIG_FILE)
     formats = parse_formats(options.pop("formats"))
     crawl_fields = {name: options.pop(name) for name in list(options) if hasattr(CRAWL_DEFAULTS, name)}
+    max_age = options.pop("max_age", None)
     return Config(
         paths=paths or DEFAULTS.paths,
         db=options.pop("db"),
@@ -328,6 +414,9 @@ def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
         formats=formats,
         fail_on=FailOn(options.pop("fail_on")),
         crawl=CrawlConfig(**crawl_fields),
+        max_age=None if max_age is None else parse_duration(max_age, what="--max-age"),
+        dead_after=options.pop("dead_after", DEFAULTS.dead_after),
+        resume=options.pop("resume", False),
         **overrides,
     )
 

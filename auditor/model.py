@@ -220,7 +220,6 @@ class Check:
     # This check is a 304 that confirmed an earlier answer: its outcome (status, head, image
     # size, validators) is that answer's; its time, bytes and attempts are this exchange's.
     revalidated: bool = False
-
     id: int | None = None  # given by the store; a run that reuses this result points at it
 
 

@@ -28,7 +28,7 @@ from auditor.crawl import Crawler
 from auditor.errors import ConfigError, DatabaseError
 from auditor.interrupt import Interrupted, StopRequests
 from auditor.links import extract_links
-from auditor.model import Check, Code, Finding, Kind, Mode, RunStatus, Severity
+from auditor.model import Check, Code, Finding, Kind, Mode, RunStatus, Severity, Target
 from auditor.report import Report, build_report, write_reports
 from auditor.rules import document_findings, flaky_findings, link_findings, page_findings
 from auditor.store import CONTENTS, FINDINGS, LINKS, CheckWriter, Row, Store
@@ -214,21 +214,22 @@ class _Tally:
     reused: int = 0
 
 
-def _plan(store: Store, run_id: int, config: Config, tally: _Tally) -> Iterator[tuple[str, Kind]]:
-    """The URLs to fetch, in first-cited order: not those this run already has (--resume), nor
-    those whose last result was OK within --max-age (the run points at that result instead)."""
+def _plan(store: Store, run_id: int, config: Config, tally: _Tally) -> Iterator[Target]:
+    """The URLs to fetch, in first-cited order, each with its previous check (for a conditional
+    request): not those this run already has (--resume), nor those whose last result was OK
+    within --max-age (the run points at that result instead)."""
     already = store.checked_urls(run_id)
     batch: list[tuple[str, Kind]] = []
 
-    def decide() -> Iterator[tuple[str, Kind]]:
-        latest = store.latest_checks(url for url, _ in batch) if config.max_age is not None else {}
+    def decide() -> Iterator[Target]:
+        latest = store.latest_checks(url for url, _ in batch)
         reused: list[int] = []
         for url, kind in batch:
             previous = latest.get(url)
             if previous is not None and previous.id is not None and _still_fresh(previous, kind, config):
                 reused.append(previous.id)
             else:
-                yield url, kind
+                yield Target(url, kind, previous)
         store.reuse_checks(run_id, reused)
         tally.reused += len(reused)
         batch.clear()
@@ -284,7 +285,7 @@ def _crawl(
 
 
 async def _crawl_async(
-    targets: Iterable[tuple[str, Kind]],
+    targets: Iterable[Target],
     total: int,
     config: Config,
     crawler: Crawler,
@@ -314,7 +315,10 @@ async def _crawl_async(
                 done = 0
                 async for check in crawler.crawl(targets):
                     done += 1
-                    tally.fetched += 1
+                    if check.revalidated:
+                        tally.revalidated += 1
+                    else:
+                        tally.fetched += 1
                     checks.add(check)
                     if progress:
                         progress(check, done, total)

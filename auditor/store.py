@@ -397,19 +397,21 @@ class Store:
             counts[row["run_id"]][Severity(row["severity"])] = row["n"]
         return counts
 
-    def url_history(self, url: str, before_run: int | None = None, limit: int | None = None) -> list[tuple[int, Check]]:
-        """(run id, the check that run used) for a URL, newest run first."""
+    def url_history(
+        self, url: str, before_run: int | None = None, limit: int | None = None
+    ) -> list[tuple[int, int, Check]]:
+        """(run that used it, run that fetched it, check) for a URL, newest run first."""
         rows = self.db.query(
             "select run_checks.run_id as used_by, checks.* from run_checks "
             "join checks on checks.id = run_checks.check_id where checks.url = ? and run_checks.run_id < ? "
             "order by run_checks.run_id desc limit ?",
             [url, before_run if before_run is not None else 2**62, limit if limit is not None else -1],
         )
-        return [(int(row["used_by"]), CHECKS.decode(row)) for row in rows]
+        return [(int(row["used_by"]), int(row["run_id"]), CHECKS.decode(row)) for row in rows]
 
     def past_verdicts(self, url: str, before_run: int, limit: int) -> list[bool]:
         """Whether each of the most recent earlier runs found the URL ok, newest first."""
-        return [check.ok for _, check in self.url_history(url, before_run, limit)]
+        return [check.ok for _, _, check in self.url_history(url, before_run, limit)]
 
     def count_documents(self, run_id: int) -> int:
         return int(self.db.execute("select count(*) from run_documents where run_id = ?", [run_id]).fetchone()[0])
