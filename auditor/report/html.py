@@ -73,6 +73,8 @@ class FindingRow:
     final_url: str | None
     redirects: tuple[Hop, ...]
     new: bool
+    failing_runs: int | None  # consecutive runs that reported it
+    first_seen: str | None
 
     @property
     def where(self) -> str:
@@ -235,6 +237,8 @@ def build_view(report: Report) -> View:
                 final_url=finding.final_url,
                 redirects=finding.redirects,
                 new=finding.key in new_keys,
+                failing_runs=finding.failing_runs,
+                first_seen=finding.first_seen,
             )
         )
     hosts = host_rows(report)

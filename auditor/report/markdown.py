@@ -73,6 +73,12 @@ def render_markdown(report: Report, max_bytes: int = MAX_BYTES) -> str:
         f"| {summary.errors} | {summary.warnings} |",
         "",
     ]
+    if summary.reused or summary.revalidated:
+        head += [
+            f"URLs fetched: {summary.fetched}, revalidated (304): {summary.revalidated}, "
+            f"reused from earlier runs: {summary.reused}.",
+            "",
+        ]
     if summary.by_code:
         head += ["| finding | count |", "|---|---:|"]
         head += [f"| `{code}` | {count} |" for code, count in summary.by_code.items()]
@@ -142,6 +148,8 @@ def _row(finding: ReportFinding) -> str:
     if finding.redirects:
         chain = " → ".join(f"{hop.status} {hop.url}" for hop in finding.redirects)
         parts.append(f"{chain} → {finding.final_url}")
+    if finding.failing_runs and finding.failing_runs > 1:
+        parts.append(f"for {finding.failing_runs} runs, since {finding.first_seen}")
     if not parts:
         parts.append(finding.message)
     return f"| {escape(finding.where)} | {escape(finding.field)} | {escape(finding.url)} | {escape('; '.join(parts))} |"

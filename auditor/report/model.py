@@ -109,6 +109,8 @@ class ReportFinding:
     status: int | None = None
     final_url: str | None = None
     redirects: tuple[Hop, ...] = ()
+    first_seen: str | None = None  # when the run that first reported it (with no gap since) started
+    failing_runs: int | None = None  # consecutive runs that reported it, this one included
 
     @property
     def key(self) -> tuple[Code, str, str, str | None]:
@@ -152,6 +154,8 @@ class ReportFinding:
             "status": self.status,
             "final_url": self.final_url,
             "redirects": [_hop_dict(hop) for hop in self.redirects],
+            "first_seen": self.first_seen,
+            "failing_runs": self.failing_runs,
         }
 
 
@@ -228,6 +232,10 @@ class Summary:
     warnings: int
     by_code: Mapping[Code, int]
     by_reason: Mapping[Reason, int]
+    # How the run got its URLs' results: fetched anew, confirmed by a 304, or reused within --max-age.
+    fetched: int = 0
+    revalidated: int = 0
+    reused: int = 0
 
     @classmethod
     def of(
@@ -238,6 +246,9 @@ class Summary:
         documents: int,
         references: int,
         unique_urls: int,
+        fetched: int = 0,
+        revalidated: int = 0,
+        reused: int = 0,
     ) -> Summary:
         by_severity = Counter(f.severity for f in findings)
         return cls(
@@ -250,6 +261,9 @@ class Summary:
             warnings=by_severity.get(Severity.WARNING, 0),
             by_code=dict(sorted(Counter(f.code for f in findings).items())),
             by_reason=dict(sorted(Counter(u.error for u in urls if u.error is not None).items())),
+            fetched=fetched,
+            revalidated=revalidated,
+            reused=reused,
         )
 
     @property
@@ -264,6 +278,9 @@ class Summary:
             "references": self.references,
             "urls": self.urls,
             "checked": self.checked,
+            "fetched": self.fetched,
+            "revalidated": self.revalidated,
+            "reused": self.reused,
             "findings": self.findings,
             "errors": self.errors,
             "warnings": self.warnings,
@@ -317,6 +334,9 @@ class Report:
         documents: int,
         references_count: int,
         unique_urls: int,
+        fetched: int = 0,
+        revalidated: int = 0,
+        reused: int = 0,
         previous_findings: Sequence[ReportFinding] | None = None,
     ) -> Report:
         """A report from records: findings in the report's order, URLs by URL, counts and changes computed."""
@@ -325,7 +345,14 @@ class Report:
         return cls(
             run=run,
             summary=Summary.of(
-                ordered, checked, documents=documents, references=references_count, unique_urls=unique_urls
+                ordered,
+                checked,
+                documents=documents,
+                references=references_count,
+                unique_urls=unique_urls,
+                fetched=fetched,
+                revalidated=revalidated,
+                reused=reused,
             ),
             changes=None if previous_findings is None else Changes.between(ordered, previous_findings),
             findings=ordered,
@@ -353,6 +380,9 @@ class Report:
             documents=run.documents or 0,
             references_count=run.references or 0,
             unique_urls=run.urls or 0,
+            fetched=run.fetched or 0,
+            revalidated=run.revalidated or 0,
+            reused=run.reused or 0,
             previous_findings=None if previous_run is None else [_finding_from_store(f) for f in previous_findings],
         )
 
@@ -407,6 +437,8 @@ def _finding_from_store(finding: Finding) -> ReportFinding:
         status=evidence.status,
         final_url=evidence.final_url,
         redirects=evidence.redirects,
+        first_seen=finding.first_seen,
+        failing_runs=finding.failing_runs,
     )
 
 

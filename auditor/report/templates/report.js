@@ -25,7 +25,7 @@
     return index;
   }
   var F = columnsOf(DATA.findings, ['severity', 'code', 'document', 'line', 'field', 'url', 'host', 'status',
-    'message', 'expected', 'actual', 'final_url', 'redirects', 'new']);
+    'message', 'expected', 'actual', 'final_url', 'redirects', 'new', 'failing_runs', 'first_seen']);
   var H = columnsOf(DATA.hosts, ['host', 'urls', 'checked', 'ok', 'dead', 'blocked', 'median_ms']);
   var D = columnsOf(DATA.documents, ['document', 'references', 'errors', 'warnings', 'codes']);
 
@@ -294,6 +294,12 @@
         r[F.redirects].forEach(function (hop) { list.appendChild(el('li', null, [String(hop[0]), ' ', linkOrText(str(hop[1]))])); });
         list.appendChild(el('li', null, ['→ ', linkOrText(str(r[F.final_url]))]));
         return list;
+      } },
+    { label: 'failing', numeric: true, key: function (r) { return r[F.failing_runs] || 0; },
+      cell: function (r) {
+        if (!r[F.failing_runs]) return null;
+        var runs = r[F.failing_runs] + (r[F.failing_runs] > 1 ? ' runs' : ' run');
+        return r[F.first_seen] ? runs + ', since ' + str(r[F.first_seen]) : runs;
       } }
   ];
 
