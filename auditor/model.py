@@ -284,3 +284,9 @@ class Run:
     fetched: int | None = None
     revalidated: int | None = None
     reused: int | None = None
+    # A finished run keeps no row per URL: its check of a URL is the newest check of that URL
+    # up to this id (what it fetched, or the newest it reused). Unfinished runs keep their rows.
+    checks_until: int | None = None
+    # The run whose document rows this one shares (its corpus was the same, path for path).
+    documents_of: int | None = None
+    fingerprint: str | None = None  # of the run's documents: paths and contents, in order

@@ -232,6 +232,40 @@ class Store:
 
     def finish_run(self, run_id: int, *, status: RunStatus, **counts: int) -> None:
         self.db.table("runs").update(run_id, {"status": status.value, "finished_at": now_iso(), **counts})
+        if status is RunStatus.FINISHED:
+            self._compact(run_id)
+
+    def _compact(self, run_id: int) -> None:
+        """A finished run keeps no copy of what an earlier run already holds.
+
+        Its checks: the newest check of each URL up to the newest id now is
+        the one it used (it fetched it, or reused the newest), so the per-URL
+        rows go and the id is kept. Its documents: if they are the previous
+        run's, path for path and content for content, it shares that run's rows.
+        """
+        digest = hashlib.blake2b(digest_size=16)
+        for path, content in self.db.execute(
+            "select path, content from run_documents where run_id = ? order by position", [run_id]
+        ):
+            digest.update(json.dumps([path, content]).encode())
+        fingerprint = digest.hexdigest()
+        previous_id = self.previous_run_id(run_id)
+        previous = self.run(previous_id) if previous_id is not None else None
+        with self.db.conn:
+            self.db.conn.execute(
+                "update runs set checks_until = (select max(id) from checks), fingerprint = ? where id = ?",
+                [fingerprint, run_id],
+            )
+            self.db.conn.execute("delete from run_checks where run_id = ?", [run_id])
+            if previous is not None and previous.fingerprint == fingerprint:
+                owner = previous.documents_of or previous.id
+                self.db.conn.execute("update runs set documents_of = ? where id = ?", [owner, run_id])
+                self.db.conn.execute("delete from run_documents where run_id = ?", [run_id])
+
+    def _documents_run(self, run_id: int) -> int:
+        """The run whose document rows stand for this run's documents."""
+        row = self.db.execute("select documents_of from runs where id = ?", [run_id]).fetchone()
+        return int(row[0]) if row and row[0] is not None else run_id
 
     def set_counts(self, run_id: int, **counts: int) -> None:
         self.db.table("runs").update(run_id, counts)
@@ -243,6 +277,7 @@ class Store:
                                  [RunStatus.RUNNING.value, run_id])  # fmt: skip
             self.db.conn.execute("delete from findings where run_id = ?", [run_id])
             self.db.conn.execute("delete from run_documents where run_id = ?", [run_id])
+            self.db.conn.execute("update runs set documents_of = null, fingerprint = null where id = ?", [run_id])
 
     def run(self, run_id: int) -> Run:
         try:
@@ -319,13 +354,17 @@ class Store:
         rows = self._stream(
             "select normalized_url, max(kind = ?) as is_image, min(kind) as kind "
             f"{self._RUN_LINKS} group by normalized_url order by min(run_documents.position), min(links.rowid)",
-            [Kind.IMAGE.value, run_id],
+            [Kind.IMAGE.value, self._documents_run(run_id)],
         )
         for row in rows:
             yield row["normalized_url"], Kind.IMAGE if row["is_image"] else Kind(row["kind"])
 
     def count_unique_urls(self, run_id: int) -> int:
-        row = next(self.db.query(f"select count(distinct normalized_url) as n {self._RUN_LINKS}", [run_id]))
+        row = next(
+            self.db.query(
+                f"select count(distinct normalized_url) as n {self._RUN_LINKS}", [self._documents_run(run_id)]
+            )
+        )
         return int(row["n"])
 
     def checked_urls(self, run_id: int) -> set[str]:
@@ -353,17 +392,31 @@ class Store:
 
     def checks(self, run_id: int, urls: Iterable[str] | None = None) -> dict[str, Check]:
         """The checks a run used, by URL: all of them, or only the given URLs (bounded memory per document)."""
-        base = (
-            "select checks.* from run_checks join checks on checks.id = run_checks.check_id where run_checks.run_id = ?"
-        )
-        if urls is None:
-            rows = self.db.query(base, [run_id])
+        wanted = None if urls is None else sorted(set(urls))
+        if wanted == []:
+            return {}
+        until = self.db.execute("select checks_until from runs where id = ?", [run_id]).fetchone()
+        if until is None or until[0] is None:  # unfinished: its own rows say what it has
+            sql = (
+                "select checks.* from run_checks join checks on checks.id = run_checks.check_id "
+                "where run_checks.run_id = ?"
+            )
+            params: list[Any] = [run_id]
+        else:  # finished: the newest check of each of its URLs up to its mark
+            cited = (
+                "select distinct normalized_url from run_documents join links on links.content = run_documents.content "
+                "where run_documents.run_id = ?"
+            )
+            sql = (
+                "select * from checks where id in (select max(id) from checks where id <= ? "
+                f"and url in ({cited}) group by url)"
+            )
+            params = [until[0], self._documents_run(run_id)]
+        if wanted is None:
+            rows = self.db.query(sql, params)
         else:
-            wanted = sorted(set(urls))
-            if not wanted:
-                return {}
             marks = ",".join("?" * len(wanted))
-            rows = self.db.query(f"{base} and checks.url in ({marks})", [run_id, *wanted])
+            rows = self.db.query(f"select * from ({sql}) where url in ({marks})", [*params, *wanted])
         return {row["url"]: CHECKS.decode(row) for row in rows}
 
     def links(self, run_id: int) -> Iterator[LinkRef]:
@@ -371,7 +424,7 @@ class Store:
         rows = self._stream(
             f"select run_documents.path as document_path, links.* {self._RUN_LINKS} "
             "order by run_documents.position, links.rowid",
-            [run_id],
+            [self._documents_run(run_id)],
         )
         for row in rows:
             yield LINKS.decode(row, document=row["document_path"])
@@ -381,7 +434,7 @@ class Store:
             "select run_documents.path as document_path, contents.* from run_documents "
             "join contents on contents.hash = run_documents.content where run_documents.run_id = ? "
             "order by run_documents.position",
-            [run_id],
+            [self._documents_run(run_id)],
         )
         for row in rows:
             yield CONTENTS.decode(row, path=row["document_path"])
@@ -401,36 +454,65 @@ class Store:
         self, url: str, before_run: int | None = None, limit: int | None = None
     ) -> list[tuple[int, int, Check]]:
         """(run that used it, run that fetched it, check) for a URL, newest run first."""
-        rows = self.db.query(
-            "select run_checks.run_id as used_by, checks.* from run_checks "
-            "join checks on checks.id = run_checks.check_id where checks.url = ? and run_checks.run_id < ? "
-            "order by run_checks.run_id desc limit ?",
-            [url, before_run if before_run is not None else 2**62, limit if limit is not None else -1],
-        )
-        return [(int(row["used_by"]), int(row["run_id"]), CHECKS.decode(row)) for row in rows]
+        found: list[tuple[int, int, Check]] = []
+        runs = self.db.execute(
+            "select id from runs where id < ? order by id desc", [before_run if before_run is not None else 2**62]
+        ).fetchall()
+        for (run_id,) in runs:
+            if limit is not None and len(found) >= limit:
+                break
+            check = self.checks(run_id, [url]).get(url)
+            if check is not None:
+                fetched_by = self.db.execute("select run_id from checks where id = ?", [check.id]).fetchone()[0]
+                found.append((run_id, int(fetched_by), check))
+        return found
 
     def past_verdicts(self, url: str, before_run: int, limit: int) -> list[bool]:
         """Whether each of the most recent earlier runs found the URL ok, newest first."""
         return [check.ok for _, _, check in self.url_history(url, before_run, limit)]
 
     def count_documents(self, run_id: int) -> int:
-        return int(self.db.execute("select count(*) from run_documents where run_id = ?", [run_id]).fetchone()[0])
+        query = "select count(*) from run_documents where run_id = ?"
+        return int(self.db.execute(query, [self._documents_run(run_id)]).fetchone()[0])
 
     def count_references(self, run_id: int) -> int:
-        return int(self.db.execute(f"select count(*) {self._RUN_LINKS}", [run_id]).fetchone()[0])
+        return int(self.db.execute(f"select count(*) {self._RUN_LINKS}", [self._documents_run(run_id)]).fetchone()[0])
 
     # -- retention ------------------------------------------------------------
     def prune(self, keep_run_ids: Iterable[int]) -> int:
         """Drop every run not kept, then whatever no kept run references; VACUUM. Returns runs dropped."""
         kept = sorted(set(keep_run_ids))
         marks = ",".join("?" * len(kept)) or "null"
-        with self.db.conn:
-            dropped = self.db.conn.execute(f"delete from runs where id not in ({marks})", kept).rowcount
+        conn = self.db.conn
+        with conn:
+            # A kept run sharing a dropped run's documents takes the rows over.
+            shared = conn.execute(
+                f"select id, documents_of from runs where id in ({marks}) and documents_of not in ({marks}) "
+                "order by id",
+                [*kept, *kept],
+            ).fetchall()
+            heirs: dict[int, int] = {}
+            for run_id, owner in shared:
+                heir = heirs.setdefault(owner, run_id)
+                if heir == run_id:
+                    conn.execute("update run_documents set run_id = ? where run_id = ?", [run_id, owner])
+                conn.execute(
+                    "update runs set documents_of = ? where id = ?", [None if heir == run_id else heir, run_id]
+                )
+            dropped = conn.execute(f"delete from runs where id not in ({marks})", kept).rowcount
             for table in ("run_documents", "run_checks", "findings"):
-                self.db.conn.execute(f"delete from {table} where run_id not in ({marks})", kept)
-            self.db.conn.execute("delete from contents where hash not in (select content from run_documents)")
-            self.db.conn.execute("delete from links where content not in (select hash from contents)")
-            self.db.conn.execute("delete from checks where id not in (select check_id from run_checks)")
+                conn.execute(f"delete from {table} where run_id not in ({marks})", kept)
+            conn.execute("delete from contents where hash not in (select content from run_documents)")
+            conn.execute("delete from links where content not in (select hash from contents)")
+            conn.execute("create temp table if not exists kept_checks (id integer primary key)")
+            conn.execute("delete from kept_checks")
+            conn.execute("insert or ignore into kept_checks select check_id from run_checks")
+            for run_id in kept:
+                conn.executemany(
+                    "insert or ignore into kept_checks values (?)",
+                    [(check.id,) for check in self.checks(run_id).values()],
+                )
+            conn.execute("delete from checks where id not in (select id from kept_checks)")
         self.db.execute("vacuum")
         return int(dropped)
 

@@ -4,6 +4,7 @@ import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -276,3 +277,25 @@ def test_unwritable_out_is_exit_2_and_the_run_is_kept(tmp_path: Path) -> None:
     line = _one_error_line(_run("lint", str(corpus), "--out", "taken"))
     assert line.startswith("Error: cannot write reports to taken:") and "auditor report --run 1" in line
     assert _run("report", "--run", "1", "--out", "fresh").exit_code == 0
+
+
+def test_history_prints_a_urls_verdict_per_run_and_prune_keeps_the_latest(tmp_path: Path, loopback: Any) -> None:
+    url = loopback.url_for("/ok/cli-history")
+    corpus = _corpus(tmp_path, **{"a.md": f"---\ntitle: OK\nwebUrl: {url}\n---\n"})
+    for extra in ([], ["--max-age", "1d"]):
+        assert _run("audit", str(corpus), "--allow-private", "--format", "json", *extra).exit_code == 0
+    result = _run("history", url)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split() == ["run", "started", "verdict", "checked", "at", "how"]
+    assert "reused from run 1" in lines[1] and lines[2].split()[0] == "1" and "fetched" in lines[2]
+    assert _run("history", "not a url").exit_code == 2
+    pruned = _run("prune", "--keep", "1")
+    assert pruned.exit_code == 0 and "dropped 1 run(s), kept 1" in pruned.stderr
+    assert [line.split()[0] for line in _run("history", url).stdout.strip().splitlines()[1:]] == ["2"]
+    assert _run("prune").exit_code == 2  # one of --keep or --older-than
+
+
+def test_max_age_must_be_a_duration(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    assert "--max-age: 'soon' is not a duration" in _one_error_line(_run("audit", str(corpus), "--max-age", "soon"))

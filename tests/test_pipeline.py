@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -10,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,9 @@ from PIL import Image
 from auditor import pipeline
 from auditor.config import DEFAULT_REQUIRED, Config, CrawlConfig, SchemaConfig
 from auditor.crawl import Crawler
+from auditor.errors import ConfigError
+from auditor.report import build_report
+from auditor.store import Store
 
 CRAWL = CrawlConfig(timeout=2.0, retries=0, rate=1000.0, allow_private=True)
 
@@ -409,3 +414,158 @@ def test_an_unexpected_error_marks_the_run_failed_and_keeps_the_ingest(tmp_path:
         pipeline.audit(_config(tmp_path), crawler=BrokenCrawler(CRAWL))
     with sqlite3.connect(tmp_path / "audit.sqlite") as conn:
         assert conn.execute("select status, documents, [references] from runs").fetchone() == ("failed", 1, 4)
+
+
+# -- scheduled audits: reuse, revalidation, history, flaky, dead-after, resume, prune, growth ------------
+def _page_doc(*urls: str, title: str = "OK") -> str:
+    related = "".join(f"  - title: {title}\n    webUrl: {url}\n" for url in urls[1:])
+    return f"---\ntitle: {title}\nwebUrl: {urls[0]}\n" + (f"related:\n{related}" if related else "") + "---\n"
+
+
+def test_max_age_reuses_fine_urls_and_checks_failures_again(tmp_path: Path, loopback: Any) -> None:
+    fine, gone = loopback.url_for("/ok/reuse-fine"), loopback.url_for("/status/404/reuse-gone")
+    _write(tmp_path / "corpus" / "a.md", _page_doc(fine, gone))
+    config = _config(tmp_path, max_age=86_400.0)
+    first = pipeline.audit(config)
+    fine_hits, gone_hits = loopback.hits("/ok/reuse-fine"), loopback.hits("/status/404/reuse-gone")
+    second = pipeline.audit(config)
+    assert loopback.hits("/ok/reuse-fine") == fine_hits  # no request for a URL that was fine
+    assert loopback.hits("/status/404/reuse-gone") == gone_hits + 1  # a failure is always checked again
+    summary = second.report.summary
+    assert (summary.fetched, summary.revalidated, summary.reused, summary.checked) == (1, 0, 1, 2)
+    (dead,) = [f for f in second.report.findings if f.code == "dead-link"]
+    assert (dead.failing_runs, dead.first_seen) == (2, first.report.run.started_at)
+    assert {u.url for u in second.report.urls} == {fine, gone}
+
+
+def test_a_url_cited_as_another_kind_is_checked_again(tmp_path: Path, loopback: Any) -> None:
+    url = loopback.add_file("kind-change.png", _png((4, 3)), "image/png")
+    _write(tmp_path / "corpus" / "a.md", _page_doc(url))
+    config = _config(tmp_path, max_age=86_400.0)
+    pipeline.audit(config)
+    before = loopback.hits("/image/kind-change.png")
+    _write(tmp_path / "corpus" / "a.md", f"---\ntitle: OK\nimages:\n  - url: {url}\n    width: 4\n    height: 3\n---\n")
+    outcome = pipeline.audit(config)
+    assert loopback.hits("/image/kind-change.png") == before + 1
+    assert (outcome.report.summary.reused, outcome.report.summary.fetched) == (0, 1)
+    assert [u.image_format for u in outcome.report.urls] == ["png"]
+
+
+def test_an_unchanged_resource_is_revalidated_with_a_304(tmp_path: Path, loopback: Any) -> None:
+    loopback.add_file("revalidate.png", _png((5, 7)), "image/png")
+    url = loopback.url_for("/conditional/revalidate.png")
+    page = loopback.url_for("/ok/revalidate-page")  # no validators: fetched again
+    image = f"images:\n  - url: {url}\n    width: 5\n    height: 7\n"
+    _write(tmp_path / "corpus" / "a.md", f"---\ntitle: OK\nwebUrl: {page}\n{image}---\n")
+    pipeline.audit(_config(tmp_path))
+    outcome = pipeline.audit(_config(tmp_path))  # no --max-age: asked again, conditionally
+    assert (outcome.report.summary.revalidated, outcome.report.summary.fetched) == (1, 1)
+    assert outcome.report.findings == ()
+    assert [(u.url, u.width, u.height) for u in outcome.report.urls if u.kind == "image"] == [(url, 5, 7)]
+
+
+def _toggling_route(loopback: Any, path: str, statuses: list[int]) -> str:
+    """A page that answers each status of `statuses` in turn, one per request."""
+    answers = iter(statuses)
+
+    def handler(request: Any) -> tuple[int, dict[str, str], str]:
+        return next(answers), {}, "<html><head><title>OK</title></head></html>"
+
+    return str(loopback.add_route(path, handler))
+
+
+def test_a_flip_flopping_url_is_flaky_not_dead(tmp_path: Path, loopback: Any) -> None:
+    url = _toggling_route(loopback, "/toggle/flaky", [200, 404, 200, 404])
+    _write(tmp_path / "corpus" / "a.md", _page_doc(url))
+    codes = [[f.code for f in pipeline.audit(_config(tmp_path)).report.findings] for _ in range(4)]
+    # ✓, ✓✗ (one flip: dead), ✓✗✓ (two flips: flaky), ✓✗✓✗ (flaky, not dead)
+    assert codes == [[], ["dead-link"], ["flaky-link"], ["flaky-link"]]
+
+
+def test_dead_after_makes_a_dead_link_an_error_only_after_n_failing_runs(tmp_path: Path, loopback: Any) -> None:
+    _write(tmp_path / "corpus" / "a.md", _page_doc(loopback.url_for("/status/404/dead-after")))
+    config = _config(tmp_path, dead_after=2)
+    first, second = pipeline.audit(config), pipeline.audit(config)
+    (early,), (late,) = first.report.findings, second.report.findings
+    assert (early.code, early.severity, early.failing_runs) == ("dead-link", "warning", 1)
+    assert "an error from 2" in early.message and first.exit_code == 0
+    assert (late.severity, late.failing_runs, late.first_seen) == ("error", 2, first.report.run.started_at)
+    assert second.exit_code == 1
+
+
+def test_a_killed_audit_resumes_checking_only_what_it_had_not(tmp_path: Path, loopback: Any) -> None:
+    fast = [loopback.url_for(f"/ok/resume-{index}") for index in range(3)]
+    slow_calls: list[int] = []
+
+    async def slow_once(request: Any) -> tuple[int, dict[str, str], str]:
+        slow_calls.append(1)
+        if len(slow_calls) == 1:
+            await asyncio.sleep(30)  # the first audit is killed while it waits here
+        return 200, {}, "<html><head><title>OK</title></head></html>"
+
+    slow = loopback.add_route("/resume/slow", slow_once)
+    _write(tmp_path / "corpus" / "a.md", _page_doc(*fast, slow))
+    db = tmp_path / "audit.sqlite"
+    process = subprocess.Popen(_audit_command(tmp_path / "corpus", db, tmp_path / "reports"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _count(db, "checks") < 3:
+        time.sleep(0.2)
+    process.kill()  # SIGKILL: no cleanup at all
+    process.wait(timeout=5)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("select status from runs").fetchone()[0] == "running"
+    hits = [loopback.hits(urllib.parse.urlsplit(url).path) for url in fast]
+    outcome = pipeline.audit(_config(tmp_path, resume=True))
+    assert outcome.exit_code == 0 and outcome.report.run.id == 1
+    assert [loopback.hits(urllib.parse.urlsplit(url).path) for url in fast] == hits  # not asked again
+    assert len(slow_calls) == 2 and {u.url for u in outcome.report.urls} == {*fast, slow}
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select id, status from runs").fetchall() == [(1, "finished")]
+
+
+def test_resume_without_an_unfinished_run_is_a_usage_error(tmp_path: Path, loopback: Any) -> None:
+    _write(tmp_path / "corpus" / "a.md", _page_doc(loopback.url_for("/ok/resume-none")))
+    pipeline.audit(_config(tmp_path))
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        pipeline.audit(_config(tmp_path, resume=True))
+
+
+def test_prune_keeps_what_the_kept_runs_reference(tmp_path: Path, loopback: Any) -> None:
+    urls = [loopback.url_for(f"/ok/prune-{index}") for index in range(3)]
+    for url in urls:  # a document that changes every run
+        _write(tmp_path / "corpus" / "a.md", _page_doc(url))
+        last = pipeline.audit(_config(tmp_path))
+    store = Store(tmp_path / "audit.sqlite")
+    try:
+        assert store.prune([last.run_id]) == 2
+        tables = {name: store.db.execute(f"select count(*) from {name}").fetchone()[0]
+                  for name in ("runs", "contents", "run_documents", "links", "checks", "run_checks")}  # fmt: skip
+        # A finished run keeps no row per URL: its check is the newest up to its mark.
+        assert tables == {"runs": 1, "contents": 1, "run_documents": 1, "links": 1, "checks": 1, "run_checks": 0}
+        report = build_report(store, last.run_id)
+    finally:
+        store.close()
+    assert (report.findings, report.urls, report.references) == (
+        last.report.findings, last.report.urls, last.report.references)  # fmt: skip
+
+
+def test_the_store_grows_with_change_not_with_runs(tmp_path: Path, loopback: Any) -> None:
+    urls = [loopback.url_for(f"/ok/growth-{index}") for index in range(40)]
+    for index in range(200):
+        _write(tmp_path / "corpus" / f"{index}.md", _page_doc(urls[index % 40], urls[(index + 1) % 40]))
+    config = _config(tmp_path, max_age=86_400.0, formats=("json",))
+    pipeline.audit(config)
+    one_run = (tmp_path / "audit.sqlite").stat().st_size
+    for _ in range(9):
+        outcome = pipeline.audit(config)
+    assert outcome.report.summary.reused == 40
+    assert (tmp_path / "audit.sqlite").stat().st_size <= 1.5 * one_run
+    store = Store(tmp_path / "audit.sqlite")
+    try:  # the last run shares the first run's documents: pruning the first must not lose them
+        store.prune([outcome.run_id])
+        report = build_report(store, outcome.run_id)
+    finally:
+        store.close()
+    assert (len(report.references), len(report.urls)) == (400, 40)
