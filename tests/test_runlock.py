@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import re
+import select
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
+from click.testing import CliRunner
 
+from auditor import pipeline
+from auditor.cli import cli
 from auditor.errors import DatabaseError, DatabaseInUse
-from auditor.runlock import LockHolder, lock_path, run_lock
+from auditor.runlock import LockHolder, WaitHook, lock_path, run_lock
 
 
 # -- the lock -----------------------------------------------------------------
@@ -128,3 +139,170 @@ def test_a_lock_whose_holder_was_killed_is_taken_over(tmp_path: Path) -> None:
         holder.kill()
         os.kill(child, signal.SIGKILL)
         holder.wait(10)
+
+
+# -- real auditor processes on one database -------------------------------------
+PAGE = b"<html><head><title>OK</title></head><body>ok</body></html>"
+
+
+def _auditor(command: str, corpus: Path, db: Path, out: Path, *extra: str) -> list[str]:
+    """`auditor audit|lint` as a child process: loopback allowed, generous timeout, no retries."""
+    network = ["--allow-private", "--timeout", "60", "--retries", "0"] if command == "audit" else []
+    return [sys.executable, "-m", "auditor", command, str(corpus), "--db", str(db), "--out", str(out), *network, *extra]
+
+
+@pytest.fixture
+def gated_corpus(tmp_path: Path, loopback: Any) -> Iterator[tuple[Path, str, threading.Event]]:
+    """A one-document corpus whose page answers only once the test opens the gate: (corpus, path, gate)."""
+    gate = threading.Event()
+    path = f"/gate/{tmp_path.name}"
+
+    async def held_until_opened(request: Any) -> tuple[int, dict[str, str], bytes]:
+        await asyncio.to_thread(gate.wait, 60)
+        return 200, {}, PAGE
+
+    url = loopback.add_route(path, held_until_opened)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text(f"---\ntitle: OK\nwebUrl: {url}\n---\n")
+    try:
+        yield corpus, path, gate
+    finally:
+        gate.set()
+        loopback.remove_route(path)
+
+
+def _start_first_audit(tmp_path: Path, loopback: Any, corpus: Path, path: str) -> subprocess.Popen[bytes]:
+    """An audit that holds the database, waiting at the gate in the middle of its crawl."""
+    first = subprocess.Popen(
+        _auditor("audit", corpus, tmp_path / "audit.sqlite", tmp_path / "first"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while loopback.hits(path) == 0:
+        if first.poll() is not None or time.monotonic() > deadline:
+            first.kill()
+            raise AssertionError(f"the first audit never reached the crawl: {first.communicate()[1].decode()}")
+        time.sleep(0.05)
+    return first
+
+
+def _runs(db: Path) -> list[tuple[int, str, str, str, str]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select id, mode, status, started_at, finished_at from runs order by id").fetchall()
+
+
+def _line(stream: IO[bytes], seconds: float = 30) -> str:
+    ready, _, _ = select.select([stream], [], [], seconds)
+    assert ready, "no line in time"
+    return stream.readline().decode()
+
+
+def test_a_second_audit_or_lint_exits_2_at_once_and_the_first_is_not_disturbed(
+    tmp_path: Path, loopback: Any, gated_corpus: tuple[Path, str, threading.Event]
+) -> None:
+    corpus, path, gate = gated_corpus
+    db = tmp_path / "audit.sqlite"
+    first = _start_first_audit(tmp_path, loopback, corpus, path)
+    try:
+        for command in ("audit", "lint"):
+            second = subprocess.run(_auditor(command, corpus, db, tmp_path / "second"), capture_output=True, timeout=60)
+            assert second.returncode == 2, second.stderr.decode()
+            assert second.stdout == b""
+            [line] = second.stderr.decode().splitlines()
+            assert re.fullmatch(
+                rf"Error: {re.escape(str(db))} is in use by `auditor audit` \(pid {first.pid} on host "
+                rf"{re.escape(socket.gethostname())}, started \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); "
+                r"wait for it to finish or use --wait",
+                line,
+            ), line
+            assert first.poll() is None  # refused while the first still runs: at once, not after it
+        # Reading never takes the lock.
+        runs = subprocess.run([sys.executable, "-m", "auditor", "runs", "--db", str(db)], capture_output=True)
+        assert runs.returncode == 0 and b"running" in runs.stdout, runs.stderr.decode()
+        report = [sys.executable, "-m", "auditor", "report", "--db", str(db), "--out", str(tmp_path / "peek")]
+        assert subprocess.run(report, capture_output=True).returncode == 0
+        assert first.poll() is None
+    finally:
+        gate.set()
+        _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 0, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    assert [(run[0], run[1], run[2]) for run in _runs(db)] == [(1, "audit", "finished")]  # the refused left no run
+    assert not (tmp_path / "second").exists()  # ... and no reports
+    assert json.loads((tmp_path / "first" / "report.json").read_text())["summary"]["urls"] == 1
+
+
+def test_wait_starts_the_second_run_once_the_first_ends(
+    tmp_path: Path, loopback: Any, gated_corpus: tuple[Path, str, threading.Event]
+) -> None:
+    corpus, path, gate = gated_corpus
+    db = tmp_path / "audit.sqlite"
+    first = _start_first_audit(tmp_path, loopback, corpus, path)
+    second = subprocess.Popen(
+        _auditor("lint", corpus, db, tmp_path / "second", "--wait"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert second.stderr is not None
+        line = _line(second.stderr)
+        assert line.startswith(f"auditor: {db} is in use by `auditor audit` (pid {first.pid} on host ")
+        assert line.endswith("; waiting for it to finish\n")
+        assert second.poll() is None and first.poll() is None
+    finally:
+        gate.set()
+        first_err = first.communicate(timeout=60)[1].decode()
+        second_err = second.communicate(timeout=60)[1].decode()
+    assert (first.returncode, second.returncode) == (0, 0), first_err + second_err
+    (_, _, status_1, _, finished_1), (_, mode_2, status_2, started_2, _) = _runs(db)
+    assert (status_1, mode_2, status_2) == ("finished", "lint", "finished")
+    assert started_2 >= finished_1
+
+
+def test_ctrl_c_while_waiting_exits_130_and_writes_nothing(tmp_path: Path) -> None:
+    db, corpus = tmp_path / "audit.sqlite", tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("---\ntitle: OK\nwebUrl: https://a.example/\n---\n")
+    with run_lock(db, wait=False):
+        waiting = subprocess.Popen(_auditor("lint", corpus, db, tmp_path / "reports", "--wait"), stderr=subprocess.PIPE)
+        assert waiting.stderr is not None
+        assert "waiting for it to finish" in _line(waiting.stderr)
+        waiting.send_signal(signal.SIGINT)
+        _, stderr = waiting.communicate(timeout=30)
+    assert waiting.returncode == 130, stderr.decode()
+    assert stderr.decode() == "auditor: interrupted\n"
+    assert not db.exists() and not (tmp_path / "reports").exists()
+
+
+def test_quiet_waits_without_a_word(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process: the CLI's wait hook is wrapped so the test knows when the run waits."""
+    db, corpus = tmp_path / "audit.sqlite", tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("---\ntitle: OK\nwebUrl: https://a.example/\n---\n")
+    waiting, release = threading.Event(), threading.Event()
+    real_lint = pipeline.lint
+
+    def lint(config: Any, *, wait: WaitHook | None = None) -> pipeline.Outcome:
+        assert wait is not None
+
+        def hooked(holder: LockHolder | None) -> None:
+            wait(holder)
+            waiting.set()
+
+        return real_lint(config, wait=hooked)
+
+    def holder() -> None:
+        with run_lock(db, wait=False):
+            release.wait(30)
+
+    monkeypatch.setattr(pipeline, "lint", lint)
+    monkeypatch.setattr(threading, "excepthook", lambda args: pytest.fail(str(args.exc_value)))
+    thread = threading.Thread(target=holder)
+    thread.start()
+    threading.Thread(target=lambda: release.set() if waiting.wait(30) else None).start()
+    result = CliRunner().invoke(
+        cli, ["lint", str(corpus), "--db", str(db), "--out", str(tmp_path / "r"), "--wait", "-q"]
+    )
+    thread.join(30)
+    assert waiting.is_set()
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
