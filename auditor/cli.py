@@ -19,6 +19,7 @@ from auditor.model import FailOn, Severity
 from auditor.progress import Progress, terminal_safe
 from auditor.report import FORMATS, Report, build_report, github, write_reports
 from auditor.rules import status_verdict
+from auditor.runlock import LockHolder, WaitHook
 from auditor.store import Store
 
 DEFAULTS = Config()
@@ -70,6 +71,11 @@ def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Print findings as CI annotations; 'github' also appends report.md to "
             "$GITHUB_STEP_SUMMARY. Default: github when GITHUB_ACTIONS=true, else none.",
+        ),
+        click.option(
+            "--wait",
+            is_flag=True,
+            help="When another run is writing the database, wait for it to finish (default: exit 2 at once).",
         ),
         click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary line; errors only."),
         click.option("--verbose", "-v", is_flag=True, help="Log every check on stderr."),
@@ -166,9 +172,9 @@ def audit(paths: tuple[Path, ...], **options: Any) -> None:
     """Check every link in the corpus (default: seeds/) and write reports."""
     progress = Progress.for_stream(quiet=options["quiet"], verbose=options["verbose"])
 
-    def run(config: Config) -> pipeline.Outcome:
+    def run(config: Config, wait: WaitHook | None) -> pipeline.Outcome:
         try:
-            return pipeline.audit(config, progress=None if progress.silent else progress)
+            return pipeline.audit(config, progress=None if progress.silent else progress, wait=wait)
         finally:
             progress.close()
 
@@ -179,20 +185,26 @@ def audit(paths: tuple[Path, ...], **options: Any) -> None:
 @_common_options
 def lint(paths: tuple[Path, ...], **options: Any) -> None:
     """Run only the offline metadata rules: no network, fast enough for pre-commit."""
-    _exit(lambda config: pipeline.lint(config), paths, options)
+    _exit(lambda config, wait: pipeline.lint(config, wait=wait), paths, options)
 
 
-def _exit(run: Callable[[Config], pipeline.Outcome], paths: tuple[Path, ...], options: dict[str, Any]) -> None:
+def _exit(
+    run: Callable[[Config, WaitHook | None], pipeline.Outcome], paths: tuple[Path, ...], options: dict[str, Any]
+) -> None:
     quiet, verbose = options.pop("quiet"), options.pop("verbose")
-    annotations_option = options.pop("annotations")
+    annotations_option, wait = options.pop("annotations"), options.pop("wait")
     try:
         if quiet and verbose:
             raise ConfigError("--quiet and --verbose contradict each other; pick one")
         annotate = github.resolve_mode(annotations_option)
         config = build_config(paths, options)
-        outcome = run(config)
+        outcome = run(config, _say_waiting(config.db, quiet) if wait else None)
     except AuditorError as exc:
         raise UsageProblem(str(exc)) from exc
+    except KeyboardInterrupt:
+        # Ctrl-C before the run began (while waiting for the database): nothing was written.
+        click.echo("auditor: interrupted", err=True)
+        sys.exit(130)
     if annotate == "github":
         _github(outcome.report)
     elif not quiet:
@@ -206,6 +218,15 @@ def _exit(run: Callable[[Config], pipeline.Outcome], paths: tuple[Path, ...], op
             err=True,
         )
     sys.exit(outcome.exit_code)
+
+
+def _say_waiting(db: Path, quiet: bool) -> WaitHook:
+    def say(holder: LockHolder | None) -> None:
+        if not quiet:
+            by = holder.describe() if holder else "another auditor run"
+            click.echo(f"auditor: {db} is in use by {by}; waiting for it to finish", err=True)
+
+    return say
 
 
 def _print_findings(report: Report) -> None:

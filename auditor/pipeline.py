@@ -31,6 +31,7 @@ from auditor.links import extract_links
 from auditor.model import Check, Code, Finding, Kind, Mode, RunStatus, Severity, Target
 from auditor.report import Report, build_report, write_reports
 from auditor.rules import document_findings, flaky_findings, link_findings, page_findings
+from auditor.runlock import WaitHook, run_lock
 from auditor.store import CONTENTS, FINDINGS, LINKS, CheckWriter, Row, Store
 
 CHECK_BATCH = 50
@@ -55,20 +56,44 @@ class Outcome:
     interrupted: bool = False
 
 
-def audit(config: Config, *, crawler: Crawler | None = None, progress: ProgressHook | None = None) -> Outcome:
-    return _run(config, Mode.AUDIT, crawler=crawler, progress=progress)
+def audit(
+    config: Config,
+    *,
+    crawler: Crawler | None = None,
+    progress: ProgressHook | None = None,
+    wait: WaitHook | None = None,
+) -> Outcome:
+    return _run(config, Mode.AUDIT, crawler=crawler, progress=progress, wait=wait)
 
 
-def lint(config: Config) -> Outcome:
-    return _run(config, Mode.LINT)
+def lint(config: Config, *, wait: WaitHook | None = None) -> Outcome:
+    return _run(config, Mode.LINT, wait=wait)
 
 
 def _run(
-    config: Config, mode: Mode, *, crawler: Crawler | None = None, progress: ProgressHook | None = None
+    config: Config,
+    mode: Mode,
+    *,
+    crawler: Crawler | None = None,
+    progress: ProgressHook | None = None,
+    wait: WaitHook | None = None,
 ) -> Outcome:
+    """A whole run, while no other run writes the database.
+
+    If one does: DatabaseInUse at once, or with `wait` (called once with the
+    holder) the run waits for it.
+    """
     # Check the paths before touching the database: a bad path is a usage error, not a run.
     files = iter_corpus_files(config.paths)
     first = next(files, None)
+    # Held until the run is finished, reported and its store closed.
+    with run_lock(config.db, wait=wait is not None, on_wait=wait, command=f"auditor {mode.value}"):
+        return _run_locked(config, mode, chain([first] if first else [], files), crawler, progress)
+
+
+def _run_locked(
+    config: Config, mode: Mode, files: Iterator[Path], crawler: Crawler | None, progress: ProgressHook | None
+) -> Outcome:
     store = Store(config.db)
     corpus = [str(p) for p in config.paths]
     if config.resume:
@@ -84,7 +109,7 @@ def _run(
         try:
             stops.check()
             # Closed as soon as the ingest ends, so a stop also stops the parsing workers.
-            with closing(_prepare_all(config, chain([first] if first else [], files))) as prepared:
+            with closing(_prepare_all(config, files)) as prepared:
                 counts = _ingest(store, run_id, config, prepared, findings, stops)
             if mode is Mode.AUDIT:
                 counts |= _crawl(store, run_id, config, crawler, progress, stops)
