@@ -51,8 +51,15 @@ class Outcome:
     interrupted: bool = False
 
 
-def audit(config: Config, *, crawler: Crawler | None = None, progress: ProgressHook | None = None) -> Outcome:
-    return _run(config, Mode.AUDIT, crawler=crawler, progress=progress)
+def audit(
+    config: Config,
+    *,
+    crawler: Crawler | None = None,
+    progress: ProgressHook | None = None,
+    stops: StopRequests | None = None,
+) -> Outcome:
+    """`stops`: given by a caller that owns the signals (auditor serve runs audits in a worker thread)."""
+    return _run(config, Mode.AUDIT, crawler=crawler, progress=progress, stops=stops)
 
 
 def lint(config: Config) -> Outcome:
@@ -60,7 +67,12 @@ def lint(config: Config) -> Outcome:
 
 
 def _run(
-    config: Config, mode: Mode, *, crawler: Crawler | None = None, progress: ProgressHook | None = None
+    config: Config,
+    mode: Mode,
+    *,
+    crawler: Crawler | None = None,
+    progress: ProgressHook | None = None,
+    stops: StopRequests | None = None,
 ) -> Outcome:
     # Check the paths before touching the database: a bad path is a usage error, not a run.
     files = iter_corpus_files(config.paths)
@@ -75,7 +87,7 @@ def _run(
     findings = store.writer(FINDINGS, run_id)
     status = RunStatus.FINISHED
     counts: dict[str, int] = {}
-    stops = StopRequests()
+    stops = stops if stops is not None else StopRequests()
     with stops.installed():
         try:
             stops.check()
