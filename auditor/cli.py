@@ -20,6 +20,7 @@ from auditor.progress import Progress, terminal_safe
 from auditor.report import FORMATS, Report, build_report, github, write_reports
 from auditor.rules import status_verdict
 from auditor.runlock import LockHolder, WaitHook
+from auditor.serve.schedule import parse_every
 from auditor.store import Store
 
 DEFAULTS = Config()
@@ -186,6 +187,52 @@ def audit(paths: tuple[Path, ...], **options: Any) -> None:
 def lint(paths: tuple[Path, ...], **options: Any) -> None:
     """Run only the offline metadata rules: no network, fast enough for pre-commit."""
     _exit(lambda config, wait: pipeline.lint(config, wait=wait), paths, options)
+
+
+def _every(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    try:
+        return parse_every(value)
+    except ConfigError as exc:
+        raise UsageProblem(str(exc)) from exc
+
+
+# The same audit options as `audit`, taken from it, so the two cannot drift apart.
+@cli.command(params=list(audit.params))
+@click.option(
+    "--every",
+    default="6h",
+    show_default=True,
+    callback=_every,
+    help="Audit at start, then at this interval: a whole number and a unit, s, m, h or d (30m, 6h, 2d).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on (0: any free one).",
+)
+def serve(paths: tuple[Path, ...], every: int, host: str, port: int, **options: Any) -> None:
+    """Audit on a schedule and serve the reports, a JSON API, /healthz and /metrics over HTTP (read-only).
+
+    SIGTERM or SIGINT stops the audit under way at its next safe point, then the service: exit 0.
+    """
+    from auditor.serve import service  # the ASGI stack is loaded for `serve` only
+
+    quiet, verbose = options.pop("quiet"), options.pop("verbose")
+    options.pop("annotations")  # a service prints no CI annotations
+    options.pop("wait")  # a tick that finds the database in use is logged, and the next one tries again
+    try:
+        if quiet and verbose:
+            raise ConfigError("--quiet and --verbose contradict each other; pick one")
+        if options.get("resume"):
+            raise ConfigError("--resume continues one audit; `auditor audit --resume` does that, not serve")
+        config = build_config(paths, options)
+        code = service.serve(config, every=every, host=host, port=port, quiet=quiet, verbose=verbose)
+    except AuditorError as exc:
+        raise UsageProblem(str(exc)) from exc
+    sys.exit(code)
 
 
 def _exit(

@@ -125,12 +125,12 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_DURATION = re.compile(r"(\d+)([smhdw])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(text: str, *, what: str = "duration") -> float:
-    """Seconds in a duration such as 45s, 30m, 6h, 2d, 1w (or 1h30m); a ConfigError names a bad one."""
+    """Seconds in a duration of whole numbers and units: 45s, 30m, 6h, 2d, 1w, 1h30m; a ConfigError names a bad one."""
     compact = text.strip().lower().replace(" ", "")
     parts = list(_DURATION.finditer(compact))
     if not compact or "".join(p.group(0) for p in parts) != compact:

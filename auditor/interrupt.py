@@ -77,11 +77,16 @@ class StopRequests:
         finally:
             self._wake = None
 
+    def request(self, signum: int) -> None:
+        """Record a stop as if `signum` had arrived: for a caller that owns the signals (auditor serve)."""
+        if self.signum is None:
+            self.signum = signum
+        if self._wake is not None:
+            self._wake()
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self.signum is not None:
             # os.write, not print: the handler may have interrupted a write to stderr.
             os.write(2, f"auditor: {signal.Signals(signum).name} again: stopped at once\n".encode())
             os._exit(EXIT_FOR_SIGNAL.get(signal.Signals(signum), 130))
-        self.signum = signum
-        if self._wake is not None:
-            self._wake()
+        self.request(signum)

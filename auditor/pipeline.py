@@ -62,8 +62,10 @@ def audit(
     crawler: Crawler | None = None,
     progress: ProgressHook | None = None,
     wait: WaitHook | None = None,
+    stops: StopRequests | None = None,
 ) -> Outcome:
-    return _run(config, Mode.AUDIT, crawler=crawler, progress=progress, wait=wait)
+    """`stops`: given by a caller that owns the signals (auditor serve runs audits in a worker thread)."""
+    return _run(config, Mode.AUDIT, crawler=crawler, progress=progress, wait=wait, stops=stops)
 
 
 def lint(config: Config, *, wait: WaitHook | None = None) -> Outcome:
@@ -77,6 +79,7 @@ def _run(
     crawler: Crawler | None = None,
     progress: ProgressHook | None = None,
     wait: WaitHook | None = None,
+    stops: StopRequests | None = None,
 ) -> Outcome:
     """A whole run, while no other run writes the database.
 
@@ -88,11 +91,16 @@ def _run(
     first = next(files, None)
     # Held until the run is finished, reported and its store closed.
     with run_lock(config.db, wait=wait is not None, on_wait=wait, command=f"auditor {mode.value}"):
-        return _run_locked(config, mode, chain([first] if first else [], files), crawler, progress)
+        return _run_locked(config, mode, chain([first] if first else [], files), crawler, progress, stops)
 
 
 def _run_locked(
-    config: Config, mode: Mode, files: Iterator[Path], crawler: Crawler | None, progress: ProgressHook | None
+    config: Config,
+    mode: Mode,
+    files: Iterator[Path],
+    crawler: Crawler | None,
+    progress: ProgressHook | None,
+    stops: StopRequests | None,
 ) -> Outcome:
     store = Store(config.db)
     corpus = [str(p) for p in config.paths]
@@ -104,7 +112,7 @@ def _run_locked(
     findings = FindingWriter(store, run_id, config)
     status = RunStatus.FINISHED
     counts: dict[str, int] = {}
-    stops = StopRequests()
+    stops = stops if stops is not None else StopRequests()
     with stops.installed():
         try:
             stops.check()

@@ -170,9 +170,13 @@ def now_iso() -> str:
 
 
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = Path(path)
         try:
+            if read_only:
+                # A reader beside the one writer (auditor serve): it cannot write, and leaves the schema as it is.
+                self.db = sqlite_utils.Database(sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True))
+                return
             self.db = sqlite_utils.Database(self.path)
             self.db.enable_wal()
             self._ensure_schema()
@@ -202,8 +206,11 @@ class Store:
         self.db.execute(f"pragma user_version = {SCHEMA_VERSION}")
 
     @classmethod
-    def open_existing(cls, path: Path) -> Store:
-        """A store for reading a past run: the file must exist and be auditor's (never create one)."""
+    def open_existing(cls, path: Path, *, read_only: bool = False) -> Store:
+        """A store for reading a past run: the file must exist and be auditor's (never create one).
+
+        `read_only`: a read-only connection, nothing written at all (not even the schema's new columns).
+        """
         if not path.exists():
             raise DatabaseError(f"database not found: {path}")
         if not path.is_file():
@@ -218,7 +225,7 @@ class Store:
             raise DatabaseError(f"cannot use database {path}: {exc}") from exc
         if "runs" not in tables:
             raise DatabaseError(f"{path} is not an auditor database (it has no runs table)")
-        return cls(path)
+        return cls(path, read_only=read_only)
 
     def close(self) -> None:
         self.db.close()
