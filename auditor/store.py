@@ -144,7 +144,13 @@ class _Table(Generic[Record]):
 # saw is a row per document (path -> content) and per URL (-> the check it used).
 RUNS = _Table("runs", Run, pk="id")
 CONTENTS = _Table("contents", Document, keys=(("hash", str),), exclude=frozenset({"path"}))
-LINKS = _Table("links", LinkRef, keys=(("content", str),), exclude=frozenset({"document"}), indexes=[("content",)])
+LINKS = _Table(
+    "links",
+    LinkRef,
+    keys=(("content", str),),
+    exclude=frozenset({"document"}),
+    indexes=[("content",), ("normalized_url",)],
+)
 CHECKS = _Table("checks", Check, keys=(("run_id", int),), pk="id", indexes=[("url", "id")])
 FINDINGS = _Table("findings", Finding, keys=(("run_id", int),), indexes=[("run_id", "code")])
 TABLES: tuple[_Table[Any], ...] = (RUNS, CONTENTS, LINKS, CHECKS, FINDINGS)
@@ -193,13 +199,13 @@ class Store:
             columns = spec.schema()
             if spec.name not in existing:
                 table.create(columns, pk=spec.pk)
-                for index in spec.indexes:
-                    table.create_index(list(index), if_not_exists=True)
             else:
                 # A database of an older release gains the new columns; its rows read them as empty.
                 for column, column_type in columns.items():
                     if column not in table.columns_dict:
                         table.add_column(column, column_type)
+            for index in spec.indexes:
+                table.create_index(list(index), if_not_exists=True)
         with self.db.conn:
             for statement in _JOIN_TABLES:
                 self.db.conn.execute(statement)
@@ -421,9 +427,18 @@ class Store:
             params = [until[0], self._documents_run(run_id)]
         if wanted is None:
             rows = self.db.query(sql, params)
-        else:
+        elif until is None or until[0] is None:
             marks = ",".join("?" * len(wanted))
-            rows = self.db.query(f"select * from ({sql}) where url in ({marks})", [*params, *wanted])
+            rows = self.db.query(f"{sql} and checks.url in ({marks})", [*params, *wanted])
+        else:  # only the wanted URLs the run cited (by the links index), not a scan of all it cited
+            marks = ",".join("?" * len(wanted))
+            rows = self.db.query(
+                f"select * from checks where id in (select max(id) from checks where id <= ? and url in ({marks}) "
+                "and url in (select links.normalized_url from links join run_documents "
+                "on run_documents.content = links.content where run_documents.run_id = ? "
+                f"and links.normalized_url in ({marks})) group by url)",
+                [until[0], *wanted, self._documents_run(run_id), *wanted],
+            )
         return {row["url"]: CHECKS.decode(row) for row in rows}
 
     def links(self, run_id: int) -> Iterator[LinkRef]:

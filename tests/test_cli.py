@@ -290,6 +290,8 @@ def test_history_prints_a_urls_verdict_per_run_and_prune_keeps_the_latest(tmp_pa
     assert lines[0].split() == ["run", "started", "verdict", "checked", "at", "how"]
     assert "reused from run 1" in lines[1] and lines[2].split()[0] == "1" and "fetched" in lines[2]
     assert _run("history", "not a url").exit_code == 2
+    recent = _run("prune", "--older-than", "1d")  # both runs are younger: nothing dropped
+    assert recent.exit_code == 0 and "dropped 0 run(s), kept 2" in recent.stderr
     pruned = _run("prune", "--keep", "1")
     assert pruned.exit_code == 0 and "dropped 1 run(s), kept 1" in pruned.stderr
     assert [line.split()[0] for line in _run("history", url).stdout.strip().splitlines()[1:]] == ["2"]
