@@ -168,6 +168,13 @@ def cli() -> None:
     show_default=True,
     help="A dead link is an error only after this many failing runs in a row (a warning before).",
 )
+@click.option(
+    "--flaky-window",
+    type=click.IntRange(2, 100),
+    default=DEFAULTS.flaky_window,
+    show_default=True,
+    help="Runs (this one included) within which two flips between ok and failing make a link flaky.",
+)
 @click.option("--resume", is_flag=True, help="Continue the last unfinished run, checking only what it had not.")
 def audit(paths: tuple[Path, ...], **options: Any) -> None:
     """Check every link in the corpus (default: seeds/) and write reports."""
@@ -484,6 +491,7 @@ def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
         crawl=CrawlConfig(**crawl_fields),
         max_age=None if max_age is None else parse_duration(max_age, what="--max-age"),
         dead_after=options.pop("dead_after", DEFAULTS.dead_after),
+        flaky_window=options.pop("flaky_window", DEFAULTS.flaky_window),
         resume=options.pop("resume", False),
         **overrides,
     )
