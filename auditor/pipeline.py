@@ -370,6 +370,8 @@ def _judge(store: Store, run_id: int, config: Config, findings: FindingWriter, s
     """
     # Many documents cite the same URL; bounded, so a huge corpus stays flat.
     earlier = functools.lru_cache(maxsize=65_536)(lambda url: store.past_verdicts(url, run_id, config.flaky_window - 1))
+    # A URL that never failed before has an all-ok history: one flip at most, never flaky.
+    suspects = store.urls_that_failed_before(run_id)
     links_by_document = groupby(store.links(run_id), key=lambda link: link.document)
     pending = next(links_by_document, None)
     for document in store.iter_documents(run_id):
@@ -382,7 +384,8 @@ def _judge(store: Store, run_id: int, config: Config, findings: FindingWriter, s
         for link in links:
             check = checks.get(link.normalized_url)
             verdicts = link_findings(link, check)
-            flaky = flaky_findings(link, check, earlier(link.normalized_url), config.flaky_window)
+            history = earlier(link.normalized_url) if link.normalized_url in suspects else []
+            flaky = flaky_findings(link, check, history, config.flaky_window)
             if flaky:
                 # A link that keeps flipping is flaky, not freshly dead.
                 verdicts = [finding for finding in verdicts if finding.code is not Code.DEAD_LINK] + flaky

@@ -489,6 +489,11 @@ class Store:
                 found.append((run_id, int(fetched_by), check))
         return found
 
+    def urls_that_failed_before(self, run_id: int) -> set[str]:
+        """URLs with a failing check fetched by an earlier run: the only ones whose history can flip."""
+        rows = self.db.execute("select distinct url from checks where ok = 0 and run_id < ?", [run_id])
+        return {row[0] for row in rows}
+
     def past_verdicts(self, url: str, before_run: int, limit: int) -> list[bool]:
         """Whether each of the most recent earlier runs found the URL ok, newest first."""
         return [check.ok for _, _, check in self.url_history(url, before_run, limit)]
