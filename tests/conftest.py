@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -173,3 +175,30 @@ def make_report(
 
 def _hops(redirects: Any) -> tuple[Hop, ...]:
     return tuple(hop if isinstance(hop, Hop) else Hop(*hop) for hop in redirects)
+
+
+# -- headless Chromium, for the HTML report and the served pages ---------------------
+CHROMIUM = shutil.which("chromium") or next(
+    (path for path in ("/usr/bin/chromium", "/usr/lib/chromium/chromium") if Path(path).exists()), None
+)
+# No background networking: this machine has no internet, and Chromium would keep trying.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("no Chromium found (.ci/run installs Debian's chromium package)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -5,7 +5,6 @@ import dataclasses
 import hashlib
 import json
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,17 +33,6 @@ from auditor.report.html import (
 from auditor.report.model import Changes, Report, ReportFinding
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
-CHROMIUM = shutil.which("chromium") or next(
-    (path for path in ("/usr/bin/chromium", "/usr/lib/chromium/chromium") if Path(path).exists()), None
-)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 HOSTILE_TITLE = "<script>alert(1)</script>"
 HOSTILE_URL = "javascript:alert(1)"
 HOSTILE_HTML = '<img src=x onerror="window.__xss=1">'
@@ -322,16 +310,6 @@ def test_document_rows_count_references_and_findings() -> None:
 
 
 # -- in a real browser --------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("no Chromium found (.ci/run installs Debian's chromium package)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 class Page:

@@ -28,7 +28,6 @@ import pytest
 import uvicorn
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
-from test_html_report import CHROMIUM, CHROMIUM_ARGS
 
 from auditor import pipeline
 from auditor.cli import cli
@@ -263,16 +262,6 @@ def test_metrics_in_prometheus_text_format(served: Service) -> None:
 
 
 # -- the served report in a real browser ---------------------------------------------
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("no Chromium found (.ci/run installs Debian's chromium package)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.mark.browser
