@@ -182,6 +182,10 @@ class Store:
             if read_only:
                 # A reader beside the one writer (auditor serve): it cannot write, and leaves the schema as it is.
                 self.db = sqlite_utils.Database(sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True))
+                if "run_documents" not in self.db.table_names():
+                    raise DatabaseError(
+                        f"{self.path} has the layout of an older release; the next audit on it migrates it"
+                    )
                 return
             self.db = sqlite_utils.Database(self.path)
             self.db.enable_wal()
@@ -290,7 +294,10 @@ class Store:
                                  [RunStatus.RUNNING.value, run_id])  # fmt: skip
             self.db.conn.execute("delete from findings where run_id = ?", [run_id])
             self.db.conn.execute("delete from run_documents where run_id = ?", [run_id])
-            self.db.conn.execute("update runs set documents_of = null, fingerprint = null where id = ?", [run_id])
+            # A run stopped while its reports were written was already compacted: it keeps rows again.
+            self.db.conn.execute(
+                "update runs set documents_of = null, fingerprint = null, checks_until = null where id = ?", [run_id]
+            )
 
     def run(self, run_id: int) -> Run:
         try:

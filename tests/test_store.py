@@ -156,3 +156,27 @@ def test_missing_run_is_a_clear_error(tmp_path: Path) -> None:
         store.run(42)
     with pytest.raises(DatabaseError, match="no runs"):
         store.latest_run_id()
+
+
+def test_a_reopened_run_keeps_its_own_rows_again(tmp_path: Path) -> None:
+    """A run compacted at finish, then stopped while writing reports, resumes with rows of its own."""
+    store = Store(tmp_path / "a.sqlite")
+    run_id = _run(store)
+    documents = store.documents_writer(run_id)
+    link = make_link(url="https://x/")
+    documents.add("d.md", CONTENTS.encode(Document("d.md", {"t": 1}, {})), [LINKS.encode(link)])
+    documents.flush()
+    checks = store.checks_writer(run_id)
+    checks.add(make_check(url="https://x/", ok=False))
+    checks.flush()
+    store.finish_run(run_id, status=RunStatus.FINISHED)
+    assert store.run(run_id).checks_until is not None and not store.checked_urls(run_id)
+    store.reopen_run(run_id)
+    assert store.run(run_id).checks_until is None
+    documents = store.documents_writer(run_id)
+    documents.add("d.md", CONTENTS.encode(Document("d.md", {"t": 1}, {})), [LINKS.encode(link)])
+    documents.flush()
+    checks = store.checks_writer(run_id)
+    checks.add(make_check(url="https://x/", ok=True))
+    checks.flush()
+    assert store.checks(run_id)["https://x/"].ok  # the new check, not the one before the reopen
