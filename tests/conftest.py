@@ -192,7 +192,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: Playwright's sync API keeps an event loop running in this thread while a
+# browser is open, and later modules' asyncio.run() refuses to start beside it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if CHROMIUM is None:
         pytest.skip("no Chromium found (.ci/run installs Debian's chromium package)")
