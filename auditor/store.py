@@ -166,6 +166,57 @@ _JOIN_TABLES = (
 )
 
 
+# Views for browsing the database in SQL, sqlite-utils or Datasette (README, "Browse and export"):
+# each resolves what the Store API resolves in Python, so a query needs no knowledge of the compaction.
+VIEWS: dict[str, str] = {
+    # Every run's documents, whether stored under the run or shared with an earlier run (runs.documents_of).
+    "run_documents_resolved": """
+select runs.id as run_id, run_documents.path, run_documents.content, run_documents.position,
+  run_documents.run_id as stored_under
+from runs join run_documents on run_documents.run_id = coalesce(runs.documents_of, runs.id)""",
+    # Every reference of every run: the links of the content each of its documents had.
+    "run_links": """
+select run_documents_resolved.run_id, run_documents_resolved.path as document, links.*
+from run_documents_resolved join links on links.content = run_documents_resolved.content""",
+    # The check each run used for each URL, by the rule of Store.checks(): an unfinished run's own
+    # pointers (run_checks); for a finished run, the newest check up to runs.checks_until of each URL
+    # its documents cite.
+    "run_urls": """
+with unfinished as (
+  select run_checks.run_id, checks.url, max(checks.id) as check_id
+  from run_checks
+  join runs on runs.id = run_checks.run_id and runs.checks_until is null
+  join checks on checks.id = run_checks.check_id
+  group by run_checks.run_id, checks.url
+), cited as (
+  select distinct runs.id as run_id, runs.checks_until, links.normalized_url as url
+  from runs
+  join run_documents on run_documents.run_id = coalesce(runs.documents_of, runs.id)
+  join links on links.content = run_documents.content
+  where runs.checks_until is not null
+), finished as (
+  select run_id, url,
+    (select max(checks.id) from checks where checks.url = cited.url and checks.id <= cited.checks_until) as check_id
+  from cited
+)
+select run_id, url, check_id from unfinished
+union all
+select run_id, url, check_id from finished where check_id is not null""",
+    # Each URL's most recent check, by any run (what the next run would revalidate or reuse).
+    "url_status": """
+select checks.url, checks.kind, checks.ok, checks.status, checks.reason, checks.message, checks.final_url,
+  checks.checked_at, checks.run_id as fetched_by, checks.id as check_id
+from checks where checks.id = (select max(newer.id) from checks as newer where newer.url = checks.url)""",
+    # The findings of the latest finished run of each corpus and mode (an audit and a lint of the same
+    # corpus both show): what is wrong now. Running, interrupted and failed runs are left out.
+    "latest_findings": """
+select findings.*, runs.mode as run_mode, runs.started_at as run_started_at, runs.corpus as run_corpus
+from findings join runs on runs.id = findings.run_id
+where runs.id in (select max(id) from runs where status = 'finished' group by mode, corpus)
+order by findings.run_id, findings.rowid""",
+}
+
+
 def content_hash(encoded: Row) -> str:
     """The key a document's parsed content is stored under: the same content is stored once."""
     return hashlib.blake2b(json.dumps(encoded).encode(), digest_size=16).hexdigest()
@@ -213,7 +264,20 @@ class Store:
         with self.db.conn:
             for statement in _JOIN_TABLES:
                 self.db.conn.execute(statement)
+        self._ensure_views()
         self.db.execute(f"pragma user_version = {SCHEMA_VERSION}")
+
+    def _ensure_views(self) -> None:
+        """Creates the views; one whose SQL changed since (an older release made it) is made anew."""
+        made = dict(self.db.execute("select name, sql from sqlite_master where type = 'view'").fetchall())
+        # SQLite keeps a view's statement as written, with its first two words in capitals.
+        stale = {name: body for name, body in VIEWS.items() if made.get(name) != f"CREATE VIEW {name} as{body}"}
+        if stale:
+            with self.db.conn:
+                self.db.conn.execute("begin")  # DDL opens no transaction by itself: one for them all
+                for name, body in stale.items():
+                    self.db.conn.execute(f"drop view if exists {name}")
+                    self.db.conn.execute(f"create view {name} as{body}")
 
     @classmethod
     def open_existing(cls, path: Path, *, read_only: bool = False) -> Store:
