@@ -409,8 +409,8 @@ def find_lychee() -> str | None:
     return str(here) if here.exists() else shutil.which("lychee")
 
 
-def run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, int]:
-    """Wall seconds, peak RSS in bytes (largest process of the tree) and the exit code."""
+def run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, float, int]:
+    """Wall seconds, peak RSS in bytes (largest process of the tree), CPU seconds (the tree) and the exit code."""
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert child.stderr is not None
@@ -420,7 +420,7 @@ def run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int,
     seconds = time.perf_counter() - started
     if child.returncode not in (0, 1, 2):
         print(f"  ! {command[0]} exited {child.returncode}: {errors.decode(errors='replace')[-2000:]}")
-    return seconds, usage.ru_maxrss * 1024, child.returncode
+    return seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime, child.returncode
 
 
 class Bench:
@@ -471,9 +471,9 @@ class Bench:
 
     def measure(self, command: list[str], cwd: Path) -> dict[str, object]:
         self.server_stats(reset=True)
-        seconds, rss, code = run(command, self.env, cwd)
+        seconds, rss, cpu, code = run(command, self.env, cwd)
         stats = self.server_stats(reset=False)
-        return {"seconds": seconds, "rss": rss, "exit": code, "server": stats}
+        return {"seconds": seconds, "rss": rss, "cpu": cpu, "exit": code, "server": stats}
 
 
 def _line(name: str, result: dict[str, object], urls: int) -> str:
@@ -482,7 +482,8 @@ def _line(name: str, result: dict[str, object], urls: int) -> str:
     seconds = float(result["seconds"])  # type: ignore[arg-type]
     extra = f", reused {result['reused']}" if "reused" in result else ""
     return (
-        f"  {name:<8} {seconds:7.2f} s  {urls / seconds:7.0f} URLs/s  peak RSS {int(result['rss']) / 2**20:6.0f} MiB  "  # type: ignore[call-overload]
+        f"  {name:<8} {seconds:7.2f} s  {urls / seconds:7.0f} URLs/s  CPU {float(result['cpu']):6.1f} s  "
+        f"peak RSS {int(result['rss']) / 2**20:6.0f} MiB  "  # type: ignore[call-overload]
         f"server saw {server['requests']:>6} requests for {server['urls']:>6} URLs "
         f"({', '.join(f'{k} {v}' for k, v in server['by_method'].items())}; "
         f"{server['connections']} connections; server CPU {100 * server['cpu'] / seconds:3.0f} % of the wall, "
@@ -581,9 +582,10 @@ def summarize(rounds: list[dict[str, dict[str, object]]], urls: int, args: argpa
         seconds = median(tool, "seconds")
         requests = statistics.median(int(r[tool]["server"]["requests"]) for r in rounds)  # type: ignore[index]
         print(f"  {tool:<12} {seconds:7.2f} s  {urls / seconds:7.0f} URLs/s  "
+              f"CPU {median(tool, 'cpu'):6.1f} s  "
               f"peak RSS {median(tool, 'rss') / 2**20:5.0f} MiB  server saw {requests:.0f} requests")  # fmt: skip
     print(f"  auditor/lychee (median of per-round ratios): time {ratio('seconds'):.2f}x, "
-          f"peak RSS {ratio('rss'):.2f}x")  # fmt: skip
+          f"CPU {ratio('cpu'):.2f}x, peak RSS {ratio('rss'):.2f}x")  # fmt: skip
     if args.max_age:
         print(f"  2nd runs: auditor/lychee time {ratio('seconds', 'auditor 2nd', 'lychee 2nd'):.2f}x; "
               f"auditor 2nd/1st {ratio('seconds', 'auditor 2nd', 'auditor'):.2f}x, "
