@@ -499,8 +499,14 @@ class Store:
         if wanted is None:
             rows = self.db.query(sql, params)
         elif until is None or until[0] is None:
+            # Driven by the URLs (the checks(url, id) index), each check then looked up among the run's
+            # pointers: never a scan of all the run's pointers per document.
             marks = ",".join("?" * len(wanted))
-            rows = self.db.query(f"{sql} and checks.url in ({marks})", [*params, *wanted])
+            rows = self.db.query(
+                f"select checks.* from checks where checks.url in ({marks}) and exists (select 1 from run_checks "
+                "where run_checks.run_id = ? and run_checks.check_id = checks.id)",
+                [*wanted, run_id],
+            )
         else:  # only the wanted URLs the run cited (by the links index), not a scan of all it cited
             marks = ",".join("?" * len(wanted))
             rows = self.db.query(
