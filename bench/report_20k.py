@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -19,18 +18,15 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from auditor.corpus import Document
+from auditor.model import Check, Code, Evidence, Finding, Hop, Kind, LinkRef, Mode, RunStatus, Severity
 from auditor.report import build_report
 from auditor.report.html import render_html
-from auditor.store import FINISHED, Store
+from auditor.store import CONTENTS, FINDINGS, LINKS, Store
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from conftest import CHROMIUM, CHROMIUM_ARGS
+
 CODES = [
     ("dead-link", "error"),
     ("link-blocked", "warning"),
@@ -59,65 +55,51 @@ def generate(db: Path, findings: int) -> tuple[Store, int]:
     documents = max(1, findings // len(FIELDS))
     run_ids = []
     for run_number in range(2):
-        run_id = store.start_run(mode="audit", corpus=["corpus"], tool_version="bench", config={"fail_on": "error"})
-        links, checks, found = (store.writer(t, run_id) for t in ("links", "checks", "findings"))
+        run_id = store.start_run(mode=Mode.AUDIT, corpus=["corpus"], tool_version="bench", config={"fail_on": "error"})
+        texts, checks, found = (
+            store.documents_writer(run_id),
+            store.checks_writer(run_id),
+            store.writer(FINDINGS, run_id),
+        )
         for d in range(documents):
             document = f"corpus/{d // 1000:03d}/article-{d:06d}.txt"
+            links = []
             for f, field in enumerate(FIELDS):
                 host = f"host{(d * 7 + f) % 250}.example"
                 url = f"https://{host}/news/{d}/{field.replace('[', '').replace(']', '').replace('.', '-')}"
                 line = 5 + f * 3
-                links.add(
-                    {
-                        "document": document,
-                        "item": "",
-                        "field": field,
-                        "line": line,
-                        "kind": "page",
-                        "url": url,
-                        "normalized_url": url,
-                    }
-                )
+                link = LinkRef(document=document, item="", field=field, line=line, kind=Kind.PAGE, url=url,
+                               normalized_url=url)  # fmt: skip
+                links.append(LINKS.encode(link))
                 code, severity = CODES[(d + f) % len(CODES)]
                 status = {"dead-link": 404, "link-blocked": 403}.get(code, 200)
-                checks.add(
-                    {
-                        "url": url,
-                        "kind": "page",
-                        "ok": int(status == 200),
-                        "status": status,
-                        "reason": None,
-                        "elapsed_ms": 50 + (d * 13 + f) % 900,
-                        "redirects": [],
-                    }
-                )
+                checks.add(Check(url=url, kind=Kind.PAGE, ok=status == 200, status=status,
+                                 elapsed_ms=50 + (d * 13 + f) % 900))  # fmt: skip
                 if run_number == 0 and d % 10 == 0:
                     continue  # these become "new" in the second run
-                redirects = [{"status": 301, "url": url}] if code == "redirect" else []
+                redirects = (Hop(301, url),) if code == "redirect" else ()
+                evidence = Evidence(reason="ok" if status == 200 else f"http {status}", status=status,
+                                    final_url=url + "/final" if redirects else None, redirects=redirects)  # fmt: skip
                 found.add(
-                    {
-                        "code": code,
-                        "severity": severity,
-                        "document": document,
-                        "field": field,
-                        "line": line,
-                        "url": url,
-                        "message": f"{code} on {field} of article {d}",
-                        "expected": f"Expected title {d}" if code == "title-mismatch" else None,
-                        "actual": f"Actual title {d}" if code == "title-mismatch" else None,
-                        "details": {
-                            "reason": "ok" if status == 200 else f"http {status}",
-                            "status": status,
-                            "final_url": url + "/final" if redirects else None,
-                            "redirects": redirects,
-                        },
-                    }
+                    Finding(
+                        code=Code(code),
+                        severity=Severity(severity),
+                        document=document,
+                        field=field,
+                        line=line,
+                        url=url,
+                        message=f"{code} on {field} of article {d}",
+                        expected=f"Expected title {d}" if code == "title-mismatch" else None,
+                        actual=f"Actual title {d}" if code == "title-mismatch" else None,
+                        details=evidence,
+                    )
                 )
-        for writer in (links, checks, found):
+            texts.add(document, CONTENTS.encode(Document(document, {"title": f"article {d}"}, {})), links)
+        for writer in (texts, checks, found):
             writer.flush()
         store.finish_run(
             run_id,
-            status=FINISHED,
+            status=RunStatus.FINISHED,
             documents=documents,
             references=documents * len(FIELDS),
             urls=documents * len(FIELDS),
@@ -131,7 +113,7 @@ def main() -> int:
     parser.add_argument("--findings", type=int, default=20_000)
     parser.add_argument("--keep", type=Path, help="write report.html here instead of a temporary directory")
     args = parser.parse_args()
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    chromium = CHROMIUM or "/usr/bin/chromium"
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
