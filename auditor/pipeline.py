@@ -111,16 +111,15 @@ def _run_locked(
         run_id = store.start_run(mode=mode, corpus=corpus, tool_version=__version__, config=_config_record(config))
     findings = FindingWriter(store, run_id, config)
     status = RunStatus.FINISHED
-    counts: dict[str, int] = {}
     stops = stops if stops is not None else StopRequests()
     with stops.installed():
         try:
             stops.check()
             # Closed as soon as the ingest ends, so a stop also stops the parsing workers.
             with closing(_prepare_all(config, files)) as prepared:
-                counts = _ingest(store, run_id, config, prepared, findings, stops)
+                _ingest(store, run_id, prepared, findings, stops)
             if mode is Mode.AUDIT:
-                counts |= _crawl(store, run_id, config, crawler, progress, stops)
+                _crawl(store, run_id, config, crawler, progress, stops)
                 _judge(store, run_id, config, findings, stops)
         except Interrupted:
             # What was parsed, checked and judged so far is kept; the run says it is partial.
@@ -133,13 +132,14 @@ def _run_locked(
             status = RunStatus.INTERRUPTED
         finally:
             findings.flush()
-            counts = {
-                "documents": store.count_documents(run_id),
-                "references": store.count_references(run_id),
-                **{key: value for key, value in counts.items() if key in _CRAWL_COUNTS},
-            }
-            counts["urls"] = store.count_unique_urls(run_id)
-            store.finish_run(run_id, status=RunStatus.INTERRUPTED if stops.requested else status, **counts)
+            # Counted from the store: a resumed run's documents are all there, not only this session's.
+            store.finish_run(
+                run_id,
+                status=RunStatus.INTERRUPTED if stops.requested else status,
+                documents=store.count_documents(run_id),
+                references=store.count_references(run_id),
+                urls=store.count_unique_urls(run_id),
+            )
         try:
             report = build_report(store, run_id)
             write_reports(report, config.out, config.formats)
@@ -205,13 +205,8 @@ def _worker_ignores_signals() -> None:
 
 
 def _ingest(
-    store: Store,
-    run_id: int,
-    config: Config,
-    prepared: Iterator[Prepared],
-    findings: FindingWriter,
-    stops: StopRequests,
-) -> dict[str, int]:
+    store: Store, run_id: int, prepared: Iterator[Prepared], findings: FindingWriter, stops: StopRequests
+) -> None:
     """Stream documents into the store with their links and offline findings."""
     documents = store.documents_writer(run_id)
     try:
@@ -221,7 +216,6 @@ def _ingest(
             stops.check()
     finally:
         documents.flush()
-    return {"documents": documents.documents, "references": documents.references}
 
 
 def _resumable_run(store: Store, mode: Mode, corpus: list[str]) -> int:
@@ -290,7 +284,7 @@ def _crawl(
     crawler: Crawler | None,
     progress: ProgressHook | None,
     stops: StopRequests,
-) -> dict[str, int]:
+) -> None:
     stops.check()
     total = store.count_unique_urls(run_id)
     checks = store.checks_writer(run_id, batch_size=CHECK_BATCH)
@@ -312,9 +306,7 @@ def _crawl(
         checks.flush()
         # Recorded even when stopped: a resumed run adds to what it had.
         previous = store.run(run_id)
-        counts = {key: (getattr(previous, key) or 0) + getattr(tally, key) for key in _CRAWL_COUNTS}
-        store.set_counts(run_id, **counts)
-    return counts
+        store.set_counts(run_id, **{key: (getattr(previous, key) or 0) + getattr(tally, key) for key in _CRAWL_COUNTS})
 
 
 async def _crawl_async(

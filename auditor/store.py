@@ -670,8 +670,7 @@ class DocumentWriter:
     def __init__(self, store: Store, run_id: int, batch_size: int) -> None:
         self.store, self.run_id, self.batch_size = store, run_id, batch_size
         self.pending: list[tuple[str, Row, list[Row]]] = []
-        self.documents = 0
-        self.references = 0
+        self.documents = 0  # written so far: the next one's position
 
     def add(self, path: str, content: Row, links: list[Row]) -> None:
         self.pending.append((path, content, links))
@@ -697,7 +696,6 @@ class DocumentWriter:
                     known.add(digest)
                     db.conn.execute(CONTENTS.insert_sql, (digest, *content))
                     db.conn.executemany(LINKS.insert_sql, [(digest, *link) for link in links])
-        self.references += sum(len(links) for _, _, links in batch)
 
 
 def _migrate_from_copies_per_run(db: sqlite_utils.Database) -> None:
