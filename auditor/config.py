@@ -86,6 +86,14 @@ class CrawlConfig:
     max_body_bytes: int = 1024 * 1024  # after decompression
     max_head_bytes: int = 512 * 1024
     max_image_bytes: int = 256 * 1024
+    # The rest of a body up to this size is read after we have what we need, so its connection is reused
+    # (a new TLS handshake costs more); a bigger or slower rest closes the connection instead.
+    drain_bytes: int = 64 * 1024
+    drain_timeout: float = 1.0
+    # Keep-alive: idle connections kept per origin, and origins whose pools are kept (least recently used
+    # closed first); requests in flight are bounded by `concurrency` and `per_host`.
+    idle_per_origin: int = 4
+    max_idle_origins: int = 256
     allow_private: bool = False
     user_agent: str = USER_AGENT
 

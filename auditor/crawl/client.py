@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 
@@ -34,13 +36,64 @@ def open_client(
 ) -> httpx.AsyncClient:
     """Redirects are not followed by httpx: every hop must pass the guard and its host's gate."""
     return httpx.AsyncClient(
-        transport=transport,
+        transport=transport or PoolPerOrigin(config),
         follow_redirects=False,
         event_hooks={"response": [on_response]},
         timeout=httpx.Timeout(config.timeout, connect=min(config.connect_timeout, config.timeout)),
-        limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency),
         headers={"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": ACCEPT},
     )
+
+
+Origin = tuple[bytes, bytes, int | None]
+
+
+class PoolPerOrigin(httpx.AsyncBaseTransport):
+    """One small connection pool per origin (scheme, host, port), kept alive between requests.
+
+    httpcore's pool scans every connection it holds, twice per request, so one
+    pool shared by every host costs more CPU the more hosts an audit meets, and
+    a shared size limit evicts the idle connection of one host for the next
+    host's request (a new TLS handshake nearly every time). Per origin, a pool
+    holds at most that host's own connections. Pools are kept in LRU order; past
+    `max_idle_origins`, the least recently used one is closed once no request of
+    it can still be under way (none started for longer than a request may last).
+    """
+
+    def __init__(self, config: CrawlConfig) -> None:
+        self._ssl_context = httpx.create_ssl_context(trust_env=True)  # one CA load, shared by every pool
+        self._limits = httpx.Limits(
+            max_connections=config.per_host + config.idle_per_origin,
+            max_keepalive_connections=config.idle_per_origin,
+        )
+        self._max_idle_origins = config.max_idle_origins
+        # Longest a request and its body drain can take; a pool untouched for longer has none under way.
+        self._settled_after = config.timeout + config.drain_timeout + 1.0
+        self._pools: OrderedDict[Origin, tuple[httpx.AsyncHTTPTransport, float]] = OrderedDict()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        origin = (url.raw_scheme, url.raw_host, url.port)
+        entry = self._pools.pop(origin, None)
+        pool = entry[0] if entry else httpx.AsyncHTTPTransport(verify=self._ssl_context, limits=self._limits)
+        self._pools[origin] = (pool, time.monotonic())
+        if len(self._pools) > self._max_idle_origins:
+            await self._close_settled()
+        return await pool.handle_async_request(request)
+
+    async def _close_settled(self) -> None:
+        settled = time.monotonic() - self._settled_after
+        while len(self._pools) > self._max_idle_origins:
+            origin, (pool, last_used) = next(iter(self._pools.items()))
+            if last_used > settled:
+                return  # the oldest may still be in use: over the bound for now, never cut a request short
+            del self._pools[origin]
+            await pool.aclose()
+
+    async def aclose(self) -> None:
+        pools = [pool for pool, _ in self._pools.values()]
+        self._pools.clear()
+        for pool in pools:
+            await pool.aclose()
 
 
 def first_method(kind: Kind) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import httpx
 
 from auditor.config import CrawlConfig
+from auditor.crawl.body import release
 from auditor.crawl.budget import Budget
 from auditor.crawl.client import HEAD_FALLBACK_STATUSES, ByteRange, first_method, is_success, send
 from auditor.crawl.conditional import Revalidation, with_validators
@@ -51,24 +52,30 @@ class Fetcher:
         while True:
             async with budget.spend():
                 host = await self.guard.check(chain.current)
-            async with self.politeness.gate(host).slot(), budget.spend():
+            async with self.politeness.gate(host).slot():
+                async with budget.spend():
+                    try:
+                        conditions = revalidation.headers_for(chain.current)
+                        response = await self._send(method, chain, kind, first_range, conditions)
+                        if method == "HEAD" and response.status_code in HEAD_FALLBACK_STATUSES:
+                            await self._release(response)
+                            method = "GET"
+                            response = await self._send(method, chain, kind, None, conditions)
+                    except UnusableRedirect as unusable:
+                        chain.refused(unusable)
+                        raise
                 try:
-                    conditions = revalidation.headers_for(chain.current)
-                    response = await self._send(method, chain, kind, first_range, conditions)
-                    if method == "HEAD" and response.status_code in HEAD_FALLBACK_STATUSES:
-                        await response.aclose()
-                        method = "GET"
-                        response = await self._send(method, chain, kind, None, conditions)
-                except UnusableRedirect as unusable:
-                    chain.refused(unusable)
-                    raise
-                try:
-                    self.politeness.adapt(host, response.status_code)
-                    if chain.follow(response):
-                        continue
-                    return await self._read(url, kind, response, chain, probe, revalidation)
+                    async with budget.spend():
+                        self.politeness.adapt(host, response.status_code)
+                        if chain.follow(response):
+                            continue
+                        return await self._read(url, kind, response, chain, probe, revalidation)
                 finally:
-                    await response.aclose()
+                    # Outside the budget: the answer is in, and keeping the connection must not cost it.
+                    await self._release(response)
+
+    async def _release(self, response: httpx.Response) -> None:
+        await release(response, drain_bytes=self.config.drain_bytes, drain_timeout=self.config.drain_timeout)
 
     async def _send(
         self,
@@ -111,7 +118,9 @@ class Fetcher:
             async def ask_for(byte_range: ByteRange | None) -> httpx.Response:
                 return await send(self.client, "GET", chain.current, kind, chain.cookies, byte_range=byte_range)
 
-            return await probe_image(answer, response, probe, ask_for, max_bytes=self.config.max_image_bytes)
+            return await probe_image(
+                answer, response, probe, ask_for, self._release, max_bytes=self.config.max_image_bytes
+            )
         if not answer.ok or response.request.method == "HEAD":
             return answer
         return await read_page(answer, response, chain.current, self.config)
