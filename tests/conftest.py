@@ -12,9 +12,9 @@ from auditor.model import Check, Code, FailOn, Hop, Kind, LinkRef, Mode, PageHea
 from auditor.report.model import Changes, Reference, Report, ReportFinding, RunInfo, Summary, UrlResult
 
 try:
-    from tests.loopback import LoopbackServer, refused_port
+    from tests.loopback import LoopbackProxy, LoopbackServer, refused_port
 except ImportError:  # tests/ is not a package and the repo root is not on sys.path
-    from loopback import LoopbackServer, refused_port  # type: ignore[no-redef]
+    from loopback import LoopbackProxy, LoopbackServer, refused_port  # type: ignore[no-redef]
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +36,13 @@ def loopback_tls_wrong_name(loopback_tls: LoopbackServer) -> Iterator[LoopbackSe
     """HTTPS server whose cert (same CA as ``loopback_tls``) names only wrong.example."""
     with loopback_tls.wrong_name_server("wrong.example") as server:
         yield server
+
+
+@pytest.fixture
+def loopback_proxy() -> Iterator[LoopbackProxy]:
+    """An HTTP proxy on 127.0.0.1 that reaches only 127.0.0.1 (at the port a request names), per test."""
+    with LoopbackProxy() as proxy:
+        yield proxy
 
 
 @pytest.fixture
