@@ -13,6 +13,7 @@ import click
 
 from auditor import __version__, pipeline
 from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file, parse_duration
+from auditor.crawl import check_settings
 from auditor.errors import AuditorError, ConfigError
 from auditor.links import InvalidURL, normalize_url
 from auditor.model import FailOn, Severity
@@ -222,6 +223,8 @@ def audit(paths: tuple[Path, ...], **options: Any) -> None:
 
     def run(config: Config, wait: WaitHook | None) -> pipeline.Outcome:
         try:
+            # A header variable that is not set, or a CA bundle that is no bundle: exit 2 before a run begins.
+            check_settings(config.crawl)
             return pipeline.audit(config, progress=None if progress.silent else progress, wait=wait)
         finally:
             progress.close()
@@ -298,6 +301,7 @@ def serve(paths: tuple[Path, ...], every: int, host: str, port: int, **options: 
         if options.get("resume"):
             raise ConfigError("--resume continues one audit; `auditor audit --resume` does that, not serve")
         config = build_config(paths, options)
+        check_settings(config.crawl)
         code = service.serve(config, every=every, host=host, port=port, quiet=quiet, verbose=verbose)
     except AuditorError as exc:
         raise UsageProblem(str(exc)) from exc

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from auditor import __version__
 from auditor.config import Config
 from auditor.corpus import iter_corpus_files, load_document
-from auditor.crawl import Crawler, check_settings
+from auditor.crawl import Crawler
 from auditor.errors import ConfigError, DatabaseError
 from auditor.interrupt import Interrupted, StopRequests
 from auditor.links import extract_links
@@ -65,12 +65,7 @@ def audit(
     wait: WaitHook | None = None,
     stops: StopRequests | None = None,
 ) -> Outcome:
-    """`stops`: given by a caller that owns the signals (auditor serve runs audits in a worker thread).
-
-    A header variable that is not set or an unusable CA bundle is a ConfigError before the run starts.
-    """
-    if crawler is None:
-        check_settings(config.crawl)
+    """`stops`: given by a caller that owns the signals (auditor serve runs audits in a worker thread)."""
     return _run(config, Mode.AUDIT, crawler=crawler, progress=progress, wait=wait, stops=stops)
 
 

@@ -117,8 +117,10 @@ def make_finding(**fields: Any) -> ReportFinding:
 
 
 def make_url(url: str, **fields: Any) -> UrlResult:
-    """A checked URL; by default a page that answered 200."""
-    values: dict[str, Any] = {"kind": Kind.PAGE, "status": 200, "ok": True, "error": None, **fields}
+    """A checked URL; by default a page that answered 200. OK when its status is a 2xx, unless told (an
+    accepted 403 is `status=403, ok=True`)."""
+    values: dict[str, Any] = {"kind": Kind.PAGE, "status": 200, "error": None, **fields}
+    values.setdefault("ok", values["status"] is not None and 200 <= values["status"] < 300)
     values["kind"] = Kind(values["kind"])
     values["error"] = None if values["error"] is None else Reason(values["error"])
     values["redirects"] = _hops(values.get("redirects", ()))
