@@ -209,13 +209,9 @@ def parse_header(text: str, keys: Keys = ()) -> Header:
     """`Name: value`, as curl writes it (`--header`)."""
     name, colon, value = text.partition(":")
     if not colon or not name.strip():
-        raise SettingError(keys, f"{_first_words(text)!r} is not a header: write 'Name: value'")
+        # Not echoed: a header without its name may be nothing but a pasted token. `keys` says which flag.
+        raise SettingError(keys, "not a header: write 'Name: value'")
     return make_header(name.strip(), value, keys)
-
-
-def _first_words(text: str) -> str:
-    # Enough to find the bad flag, too little to print a whole token pasted without its name.
-    return text if len(text) <= 12 else text[:12] + "…"
 
 
 def merge_headers(*layers: Iterable[Header]) -> tuple[Header, ...]:

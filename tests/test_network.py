@@ -101,8 +101,8 @@ def test_a_variable_holding_a_line_break_is_refused_without_showing_it() -> None
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("no colon at all", "is not a header: write 'Name: value'"),
-        (": value", "is not a header"),
+        ("no colon at all", "not a header: write 'Name: value'"),
+        (": value", "not a header"),
         ("Bad Name: x", "is not a header name"),
         ("Host: evil.example", "is set by auditor itself"),
         ("accept-encoding: br", "is set by auditor itself"),
@@ -117,8 +117,7 @@ def test_a_bad_header_is_refused(text: str, message: str) -> None:
 def test_a_header_without_a_name_is_not_echoed_whole() -> None:
     with pytest.raises(SettingError) as raised:
         parse_header("ghp_abcdefghijklmnopqrstuvwxyz0123456789", ("--header #2",))
-    assert "0123456789" not in str(raised.value)
-    assert str(raised.value).startswith("--header #2:")
+    assert str(raised.value) == "--header #2: not a header: write 'Name: value'"
 
 
 def test_secrets_never_show_when_the_config_is_printed_or_stored() -> None:

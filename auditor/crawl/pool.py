@@ -182,7 +182,8 @@ class Crawler:
 
 def check_settings(config: CrawlConfig) -> None:
     """Try now what a Crawler reads when it starts: ConfigError for a header variable that is not
-    set or a CA bundle it cannot use, before a run begins rather than in its middle."""
+    set or a CA bundle it cannot use. The CLI asks before a run begins; otherwise the run would
+    start, and fail when its crawl does."""
     HostPolicy(config)
     ssl_context(config)
 
