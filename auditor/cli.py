@@ -192,6 +192,7 @@ def cli() -> None:
 @click.option(
     "--ca-bundle",
     type=click.Path(path_type=Path),
+    metavar="FILE",
     default=None,
     help="PEM file of CA certificates to trust as well as SSL_CERT_FILE / SSL_CERT_DIR (or the bundled ones).",
 )
