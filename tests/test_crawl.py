@@ -927,10 +927,11 @@ def test_a_long_rest_of_body_is_cut_off_not_drained(loopback: Any) -> None:
 
 def test_an_origin_pool_past_the_bound_is_closed_only_once_settled(loopback: Any) -> None:
     """max_idle_origins bounds the pools kept; the one just used is never closed under a request."""
-    from auditor.crawl.client import PoolPerOrigin
+    from auditor.crawl.client import PoolPerOrigin, ssl_context
 
     async def run() -> tuple[int, int]:
-        transport = PoolPerOrigin(replace(FAST, max_idle_origins=1, timeout=0.05, drain_timeout=0.05))
+        config = replace(FAST, max_idle_origins=1, timeout=0.05, drain_timeout=0.05)
+        transport = PoolPerOrigin(config, ssl_context(config))
         async with httpx.AsyncClient(transport=transport) as client:
             first = await client.get(loopback.url_for("/ok/origin-a"))
             second = await client.get(f"http://localhost:{loopback.port}/ok/origin-b")  # another origin

@@ -1,8 +1,16 @@
-"""The one shared httpx client, and how each request is built for its kind of URL."""
+"""The one shared httpx client, and how each request is built for its kind of URL.
+
+The client takes proxies from HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY (httpx's
+`trust_env`) unless `proxy` is set, which then carries every request. Certificates are
+checked against SSL_CERT_FILE, else SSL_CERT_DIR, else certifi's bundle (httpx's choice),
+plus `ca_bundle` when given.
+"""
 
 from __future__ import annotations
 
+import ssl
 import time
+import urllib.request
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
@@ -10,6 +18,7 @@ from http import HTTPStatus
 import httpx
 
 from auditor.config import CrawlConfig
+from auditor.errors import ConfigError
 from auditor.model import Kind
 
 ByteRange = tuple[int, int]  # first and last byte, inclusive, as a Range header says them
@@ -35,8 +44,13 @@ def open_client(
     config: CrawlConfig, *, transport: httpx.AsyncBaseTransport | None, on_response: ResponseHook
 ) -> httpx.AsyncClient:
     """Redirects are not followed by httpx: every hop must pass the guard and its host's gate."""
+    context = ssl_context(config)
     return httpx.AsyncClient(
-        transport=transport or PoolPerOrigin(config),
+        transport=transport or _direct_transport(config, context),
+        proxy=config.proxy.value if config.proxy is not None else None,
+        verify=context,
+        # Only for httpx's own transports (through a proxy): requests in flight are bounded by the workers.
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=config.concurrency),
         follow_redirects=False,
         event_hooks={"response": [on_response]},
         timeout=httpx.Timeout(config.timeout, connect=min(config.connect_timeout, config.timeout)),
@@ -44,6 +58,16 @@ def open_client(
     )
 
 
+def _direct_transport(config: CrawlConfig, context: ssl.SSLContext) -> httpx.AsyncBaseTransport | None:
+    """A pool per origin when requests go straight to their hosts; through a proxy, httpx's own.
+
+    httpx reads proxies from the environment only for a client whose transport it made itself.
+    """
+    proxied = config.proxy is not None or any(scheme in urllib.request.getproxies() for scheme in _PROXIED)
+    return None if proxied else PoolPerOrigin(config, context)
+
+
+_PROXIED = ("http", "https", "all")
 Origin = tuple[bytes, bytes, int | None]
 
 
@@ -59,12 +83,10 @@ class PoolPerOrigin(httpx.AsyncBaseTransport):
     it can still be under way (none started for longer than a request may last).
     """
 
-    def __init__(self, config: CrawlConfig) -> None:
-        self._ssl_context = httpx.create_ssl_context(trust_env=True)  # one CA load, shared by every pool
-        self._limits = httpx.Limits(
-            max_connections=config.per_host + config.idle_per_origin,
-            max_keepalive_connections=config.idle_per_origin,
-        )
+    def __init__(self, config: CrawlConfig, context: ssl.SSLContext) -> None:
+        self._ssl_context = context  # one CA load, shared by every pool
+        # In flight per host is politeness.py's to bound (a host's rule may raise it); idle, one host's usual share.
+        self._limits = httpx.Limits(max_connections=None, max_keepalive_connections=config.per_host)
         self._max_idle_origins = config.max_idle_origins
         # Longest a request and its body drain can take; a pool untouched for longer has none under way.
         self._settled_after = config.timeout + config.drain_timeout + 1.0
@@ -96,6 +118,19 @@ class PoolPerOrigin(httpx.AsyncBaseTransport):
             await pool.aclose()
 
 
+def ssl_context(config: CrawlConfig) -> ssl.SSLContext:
+    """httpx's default context, trusting `ca_bundle` too; a ConfigError when that file is no PEM bundle."""
+    context = httpx.create_ssl_context(trust_env=True)
+    if config.ca_bundle is not None:
+        try:
+            context.load_verify_locations(cafile=config.ca_bundle)
+        except ssl.SSLError:  # an OSError too, with the OpenSSL code as its text: say it in words
+            raise ConfigError(f"--ca-bundle: cannot use {config.ca_bundle}: it holds no PEM certificate") from None
+        except OSError as exc:
+            raise ConfigError(f"--ca-bundle: cannot use {config.ca_bundle}: {exc.strerror or exc}") from None
+    return context
+
+
 def first_method(kind: Kind) -> str:
     """AMP cache URLs only need to exist, so HEAD; pages and images are read, so GET."""
     return "HEAD" if kind is Kind.AMP_CACHE else "GET"
@@ -114,17 +149,23 @@ async def send(
     *,
     byte_range: ByteRange | None = None,
     conditions: Mapping[str, str] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    request_timeout: httpx.Timeout | None = None,
 ) -> httpx.Response:
     """Send one request and return as soon as the headers are in; the body is streamed by the caller.
 
     `conditions` are the conditional headers of a revalidation (conditional.py); an image's
-    Range goes along with them, since a server weighs them first.
+    Range goes along with them, since a server weighs them first. `extra_headers` are the
+    configured ones for this host (hosts.py); they cannot name what is set here (network.py
+    refuses those names). `request_timeout` replaces the client's for a host with its own.
     """
-    headers = dict(conditions or {})
+    headers = {**(extra_headers or {}), **(conditions or {})}
     if kind is Kind.IMAGE:
         # Identity, so Range offsets are offsets into the image bytes.
         headers["Accept-Encoding"] = "identity"
         if byte_range is not None:
             headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-    request = client.build_request(method, url, headers=headers, cookies=cookies)
+    request = client.build_request(
+        method, url, headers=headers, cookies=cookies, timeout=request_timeout or httpx.USE_CLIENT_DEFAULT
+    )
     return await client.send(request, stream=True)
