@@ -278,21 +278,23 @@ def test_long_change_lists_are_cut_with_the_total(monkeypatch: pytest.MonkeyPatc
     assert "Showing the first 2 of 9 new findings" in html
 
 
-def test_host_rows_count_dead_blocked_and_median_latency() -> None:
+def test_host_rows_count_dead_blocked_excluded_and_median_latency() -> None:
+    cited = ("https://a.example/1", "https://a.example/2", "https://a.example/3", "https://a.example/4")
     report = make_report(
-        references=[
-            make_reference("d", "webUrl", 1, u)
-            for u in ("https://a.example/1", "https://a.example/2", "https://a.example/3", "https://b.example/")
-        ],
+        references=[make_reference("d", "webUrl", 1, u) for u in (*cited, "https://b.example/")],
         urls=[
             make_url("https://a.example/1", status=200, error=None, elapsed_ms=100),
             make_url("https://a.example/2", status=404, error=None, elapsed_ms=300),
             make_url("https://a.example/3", status=403, error=None, elapsed_ms=200),
+            # Excluded: neither checked nor dead, and its zero time is no latency.
+            make_url("https://a.example/4", status=None, ok=False, error="excluded", elapsed_ms=0),
             make_url("https://b.example/", status=None, error="dns", elapsed_ms=None),
         ],
     )
     rows = {row.host: row for row in host_rows(report)}
-    assert rows["a.example"] == HostRow(host="a.example", urls=3, checked=3, ok=1, dead=1, blocked=1, median_ms=200)
+    assert rows["a.example"] == HostRow(
+        host="a.example", urls=4, checked=3, excluded=1, ok=1, dead=1, blocked=1, median_ms=200
+    )
     assert rows["b.example"].dead == 1 and rows["b.example"].median_ms is None
 
 
