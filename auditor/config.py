@@ -7,6 +7,7 @@ module hard-codes a limit.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -187,8 +188,11 @@ def _text_list(path: Path, key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ConfigError(f"{path}: '{key}' must be a list, one entry per line starting with '- '")
     for index, entry in enumerate(value):
-        if not isinstance(entry, str) or not entry:
-            raise ConfigError(f"{path}: '{key}[{index}]' must be text, not {entry!r} (quote it)")
+        if entry == "":
+            raise ConfigError(f"{path}: '{key}[{index}]' is empty: write the pattern, or remove the line")
+        if not isinstance(entry, str):
+            shown = json.dumps(entry, default=str)  # as YAML would write it: null, true, 1
+            raise ConfigError(f"{path}: '{key}[{index}]' must be text, not {shown} (quote it)")
     return tuple(value)
 
 
