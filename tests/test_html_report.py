@@ -496,3 +496,35 @@ def test_twenty_thousand_findings_load_and_filter_quickly(open_report: Any) -> N
     assert filter_ms < 500, filter_ms
     assert opened < 15, opened
     assert view.problems == []
+
+
+@pytest.mark.browser
+def test_a_remapped_url_shows_where_it_was_fetched_and_hosts_count_excluded(open_report: Any) -> None:
+    mirror = "https://staging.example/a"
+    report = make_report(
+        [
+            make_finding(
+                url="https://news.example/a", fetched_url=mirror, message=f"dead link: dns (fetched as {mirror})"
+            )
+        ],
+        urls=[
+            make_url("https://news.example/a", status=None, ok=False, error="dns", fetched_url=mirror),
+            make_url("https://news.example/b", status=None, ok=False, error="excluded", elapsed_ms=0),
+        ],
+        references=[
+            make_reference("seeds/a.txt", f, 7, u)
+            for f, u in (("webUrl", "https://news.example/a"), ("originalUrl", "https://news.example/b"))
+        ],
+    )
+    for javascript in (True, False):
+        view = open_report(report, javascript=javascript)
+        scope = "#findings-app" if javascript else "table.findings"
+        url_cell = view.page.inner_text(f"{scope} tbody tr td:nth-child(5)")
+        assert url_cell.split() == ["https://news.example/a", "fetched", "as", mirror]
+        assert view.page.get_attribute(f"{scope} tbody tr td:nth-child(5) .fetched a", "href") == mirror
+        hosts = "#hosts-app" if javascript else "table.hosts"
+        header = view.page.eval_on_selector_all(f"{hosts} thead th", "cells => cells.map(c => c.textContent)")
+        row = view.page.eval_on_selector_all(f"{hosts} tbody td", "cells => cells.map(c => c.textContent)")
+        assert dict(zip(header, row, strict=True))["excluded"] == "1"
+        assert dict(zip(header, row, strict=True))["checked"] == "1"
+        assert view.problems == []
