@@ -185,7 +185,7 @@ class UrlResult:
     @property
     def excluded(self) -> bool:
         """Left out by --exclude/--include: listed so the report can say so, never fetched."""
-        return self.error is Reason.EXCLUDED
+        return self.error == Reason.EXCLUDED
 
     def as_dict(self) -> dict[str, Any]:
         return {
