@@ -15,6 +15,7 @@ from auditor import __version__, pipeline
 from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file, parse_duration
 from auditor.crawl import check_settings
 from auditor.errors import AuditorError, ConfigError
+from auditor.filters import PathFilter, UrlRules
 from auditor.links import InvalidURL, normalize_url
 from auditor.model import FailOn, Severity
 from auditor.network import AcceptCodes, Header, parse_header, proxy_setting
@@ -28,6 +29,8 @@ from auditor.store import Store
 DEFAULTS = Config()
 CRAWL_DEFAULTS = CrawlConfig()
 DEFAULT_CONFIG_FILE = Path("auditor.yaml")
+# Repeatable options that may also be lists in the config file.
+FILTER_OPTIONS = ("include", "exclude", "exclude_paths", "remap")
 
 
 class UsageProblem(click.ClickException):
@@ -218,8 +221,44 @@ def cli() -> None:
     help="Runs (this one included) within which two flips between ok and failing make a link flaky.",
 )
 @click.option("--resume", is_flag=True, help="Continue the last unfinished run, checking only what it had not.")
+@click.option(
+    "--include",
+    metavar="REGEX",
+    multiple=True,
+    help="Check URLs matching this regex even if an --exclude matches; with no --exclude, check only these. "
+    "Repeatable.",
+)
+@click.option(
+    "--exclude",
+    metavar="REGEX",
+    multiple=True,
+    help="Do not fetch URLs matching this regex (unless an --include matches): they are reported as excluded. "
+    "Repeatable.",
+)
+@click.option(
+    "--exclude-path",
+    "exclude_paths",
+    metavar="GLOB",
+    multiple=True,
+    help="Skip corpus files matching this .gitignore-style glob (drafts/, *.old.md). Repeatable.",
+)
+@click.option(
+    "--remap",
+    metavar="'REGEX REPLACEMENT'",
+    multiple=True,
+    help="Fetch a URL matching REGEX at the address re.sub makes of it (\\1 for a group); the first "
+    "matching rule wins. Repeatable.",
+)
+@click.option(
+    "--dump",
+    is_flag=True,
+    help="Print each unique URL after the filters and remaps, with its references, as JSON lines; "
+    "fetch nothing, write nothing.",
+)
 def audit(paths: tuple[Path, ...], **options: Any) -> None:
     """Check every link in the corpus (default: seeds/) and write reports."""
+    if options.get("dump"):
+        _dump(paths, options)
     progress = Progress.for_stream(quiet=options["quiet"], verbose=options["verbose"])
 
     def run(config: Config, wait: WaitHook | None) -> pipeline.Outcome:
@@ -262,6 +301,22 @@ def _user_agent(value: str) -> str:
     return value.strip()
 
 
+def _dump(paths: tuple[Path, ...], options: dict[str, Any]) -> None:
+    for name in ("quiet", "verbose", "annotations", "wait"):  # nothing is run, printed or waited for but the lines
+        options.pop(name)
+    try:
+        if options.get("resume"):
+            raise ConfigError("--dump lists what an audit would fetch; it cannot --resume one")
+        config = build_config(paths, options)
+        pipeline.dump(config, click.echo)
+    except AuditorError as exc:
+        raise UsageProblem(str(exc)) from exc
+    except KeyboardInterrupt:
+        click.echo("auditor: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)
+
+
 def _every(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
     try:
         return parse_every(value)
@@ -301,6 +356,8 @@ def serve(paths: tuple[Path, ...], every: int, host: str, port: int, **options: 
             raise ConfigError("--quiet and --verbose contradict each other; pick one")
         if options.get("resume"):
             raise ConfigError("--resume continues one audit; `auditor audit --resume` does that, not serve")
+        if options.get("dump"):
+            raise ConfigError("--dump prints what one audit would fetch; `auditor audit --dump` does that, not serve")
         config = build_config(paths, options)
         check_settings(config.crawl)
         code = service.serve(config, every=every, host=host, port=port, quiet=quiet, verbose=verbose)
@@ -333,8 +390,9 @@ def _exit(
     if not quiet:
         summary = outcome.report.summary
         status = " (interrupted)" if outcome.interrupted else ""
+        excluded = f" ({summary.excluded} excluded)" if summary.excluded else ""
         click.echo(
-            f"auditor: run {outcome.run_id}{status}: {summary.documents} documents, {summary.urls} URLs, "
+            f"auditor: run {outcome.run_id}{status}: {summary.documents} documents, {summary.urls} URLs{excluded}, "
             f"{summary.errors} errors, {summary.warnings} warnings; reports in {config.out}/",
             err=True,
         )
@@ -487,9 +545,15 @@ def history(url: str, db: Path, limit: int) -> None:
             verdict = f"{code}: {reason}"
         else:
             verdict = "ok" if reason == "ok" else f"ok: {reason}"  # an accepted status says which
-        how = "revalidated (304)" if check.revalidated else "fetched"
-        if fetched_by != run_id:
-            how = f"reused from run {fetched_by}"
+        if check.excluded:
+            verdict = f"excluded: {check.message or 'by --exclude'}"
+            how = "not fetched" if fetched_by == run_id else f"not fetched (excluded as in run {fetched_by})"
+        else:
+            how = "revalidated (304)" if check.revalidated else "fetched"
+            if check.fetched_url:
+                how += f" as {check.fetched_url}"
+            if fetched_by != run_id:
+                how = f"reused from run {fetched_by}"
         rows.append((str(run_id), started.get(run_id) or "", verdict, check.checked_at, how))
     _print_table(rows, text_columns={1, 2, 3, 4})
 
@@ -554,7 +618,13 @@ def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
     if "hosts" in overrides:
         crawl_fields["hosts"] = overrides.pop("hosts")
     max_age = options.pop("max_age", None)
-    return Config(
+    # A list given on the command line replaces the config file's; an empty one keeps it.
+    for name in FILTER_OPTIONS:
+        given = tuple(options.pop(name, ()))
+        if given or name not in overrides:
+            overrides[name] = given
+    overrides["dump"] = options.pop("dump", False)
+    config = Config(
         paths=paths or DEFAULTS.paths,
         db=options.pop("db"),
         out=options.pop("out"),
@@ -567,6 +637,10 @@ def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
         resume=options.pop("resume", False),
         **overrides,
     )
+    # A bad pattern is a usage error now, not halfway through a run (or at serve's first audit).
+    UrlRules.of(config)
+    PathFilter(config.exclude_paths)
+    return config
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ module hard-codes a limit.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -130,6 +131,13 @@ class Config:
     dead_after: int = 1  # consecutive failing runs before a dead link is an error (a warning until then)
     flaky_window: int = 5  # runs, this one included, in which two flips make a link flaky
     resume: bool = False  # continue the last unfinished run instead of starting one
+    # Which URLs are fetched and where (auditor/filters.py says how they combine): regexes searched
+    # in the normalised URL; an include match wins over any exclude.
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    exclude_paths: tuple[str, ...] = ()  # .gitignore-style globs: corpus files not read at all
+    remap: tuple[str, ...] = ()  # 'REGEX REPLACEMENT', first matching rule wins
+    dump: bool = False  # print the URLs an audit would fetch, as JSON lines, and stop: no network, no run
 
     def __post_init__(self) -> None:
         # Library callers may pass the plain strings; the rest of the run sees the enums.
@@ -164,8 +172,9 @@ def parse_duration(text: str, *, what: str = "duration") -> float:
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read the YAML config file into overrides for `Config`.
 
-    `severity:` (finding code -> severity) and `required:` (item type ->
-    required fields) are read; an unknown key or value is a ConfigError
+    `severity:` (finding code -> severity), `limits:`, `required:` (item
+    type -> required fields) and the lists `include:`, `exclude:`,
+    `exclude_paths:` and `remap:` are read; an unknown key or value is a ConfigError
     naming it, so a typo never silently does nothing.
     """
     try:
@@ -193,8 +202,11 @@ def load_config_file(path: Path) -> dict[str, Any]:
             except SettingError as exc:
                 line = _line_of(text, exc.keys)
                 raise ConfigError(f"{path}:{line}: {exc}" if line else f"{path}: {exc}") from None
+        elif key in _TEXT_LISTS:
+            overrides[key] = _text_list(path, key, value)
         else:
-            raise ConfigError(f"{path}: unknown key '{key}' (known: severity, limits, required, hosts)")
+            known = ", ".join(("severity", "limits", "required", "hosts", *_TEXT_LISTS))
+            raise ConfigError(f"{path}: unknown key '{key}' (known: {known})")
     return overrides
 
 
@@ -217,6 +229,22 @@ def _line_of(text: str, keys: tuple[str | int, ...]) -> int | None:
         else:
             break
     return line
+
+
+# Keys whose value is a list of strings (patterns and rules; auditor/filters.py compiles them).
+_TEXT_LISTS = ("include", "exclude", "exclude_paths", "remap")
+
+
+def _text_list(path: Path, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: '{key}' must be a list, one entry per line starting with '- '")
+    for index, entry in enumerate(value):
+        if entry == "":
+            raise ConfigError(f"{path}: '{key}[{index}]' is empty: write the pattern, or remove the line")
+        if not isinstance(entry, str):
+            shown = json.dumps(entry, default=str)  # as YAML would write it: null, true, 1
+            raise ConfigError(f"{path}: '{key}[{index}]' must be text, not {shown} (quote it)")
+    return tuple(value)
 
 
 def _limits(path: Path, value: Any) -> ParseLimits:

@@ -14,7 +14,8 @@ compares members, never string literals.
     Mode        audit or lint
 
 and the records the stages hand on: LinkRef (a cited URL), Target (a URL to
-check, with its previous check), Check (one fetch of a URL), Hop (one
+check, with its previous check), Check (one fetch of a URL, or the record
+that --exclude left it out), Hop (one
 redirect of it), PageHead (what a fetched page says), Finding (one problem
 found), Run (one audit or lint).
 """
@@ -48,6 +49,8 @@ class Reason(StrEnum):
     PRIVATE_ADDRESS = "private-address"
     OTHER = "other"
     INTERNAL_ERROR = "internal-error"
+    # Not a failure: --exclude/--include left the URL out, so it was never asked. No verdict either way.
+    EXCLUDED = "excluded"
 
     @property
     def retryable(self) -> bool:
@@ -72,6 +75,7 @@ _REASON_LABELS = {
     Reason.PRIVATE_ADDRESS: "private or loopback address, not fetched",
     Reason.OTHER: "other network error",
     Reason.INTERNAL_ERROR: "a bug in auditor on this URL",
+    Reason.EXCLUDED: "excluded by --exclude/--include, not fetched",
 }
 
 
@@ -193,7 +197,7 @@ class Hop:
 
 @dataclass(frozen=True, kw_only=True)
 class Check:
-    url: str
+    url: str  # the normalised URL as cited: the key the run's references find their check by
     kind: Kind
     ok: bool
     status: int | None = None
@@ -220,12 +224,19 @@ class Check:
     # This check is a 304 that confirmed an earlier answer: its outcome (status, head, image
     # size, validators) is that answer's; its time, bytes and attempts are this exchange's.
     revalidated: bool = False
+    # What was requested instead of `url` when a --remap rule rewrote it (a staging mirror); None otherwise.
+    fetched_url: str | None = None
     id: int | None = None  # given by the store; a run that reuses this result points at it
 
     @property
     def accepted(self) -> bool:
         """OK with a status that is no 2xx: one the config accepts (`--accept`, `hosts:`); nothing was read."""
         return is_accepted(self.ok, self.status)
+
+    @property
+    def excluded(self) -> bool:
+        """Left out by --exclude/--include: a record that the URL was not asked, not an answer."""
+        return self.reason == Reason.EXCLUDED
 
 
 def is_accepted(ok: bool, status: int | None) -> bool:
@@ -249,6 +260,7 @@ class Evidence:
 
     reason: str | None = None  # the outcome in words: "http 404", "dns", "ok"
     status: int | None = None
+    fetched_url: str | None = None  # the --remap target that was requested instead of the cited URL
     final_url: str | None = None
     redirects: tuple[Hop, ...] = ()
     history: str | None = None  # one ✓ or ✗ per run, oldest first

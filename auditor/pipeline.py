@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import json
 import os
 import signal
-from collections import deque
+import tempfile
+from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
@@ -27,13 +29,14 @@ from auditor.config import Config
 from auditor.corpus import iter_corpus_files, load_document
 from auditor.crawl import Crawler
 from auditor.errors import ConfigError, DatabaseError
+from auditor.filters import PathFilter, UrlRules
 from auditor.interrupt import Interrupted, StopRequests
 from auditor.links import extract_links
-from auditor.model import Check, Code, Finding, Kind, Mode, RunStatus, Severity, Target
+from auditor.model import Check, Code, Finding, Kind, Mode, Reason, RunStatus, Severity, Target
 from auditor.report import Report, build_report, write_reports
 from auditor.rules import document_findings, flaky_findings, link_findings, page_findings
 from auditor.runlock import WaitHook, run_lock
-from auditor.store import CONTENTS, FINDINGS, LINKS, CheckWriter, Row, Store
+from auditor.store import CONTENTS, FINDINGS, LINKS, CheckWriter, Row, Store, now_iso
 
 CHECK_BATCH = 50
 REUSE_BATCH = 500  # URLs whose last results are looked up at once
@@ -87,8 +90,9 @@ def _run(
     If one does: DatabaseInUse at once, or with `wait` (called once with the
     holder) the run waits for it.
     """
-    # Check the paths before touching the database: a bad path is a usage error, not a run.
-    files = iter_corpus_files(config.paths)
+    # Check the paths and patterns before touching the database: a bad one is a usage error, not a run.
+    UrlRules.of(config)
+    files = corpus_files(config)
     first = next(files, None)
     # Held until the run is finished, reported and its store closed.
     with run_lock(config.db, wait=wait is not None, on_wait=wait, command=f"auditor {mode.value}"):
@@ -155,6 +159,12 @@ def _run_locked(
         return Outcome(run_id, stops.exit_code, report, interrupted=True)
     failing = any(config.fails(f.severity) for f in report.findings)
     return Outcome(run_id, 1 if failing else 0, report)
+
+
+def corpus_files(config: Config) -> Iterator[Path]:
+    """The corpus files of the configured paths, less those `exclude_paths` leaves out."""
+    skipped = PathFilter(config.exclude_paths)
+    return (path for path in iter_corpus_files(config.paths) if not skipped.excludes(path))
 
 
 def _prepare(config: Config, path: Path) -> Prepared:
@@ -242,24 +252,69 @@ class _Tally:
     reused: int = 0
 
 
-def _plan(store: Store, run_id: int, config: Config, tally: _Tally) -> Iterator[Target]:
+class _Remapped:
+    """Targets a --remap rule sends elsewhere, while they are in flight.
+
+    The crawler fetches the rewritten URL and answers under it; the answer is
+    filed under the cited URL (every reference finds its check by that), with
+    the address it came from in `fetched_url`.
+    """
+
+    def __init__(self) -> None:
+        self.cited: dict[str, deque[str]] = defaultdict(deque)  # fetched URL -> cited URLs waiting for it
+
+    def target(self, url: str, fetch: str | None, kind: Kind, previous: Check | None) -> Target:
+        if fetch is None:
+            return Target(url, kind, previous)
+        self.cited[fetch].append(url)
+        # The crawler revalidates a check of the URL it fetches: the previous answer, as that.
+        if previous is not None:
+            previous = dataclasses.replace(previous, url=fetch, fetched_url=None)
+        return Target(fetch, kind, previous)
+
+    def restore(self, check: Check) -> Check:
+        waiting = self.cited.get(check.url)
+        if not waiting:
+            return check
+        url = waiting.popleft()
+        if not waiting:
+            del self.cited[check.url]
+        return dataclasses.replace(check, url=url, fetched_url=check.url)
+
+
+def _plan(
+    store: Store, run_id: int, config: Config, tally: _Tally, rules: UrlRules, remapped: _Remapped
+) -> Iterator[Target]:
     """The URLs to fetch, in first-cited order, each with its previous check (for a conditional
     request): not those this run already has (--resume), nor those whose last result was OK
-    within --max-age (the run points at that result instead)."""
+    within --max-age (the run points at that result instead), nor those --exclude leaves out
+    (recorded as excluded, never fetched). A remapped URL is fetched at its new address."""
     already = store.checked_urls(run_id)
     batch: list[tuple[str, Kind]] = []
 
     def decide() -> Iterator[Target]:
         latest = store.latest_checks(url for url, _ in batch)
         reused: list[int] = []
+        excluded: list[Check] = []
         for url, kind in batch:
             previous = latest.get(url)
+            why = rules.excluded_by(url)
+            if why is not None:
+                if previous is not None and previous.id is not None and previous.excluded and previous.message == why:
+                    reused.append(previous.id)  # excluded again, for the same reason: a pointer, not a copy
+                else:
+                    excluded.append(_excluded(url, kind, why))
+                continue
+            fetch = rules.fetch_url(url)
+            if previous is not None and previous.fetched_url != fetch:
+                previous = None  # an answer from another address is neither reused nor revalidated
             if previous is not None and previous.id is not None and _still_fresh(previous, kind, config):
                 reused.append(previous.id)
+                tally.reused += 1
             else:
-                yield Target(url, kind, previous)
+                yield remapped.target(url, fetch, kind, previous)
+        store.add_checks(run_id, excluded)
         store.reuse_checks(run_id, reused)
-        tally.reused += len(reused)
         batch.clear()
 
     for url, kind in store.unique_urls(run_id):
@@ -268,6 +323,11 @@ def _plan(store: Store, run_id: int, config: Config, tally: _Tally) -> Iterator[
         if len(batch) >= REUSE_BATCH:
             yield from decide()
     yield from decide()
+
+
+def _excluded(url: str, kind: Kind, why: str) -> Check:
+    """The record that this run left the URL out: no answer, no attempt, the rule that excluded it."""
+    return Check(url=url, kind=kind, ok=False, reason=Reason.EXCLUDED, message=why, attempts=0, checked_at=now_iso())
 
 
 def _still_fresh(previous: Check, kind: Kind, config: Config) -> bool:
@@ -295,10 +355,11 @@ def _crawl(
     total = store.count_unique_urls(run_id)
     checks = store.checks_writer(run_id, batch_size=CHECK_BATCH)
     tally = _Tally()
+    remapped = _Remapped()
     try:
         asyncio.run(
             _crawl_async(
-                _plan(store, run_id, config, tally),
+                _plan(store, run_id, config, tally, UrlRules.of(config), remapped),
                 total,
                 config,
                 crawler or Crawler(config.crawl),
@@ -306,6 +367,7 @@ def _crawl(
                 progress,
                 stops,
                 tally,
+                remapped,
             )
         )
     finally:
@@ -324,6 +386,7 @@ async def _crawl_async(
     progress: ProgressHook | None,
     stops: StopRequests,
     tally: _Tally,
+    remapped: _Remapped,
 ) -> None:
     task = asyncio.current_task()
     assert task is not None
@@ -344,7 +407,8 @@ async def _crawl_async(
         with stops.waking(cancel_the_crawl):
             async with crawler:
                 done = 0
-                async for check in crawler.crawl(targets):
+                async for fetched in crawler.crawl(targets):
+                    check = remapped.restore(fetched)
                     done += 1
                     if check.revalidated:
                         tally.revalidated += 1
@@ -442,3 +506,44 @@ def _config_record(config: Config) -> dict[str, Any]:
     record["paths"] = [str(p) for p in config.paths]
     record["db"], record["out"] = str(config.db), str(config.out)
     return record
+
+
+def dump(config: Config, write: Callable[[str], None]) -> int:
+    """`auditor audit --dump`: each unique URL the corpus cites, as one JSON line, in URL order.
+
+    Each line says whether --exclude/--include leaves the URL out (and by which rule), what would
+    be fetched for it after --remap (null when excluded), and every reference to it (document,
+    line, field). Nothing is fetched and nothing is written but the lines: the corpus is parsed
+    into a throwaway database, so memory stays flat however large it is. Returns the URL count.
+    """
+    rules = UrlRules.of(config)
+    files = corpus_files(config)
+    with tempfile.TemporaryDirectory(prefix="auditor-dump-") as scratch:
+        store = Store(Path(scratch) / "dump.sqlite")
+        try:
+            run_id = store.start_run(
+                mode=Mode.AUDIT, corpus=[str(p) for p in config.paths], tool_version=__version__, config={}
+            )
+            documents = store.documents_writer(run_id)
+            with closing(_prepare_all(config, files)) as prepared:
+                for path, content, link_rows, _offline in prepared:
+                    documents.add(path, content, link_rows)
+            documents.flush()
+            count = 0
+            for url, references in store.references_by_url(run_id):
+                why = rules.excluded_by(url)
+                line = {
+                    "url": url,
+                    "excluded": why is not None,
+                    "excluded_by": why,
+                    "fetch_url": None if why is not None else rules.fetch_url(url) or url,
+                    "references": [
+                        {"document": ref.document, "line": ref.line, "field": ref.field} for ref in references
+                    ],
+                }
+                # ASCII only: corpus text reaches a terminal as escapes, never as control characters.
+                write(json.dumps(line))
+                count += 1
+        finally:
+            store.close()
+    return count

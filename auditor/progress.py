@@ -98,11 +98,13 @@ def describe(check: Any) -> str:
     outcome = str(check.status) if check.status is not None else (check.reason or "failed")
     if check.status is not None and check.reason and check.reason != "ok":
         outcome += f" {check.reason}"
-    text = f"{outcome} {check.kind} {check.url} ({check.elapsed_ms} ms"
+    fetched = getattr(check, "fetched_url", None)  # a --remap address
+    text = f"{outcome} {check.kind} {check.url}" + (f" fetched as {fetched}" if fetched else "")
+    text += f" ({check.elapsed_ms} ms"
     if check.attempts and check.attempts > 1:
         text += f", {check.attempts} attempts"
     text += ")"
-    if check.final_url and check.final_url != check.url:
+    if check.final_url and check.final_url != (fetched or check.url):
         text += f" -> {check.final_url}"
     if check.message:
         text += f": {check.message}"

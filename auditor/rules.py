@@ -19,6 +19,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -280,6 +281,8 @@ def status_verdict(status: int | None, reason: str | None, *, ok: bool = False) 
     The crawl decided whether a status is accepted (`--accept`, `hosts:`) and said so with
     `ok`; the verdict never needs the config, so a stored run is judged as it ran.
     """
+    if reason == Reason.EXCLUDED:
+        return None, reason  # never asked: no verdict (callers that count outcomes count these apart)
     if reason == Reason.PRIVATE_ADDRESS:
         return Code.PRIVATE_ADDRESS, reason
     if status is None:
@@ -294,35 +297,47 @@ def status_verdict(status: int | None, reason: str | None, *, ok: bool = False) 
 
 
 def link_findings(link: LinkRef, check: Check | None) -> list[Finding]:
-    if check is None:
-        return []  # not checked (interrupted run): no verdict either way
+    if check is None or check.excluded:
+        return []  # not checked (interrupted run) or left out by --exclude: no verdict either way
     code, reason = liveness(check)
+    evidence = Evidence(
+        reason=reason,
+        status=check.status,
+        fetched_url=check.fetched_url,
+        final_url=check.final_url,
+        redirects=check.redirects,
+    )
     base: dict[str, Any] = {
         "document": link.document,
         "field": link.field,
         "line": link.line,
         "url": link.url,
-        "details": Evidence(reason=reason, status=check.status, final_url=check.final_url, redirects=check.redirects),
+        "details": evidence,
     }
+    findings: list[Finding] = []
     if code is not None:
         message = f"{_VERDICT_WORDS[code]}: {reason}"
         if check.message:
             message += f" — {check.message}"
-        return [Finding(code=code, message=message, **base)]
-    findings: list[Finding] = []
-    if any(hop.status in PERMANENT_REDIRECTS for hop in check.redirects):
-        chain = " → ".join(str(hop.status) for hop in check.redirects)
-        findings.append(
-            Finding(
-                code=Code.REDIRECT,
-                expected=check.final_url,
-                actual=link.url,
-                message=f"permanently redirected ({chain}) to {check.final_url}",
-                **base,
+        findings.append(Finding(code=code, message=message, **base))
+    else:
+        if any(hop.status in PERMANENT_REDIRECTS for hop in check.redirects):
+            chain = " → ".join(str(hop.status) for hop in check.redirects)
+            findings.append(
+                Finding(
+                    code=Code.REDIRECT,
+                    # A mirror's final URL is no address for the metadata: then only the chain is told.
+                    expected=None if check.fetched_url else check.final_url,
+                    actual=link.url,
+                    message=f"permanently redirected ({chain}) to {check.final_url}",
+                    **base,
+                )
             )
-        )
-    if link.kind == Kind.IMAGE and not check.accepted:  # an accepted 403 has no image to measure
-        findings += _image_findings(link, check, base)
+        if link.kind == Kind.IMAGE and not check.accepted:  # an accepted 403 has no image to measure
+            findings += _image_findings(link, check, base)
+    if check.fetched_url:
+        # Every report shows the message: each says the verdict is about the --remap address.
+        findings = [replace(f, message=f"{f.message} (fetched as {check.fetched_url})") for f in findings]
     return findings
 
 
@@ -359,7 +374,7 @@ def flaky_findings(
 
     `history` holds whether each earlier run found it ok, newest first.
     """
-    if check is None:
+    if check is None or check.excluded:
         return []
     states = [check.ok, *history[: window - 1]]
     flips = sum(1 for a, b in zip(states, states[1:], strict=False) if a != b)

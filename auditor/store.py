@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import sqlite3
 import types
@@ -26,7 +27,7 @@ import sqlite_utils
 
 from auditor.corpus import Document
 from auditor.errors import DatabaseError
-from auditor.model import Check, Finding, Kind, LinkRef, Mode, Run, RunStatus, Severity
+from auditor.model import Check, Finding, Kind, LinkRef, Mode, Reason, Run, RunStatus, Severity
 
 Record = TypeVar("Record")
 Row = tuple[Any, ...]
@@ -204,8 +205,8 @@ union all
 select run_id, url, check_id from finished where check_id is not null""",
     # Each URL's most recent check, by any run (what the next run would revalidate or reuse).
     "url_status": """
-select checks.url, checks.kind, checks.ok, checks.status, checks.reason, checks.message, checks.final_url,
-  checks.checked_at, checks.run_id as fetched_by, checks.id as check_id
+select checks.url, checks.kind, checks.ok, checks.status, checks.reason, checks.message, checks.fetched_url,
+  checks.final_url, checks.checked_at, checks.run_id as fetched_by, checks.id as check_id
 from checks where checks.id = (select max(newer.id) from checks as newer where newer.url = checks.url)""",
     # The findings of the latest finished run of each corpus and mode (an audit and a lint of the same
     # corpus both show): what is wrong now. Running, interrupted and failed runs are left out.
@@ -528,6 +529,16 @@ class Store:
         for row in rows:
             yield LINKS.decode(row, document=row["document_path"])
 
+    def references_by_url(self, run_id: int) -> Iterator[tuple[str, list[LinkRef]]]:
+        """Each normalised URL of the run, in URL order, with its references in document order."""
+        rows = self._stream(
+            f"select run_documents.path as document_path, links.* {self._RUN_LINKS} "
+            "order by links.normalized_url, run_documents.position, links.rowid",
+            [self._documents_run(run_id)],
+        )
+        for url, group in itertools.groupby(rows, key=lambda row: row["normalized_url"]):
+            yield url, [LINKS.decode(row, document=row["document_path"]) for row in group]
+
     def iter_documents(self, run_id: int) -> Iterator[Document]:
         rows = self._stream(
             "select run_documents.path as document_path, contents.* from run_documents "
@@ -567,13 +578,20 @@ class Store:
         return found
 
     def urls_that_failed_before(self, run_id: int) -> set[str]:
-        """URLs with a failing check fetched by an earlier run: the only ones whose history can flip."""
-        rows = self.db.execute("select distinct url from checks where ok = 0 and run_id < ?", [run_id])
+        """URLs with a failing check fetched by an earlier run: the only ones whose history can flip.
+
+        A URL a run excluded was not asked, so that run says nothing about it.
+        """
+        rows = self.db.execute(
+            "select distinct url from checks where ok = 0 and reason is not ? and run_id < ?",
+            [Reason.EXCLUDED.value, run_id],
+        )
         return {row[0] for row in rows}
 
     def past_verdicts(self, url: str, before_run: int, limit: int) -> list[bool]:
-        """Whether each of the most recent earlier runs found the URL ok, newest first."""
-        return [check.ok for _, _, check in self.url_history(url, before_run, limit)]
+        """Whether each of the most recent earlier runs found the URL ok, newest first (runs that excluded it
+        left out)."""
+        return [check.ok for _, _, check in self.url_history(url, before_run, limit) if not check.excluded]
 
     def count_documents(self, run_id: int) -> int:
         query = "select count(*) from run_documents where run_id = ?"

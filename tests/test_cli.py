@@ -301,3 +301,134 @@ def test_history_prints_a_urls_verdict_per_run_and_prune_keeps_the_latest(tmp_pa
 def test_max_age_must_be_a_duration(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path, **{"a.md": GOOD})
     assert "--max-age: 'soon' is not a duration" in _one_error_line(_run("audit", str(corpus), "--max-age", "soon"))
+
+
+# -- --dump, --include/--exclude, --remap ----------------------------------------
+DUMP_A = """---
+title: A
+webUrl: https://NEWS.example:443/a
+images:
+  - url: https://img.example/x.png
+    width: 1
+    height: 1
+related:
+  - title: B
+    webUrl: https://cdn.example/y
+---
+"""
+DUMP_B = "---\ntitle: B\noriginalUrl: https://news.example/a\n---\n"
+
+
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every way out fails loudly: DNS, a socket connect, a crawler."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"network use: {args!r}")
+
+    monkeypatch.setattr("socket.getaddrinfo", refuse)
+    monkeypatch.setattr("socket.socket.connect", refuse)
+    monkeypatch.setattr("auditor.pipeline.Crawler", refuse)
+
+
+def test_dump_prints_each_url_with_its_references_and_touches_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": DUMP_A, "b.md": DUMP_B})
+    _no_network(monkeypatch)
+    with respx.mock(assert_all_called=False) as mock:  # no routes: any HTTP request would fail
+        result = _run(
+            "audit",
+            str(corpus),
+            "--dump",
+            "--exclude",
+            r"cdn\.example",
+            "--remap",
+            r"^https://news\.example/ https://staging.example/",
+        )
+        assert not mock.calls
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        '{"url": "https://cdn.example/y", "excluded": true, '
+        '"excluded_by": "matches exclude pattern \'cdn\\\\.example\'", '
+        '"fetch_url": null, "references": [{"document": "corpus/a.md", "line": 10, "field": "related[0].webUrl"}]}',
+        '{"url": "https://img.example/x.png", "excluded": false, "excluded_by": null, '
+        '"fetch_url": "https://img.example/x.png", "references": [{"document": "corpus/a.md", "line": 5, '
+        '"field": "images[0].url"}]}',
+        '{"url": "https://news.example/a", "excluded": false, "excluded_by": null, '
+        '"fetch_url": "https://staging.example/a", "references": [{"document": "corpus/a.md", "line": 3, '
+        '"field": "webUrl"}, {"document": "corpus/b.md", "line": 3, "field": "originalUrl"}]}',
+    ]
+    assert result.stderr == ""
+    assert not (tmp_path / "audit.sqlite").exists() and not (tmp_path / "reports").exists()
+
+
+def test_dump_escapes_what_a_terminal_would_obey(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"\u202eevil.md": "---\ntitle: T\nwebUrl: https://news.example/\u00e9t\u00e9\n---\n"})
+    result = _run("audit", str(corpus), "--dump")
+    assert result.exit_code == 0 and result.stdout.isascii()
+    assert json.loads(result.stdout)["url"] == "https://news.example/\u00e9t\u00e9"
+
+
+def test_filters_come_from_the_config_file_and_the_command_line_replaces_them(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": DUMP_A})
+    (tmp_path / "auditor.yaml").write_text("exclude:\n  - 'img\\.example'\nexclude_paths: [nothing/]\n")
+
+    def excluded(*args: str) -> list[str]:
+        result = _run("audit", str(corpus), "--dump", *args)
+        assert result.exit_code == 0, result.output
+        return [line["url"] for line in map(json.loads, result.stdout.splitlines()) if line["excluded"]]
+
+    assert excluded() == ["https://img.example/x.png"]
+    assert excluded("--exclude", r"cdn\.") == ["https://cdn.example/y"]
+    assert excluded("--include", "x.png") == []  # the file's exclude, and an include that wins over it
+    assert _run("audit", str(corpus), "--dump", "--exclude-path", "a.md").stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--exclude", "a("], "Error: --exclude / exclude: 'a(' is not a valid regular expression: "),
+        (["--include", "*x"], "Error: --include / include: '*x' is not a valid regular expression: "),
+        (["--remap", "^https://a/"], "Error: --remap / remap: '^https://a/' must be a regular expression and"),
+        (["--exclude-path", "[z-a]"], "Error: --exclude-path / exclude_paths: '[z-a]' is not a valid glob: "),
+    ],
+)
+def test_a_bad_filter_is_one_line_and_exit_2_before_anything_runs(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    for extra in ([], ["--dump"]):
+        assert _one_error_line(_run("audit", str(corpus), *args, *extra)).startswith(message)
+    assert not (tmp_path / "audit.sqlite").exists()
+
+
+def test_a_bad_pattern_in_the_config_file_names_the_key(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    (tmp_path / "auditor.yaml").write_text("exclude: ['(']\n")
+    assert _one_error_line(_run("audit", str(corpus))).startswith("Error: --exclude / exclude: '(' is not a valid")
+
+
+def test_a_remap_that_makes_no_url_is_exit_2(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    line = _one_error_line(_run("audit", str(corpus), "--dump", "--remap", r"^https://news\.example/ ftp://mirror/"))
+    assert line.startswith(
+        r"Error: --remap / remap: '^https://news\.example/ ftp://mirror/' turns https://news.example/a"
+    )
+
+
+def test_dump_and_resume_or_serve_contradict(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    assert "cannot --resume" in _one_error_line(_run("audit", str(corpus), "--dump", "--resume"))
+    assert "`auditor audit --dump` does that" in _one_error_line(_run("serve", str(corpus), "--dump"))
+
+
+def test_history_says_when_a_run_excluded_the_url(tmp_path: Path, loopback: Any) -> None:
+    url = loopback.url_for("/ok/cli-history-excluded")
+    corpus = _corpus(tmp_path, **{"a.md": f"---\ntitle: OK\nwebUrl: {url}\n---\n"})
+    assert _run("audit", str(corpus), "--allow-private", "--format", "json").exit_code == 0
+    excluded = _run("audit", str(corpus), "--allow-private", "--format", "json", "--exclude", "history-excluded")
+    assert excluded.exit_code == 0 and "(1 excluded)" in excluded.stderr
+    lines = _run("history", url).stdout.strip().splitlines()
+    assert "excluded: matches exclude pattern 'history-excluded'" in lines[1] and lines[1].endswith("not fetched")
+    assert lines[2].split()[0] == "1" and " ok " in lines[2]
+    assert loopback.hits("/ok/cli-history-excluded") == 1

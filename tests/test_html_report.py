@@ -278,29 +278,25 @@ def test_long_change_lists_are_cut_with_the_total(monkeypatch: pytest.MonkeyPatc
     assert "Showing the first 2 of 9 new findings" in html
 
 
-def test_host_rows_count_dead_blocked_and_median_latency() -> None:
+def test_host_rows_count_dead_blocked_excluded_and_median_latency() -> None:
+    cited = tuple(f"https://a.example/{n}" for n in range(1, 6))
     report = make_report(
-        references=[
-            make_reference("d", "webUrl", 1, u)
-            for u in (
-                "https://a.example/1",
-                "https://a.example/2",
-                "https://a.example/3",
-                "https://a.example/4",
-                "https://b.example/",
-            )
-        ],
+        references=[make_reference("d", "webUrl", 1, u) for u in (*cited, "https://b.example/")],
         urls=[
             make_url("https://a.example/1", status=200, error=None, elapsed_ms=100),
             make_url("https://a.example/2", status=404, error=None, elapsed_ms=300),
             make_url("https://a.example/3", status=403, error=None, elapsed_ms=200),
             # A 403 the config accepts (--accept, hosts:) is alive: the crawl said so with ok.
             make_url("https://a.example/4", status=403, ok=True, error=None, elapsed_ms=200),
+            # Excluded: neither checked nor dead, and its zero time is no latency.
+            make_url("https://a.example/5", status=None, ok=False, error="excluded", elapsed_ms=0),
             make_url("https://b.example/", status=None, error="dns", elapsed_ms=None),
         ],
     )
     rows = {row.host: row for row in host_rows(report)}
-    assert rows["a.example"] == HostRow(host="a.example", urls=4, checked=4, ok=2, dead=1, blocked=1, median_ms=200)
+    assert rows["a.example"] == HostRow(
+        host="a.example", urls=5, checked=4, excluded=1, ok=2, dead=1, blocked=1, median_ms=200
+    )
     assert rows["b.example"].dead == 1 and rows["b.example"].median_ms is None
 
 
@@ -502,3 +498,35 @@ def test_twenty_thousand_findings_load_and_filter_quickly(open_report: Any) -> N
     assert filter_ms < 500, filter_ms
     assert opened < 15, opened
     assert view.problems == []
+
+
+@pytest.mark.browser
+def test_a_remapped_url_shows_where_it_was_fetched_and_hosts_count_excluded(open_report: Any) -> None:
+    mirror = "https://staging.example/a"
+    report = make_report(
+        [
+            make_finding(
+                url="https://news.example/a", fetched_url=mirror, message=f"dead link: dns (fetched as {mirror})"
+            )
+        ],
+        urls=[
+            make_url("https://news.example/a", status=None, ok=False, error="dns", fetched_url=mirror),
+            make_url("https://news.example/b", status=None, ok=False, error="excluded", elapsed_ms=0),
+        ],
+        references=[
+            make_reference("seeds/a.txt", f, 7, u)
+            for f, u in (("webUrl", "https://news.example/a"), ("originalUrl", "https://news.example/b"))
+        ],
+    )
+    for javascript in (True, False):
+        view = open_report(report, javascript=javascript)
+        scope = "#findings-app" if javascript else "table.findings"
+        url_cell = view.page.inner_text(f"{scope} tbody tr td:nth-child(5)")
+        assert url_cell.split() == ["https://news.example/a", "fetched", "as", mirror]
+        assert view.page.get_attribute(f"{scope} tbody tr td:nth-child(5) .fetched a", "href") == mirror
+        hosts = "#hosts-app" if javascript else "table.hosts"
+        header = view.page.eval_on_selector_all(f"{hosts} thead th", "cells => cells.map(c => c.textContent)")
+        row = view.page.eval_on_selector_all(f"{hosts} tbody td", "cells => cells.map(c => c.textContent)")
+        assert dict(zip(header, row, strict=True))["excluded"] == "1"
+        assert dict(zip(header, row, strict=True))["checked"] == "1"
+        assert view.problems == []

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from auditor.crawl import Crawler
 from auditor.errors import ConfigError
 from auditor.network import AcceptCodes
 from auditor.report import build_report
+from auditor.report.html import host_rows
 from auditor.store import Store
 
 CRAWL = CrawlConfig(timeout=2.0, retries=0, rate=1000.0, allow_private=True)
@@ -585,3 +587,118 @@ def test_the_store_grows_with_change_not_with_runs(tmp_path: Path, loopback: Any
     finally:
         store.close()
     assert (len(report.references), len(report.urls)) == (400, 40)
+
+
+# -- include / exclude / exclude_paths / remap ---------------------------------
+def test_an_excluded_url_is_recorded_counted_and_never_fetched(tmp_path: Path, loopback: Any) -> None:
+    kept, skipped = loopback.url_for("/ok/excl-kept"), loopback.url_for("/status/404/excl-skipped")
+    _write(tmp_path / "corpus" / "a.md", _page_doc(kept, skipped))
+    _write(tmp_path / "corpus" / "b.md", _page_doc(skipped))
+    config = _config(tmp_path, exclude=("excl-skipped",))
+    outcome = pipeline.audit(config)
+    assert loopback.hits("/status/404/excl-skipped") == 0 and loopback.hits("/ok/excl-kept") == 1
+    report = outcome.report
+    assert report.findings == () and outcome.exit_code == 0  # a 404 nobody asked for is no dead link
+    summary = report.summary
+    assert (summary.urls, summary.checked, summary.excluded, summary.by_reason) == (2, 1, 1, {})
+    (excluded,) = [u for u in report.urls if u.url == skipped]
+    assert (excluded.ok, excluded.status, excluded.error, excluded.attempts) == (False, None, "excluded", 0)
+    assert excluded.message == "matches exclude pattern 'excl-skipped'"
+    written = json.loads((tmp_path / "reports" / "report.json").read_text())
+    assert written["summary"]["excluded"] == 1
+    assert "excluded by --exclude/--include (not fetched): 1" in (tmp_path / "reports" / "report.md").read_text()
+    junit = (tmp_path / "reports" / "junit.xml").read_text()
+    assert junit.count("<skipped message=\"excluded, not fetched: matches exclude pattern 'excl-skipped'\"") == 2
+    html = (tmp_path / "reports" / "report.html").read_text()
+    assert '<span id="excluded-count">1</span> excluded, not fetched' in html
+    (host,) = host_rows(report)
+    assert (host.urls, host.checked, host.excluded, host.ok, host.dead) == (2, 1, 1, 1, 0)
+
+    # Excluded again for the same reason: the run points at the record, the store gains no row.
+    again = pipeline.audit(config)
+    assert loopback.hits("/status/404/excl-skipped") == 0
+    assert [u.error for u in again.report.urls if u.url == skipped] == ["excluded"]
+    with closing(sqlite3.connect(tmp_path / "audit.sqlite")) as db:
+        assert db.execute("select count(*) from checks where url = ?", [skipped]).fetchone() == (1,)
+    # Once no longer excluded it is fetched, and the run that excluded it says nothing of its health.
+    third = pipeline.audit(_config(tmp_path))
+    assert loopback.hits("/status/404/excl-skipped") == 1
+    assert [(f.code, f.failing_runs) for f in third.report.findings] == [("dead-link", 1), ("dead-link", 1)]
+
+
+def test_an_include_wins_over_the_excludes(tmp_path: Path, loopback: Any) -> None:
+    wanted, other = loopback.url_for("/ok/incl-wanted"), loopback.url_for("/ok/incl-other")
+    _write(tmp_path / "corpus" / "a.md", _page_doc(wanted, other))
+    outcome = pipeline.audit(_config(tmp_path, exclude=(r"127\.0\.0\.1",), include=("incl-wanted$",)))
+    assert (loopback.hits("/ok/incl-wanted"), loopback.hits("/ok/incl-other")) == (1, 0)
+    assert {u.url: u.error for u in outcome.report.urls} == {wanted: None, other: "excluded"}
+
+
+def test_exclude_paths_skip_documents(tmp_path: Path, loopback: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "corpus" / "a.md", _page_doc(loopback.url_for("/ok/paths-kept")))
+    _write(tmp_path / "corpus" / "drafts" / "b.md", _page_doc(loopback.url_for("/ok/paths-draft")))
+    _write(tmp_path / "corpus" / "c.old.md", "---\ntitle: [unclosed\n---\n")  # never read, so no finding
+    outcome = pipeline.audit(_config(tmp_path, exclude_paths=("corpus/drafts/", "*.old.md")))
+    assert loopback.hits("/ok/paths-draft") == 0 and loopback.hits("/ok/paths-kept") == 1
+    assert outcome.report.summary.documents == 1 and outcome.report.findings == ()
+    assert {r.document for r in outcome.report.references} == {"corpus/a.md"}
+
+
+def test_a_remapped_url_is_fetched_at_the_mirror_and_reported_under_both(tmp_path: Path, loopback: Any) -> None:
+    mirror = loopback.url_for("/")
+    _write(
+        tmp_path / "corpus" / "a.md",
+        _page_doc("https://news.example/status/404/remap-gone", "https://news.example/ok/remap-fine"),
+    )
+    config = _config(tmp_path, remap=(rf"^https://news\.example/ {mirror}",))
+    outcome = pipeline.audit(config)
+    assert (loopback.hits("/status/404/remap-gone"), loopback.hits("/ok/remap-fine")) == (1, 1)
+    report = outcome.report
+    gone_at = loopback.url_for("/status/404/remap-gone")
+    assert {(u.url, u.fetched_url, u.status) for u in report.urls} == {
+        ("https://news.example/status/404/remap-gone", gone_at, 404),
+        ("https://news.example/ok/remap-fine", loopback.url_for("/ok/remap-fine"), 200),
+    }
+    assert report.summary.remapped == 2
+    (dead,) = report.findings
+    assert (dead.code, dead.url, dead.fetched_url) == (
+        "dead-link",
+        "https://news.example/status/404/remap-gone",
+        gone_at,
+    )
+    assert dead.message.endswith(f"(fetched as {gone_at})")
+    reports = tmp_path / "reports"
+    written = json.loads((reports / "report.json").read_text())
+    assert written["findings"][0]["url"] == dead.url and written["findings"][0]["fetched_url"] == gone_at
+    markdown = (reports / "report.md").read_text()
+    assert f"| https://news.example/status/404/remap-gone (fetched as {gone_at}) |" in markdown
+    assert f"fetched as: {gone_at}" in (reports / "junit.xml").read_text()
+    assert f'<div class="fetched">fetched as <a href="{gone_at}"' in (reports / "report.html").read_text()
+    with closing(sqlite3.connect(tmp_path / "audit.sqlite")) as db:
+        rows = db.execute("select url, fetched_url from url_status order by url").fetchall()
+    assert rows[0] == ("https://news.example/ok/remap-fine", loopback.url_for("/ok/remap-fine"))
+
+
+def test_a_remapped_url_still_meets_the_private_address_guard(tmp_path: Path, loopback: Any) -> None:
+    _write(tmp_path / "corpus" / "a.md", _page_doc("https://news.example/ok/remap-private"))
+    strict = replace(CRAWL, allow_private=False)
+    outcome = pipeline.audit(
+        _config(tmp_path, crawl=strict, remap=(rf"^https://news\.example/ {loopback.url_for('/')}",))
+    )
+    assert loopback.hits("/ok/remap-private") == 0
+    assert [(f.code, f.url) for f in outcome.report.findings] == [
+        ("private-address", "https://news.example/ok/remap-private")
+    ]
+
+
+def test_an_answer_from_another_address_is_not_reused(tmp_path: Path, loopback: Any) -> None:
+    url = loopback.url_for("/ok/remap-reuse")
+    _write(tmp_path / "corpus" / "a.md", _page_doc(url))
+    pipeline.audit(_config(tmp_path, max_age=86_400.0))
+    mirrored = pipeline.audit(_config(tmp_path, max_age=86_400.0, remap=("/ok/remap-reuse /ok/remap-mirror",)))
+    assert loopback.hits("/ok/remap-mirror") == 1  # the fine answer of the real URL says nothing of the mirror
+    assert mirrored.report.summary.reused == 0
+    again = pipeline.audit(_config(tmp_path, max_age=86_400.0, remap=("/ok/remap-reuse /ok/remap-mirror",)))
+    assert loopback.hits("/ok/remap-mirror") == 1 and again.report.summary.reused == 1
+    assert [u.fetched_url for u in again.report.urls] == [loopback.url_for("/ok/remap-mirror")]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 from auditor.model import Check
 from auditor.progress import Progress, describe, format_duration
@@ -109,6 +110,8 @@ def test_describe_and_durations() -> None:
     assert describe(moved) == "200 page https://a.example/ (80 ms, 2 attempts) -> https://b.example/"
     blocked = Check(url="https://a.example/", kind="page", ok=False, status=429, reason="http 429", elapsed_ms=3)
     assert describe(blocked) == "429 http 429 page https://a.example/ (3 ms)"
+    mirrored = replace(moved, fetched_url="https://staging.example/", final_url="https://staging.example/", attempts=1)
+    assert describe(mirrored) == "200 page https://a.example/ fetched as https://staging.example/ (80 ms)"
     assert [format_duration(s) for s in (0.4, 59, 61, 3599, 3600, 7384)] == [
         "0s",
         "59s",

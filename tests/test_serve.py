@@ -35,7 +35,7 @@ from auditor.config import Config, CrawlConfig
 from auditor.errors import ConfigError
 from auditor.interrupt import StopRequests
 from auditor.model import Mode, RunStatus
-from auditor.serve import service
+from auditor.serve import metrics, service
 from auditor.serve.app import create_app
 from auditor.serve.schedule import Scheduler, parse_every
 from auditor.store import Store
@@ -253,6 +253,7 @@ def test_metrics_in_prometheus_text_format(served: Service) -> None:
     assert samples[("auditor_findings", (("code", "title-mismatch"), ("severity", "warning")))] == 1
     assert samples[("auditor_findings", (("code", "redirect"), ("severity", "warning")))] == 0
     assert samples[("auditor_urls_checked", ())] == 3
+    assert samples[("auditor_urls_excluded", ())] == 0
     assert samples[("auditor_urls_reused", ())] == 0
     assert samples[("auditor_scheduler_up", ())] == 1
     assert samples[("auditor_audit_in_progress", ())] == 0
@@ -583,3 +584,25 @@ def test_serve_is_in_the_help_with_audit_options() -> None:
     assert result.exit_code == 0
     for option in ("--every", "--host", "--port", "--concurrency", "--timeout", "--db", "--out", "--allow-private"):
         assert option in result.output
+
+
+def test_metrics_count_excluded_urls_apart_from_checked(tmp_path: Path, loopback: Any) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    urls = [loopback.url_for("/ok/metrics-kept"), loopback.url_for("/ok/metrics-excluded")]
+    (corpus / "a.md").write_text(f"---\ntitle: OK\nwebUrl: {urls[0]}\noriginalUrl: {urls[1]}\n---\n")
+    config = Config(
+        paths=(corpus,),
+        db=tmp_path / "audit.sqlite",
+        out=tmp_path / "reports",
+        crawl=CrawlConfig(allow_private=True, retries=0),
+        exclude=("metrics-excluded",),
+    )
+    # In a thread of its own: the browser fixture of this module keeps an event loop in this one.
+    audit = threading.Thread(target=pipeline.audit, args=(config,))
+    audit.start()
+    audit.join()
+    collector = metrics.StoreCollector(config.db, scheduler_alive=lambda: True, audit_running=lambda: False)
+    text = metrics.exposition(metrics.registry_for(collector)).decode()
+    samples = {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+    assert (samples["auditor_urls_checked"], samples["auditor_urls_excluded"]) == (1, 1)

@@ -10,7 +10,7 @@ from conftest import make_check, make_link
 
 from auditor.corpus import Document
 from auditor.errors import DatabaseError
-from auditor.model import Check, Code, Evidence, Finding, Hop, Kind, Mode, PageHead, RunStatus, Severity
+from auditor.model import Check, Code, Evidence, Finding, Hop, Kind, Mode, PageHead, Reason, RunStatus, Severity
 from auditor.store import CONTENTS, FINDINGS, LINKS, Store
 
 
@@ -180,3 +180,18 @@ def test_a_reopened_run_keeps_its_own_rows_again(tmp_path: Path) -> None:
     checks.add(make_check(url="https://x/", ok=True))
     checks.flush()
     assert store.checks(run_id)["https://x/"].ok  # the new check, not the one before the reopen
+
+
+def test_a_run_that_excluded_a_url_says_nothing_of_its_health(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.sqlite")
+    failing, excluded_only = "https://a.example/", "https://b.example/"
+    first = _run(store)
+    store.add_checks(first, [make_check(url=failing, ok=False, status=404)])
+    second = _run(store)
+    left_out = Check(url=failing, kind=Kind.PAGE, ok=False, reason=Reason.EXCLUDED, message="matches x", attempts=0)
+    store.add_checks(second, [left_out, dataclasses.replace(left_out, url=excluded_only)])
+    third = _run(store)
+    assert store.urls_that_failed_before(third) == {failing}  # an excluded record is no failure
+    assert store.past_verdicts(failing, third, 5) == [False]  # the second run is skipped, not a ✗
+    (stored,) = [check for _, _, check in store.url_history(failing, third) if check.excluded]
+    assert (stored.reason, stored.message, stored.attempts) == (Reason.EXCLUDED, "matches x", 0)

@@ -65,6 +65,7 @@ class FindingRow:
     line: int | None
     field: str
     url: str | None
+    fetched_url: str | None  # where a --remap rule sent the request instead
     host: str
     status: str  # the HTTP status, plus the reason when it says more
     message: str
@@ -88,6 +89,7 @@ class HostRow:
     host: str
     urls: int
     checked: int
+    excluded: int  # left out by --exclude/--include: neither checked nor failed
     ok: int
     dead: int
     blocked: int
@@ -229,6 +231,7 @@ def build_view(report: Report) -> View:
                 line=finding.line,
                 field=finding.field,
                 url=url,
+                fetched_url=finding.fetched_url,
                 host=hosts_by_url[url],
                 status=status_text(finding),
                 message=finding.message,
@@ -280,7 +283,8 @@ def host_rows(report: Report) -> list[HostRow]:
         urls_by_host[host].add(check.url)
     rows = []
     for host, urls in urls_by_host.items():
-        checks = checks_by_host.get(host, [])
+        results = checks_by_host.get(host, [])
+        checks = [c for c in results if not c.excluded]
         verdicts = Counter(_liveness(c) for c in checks)
         latencies = [c.elapsed_ms for c in checks if c.elapsed_ms is not None]
         rows.append(
@@ -288,6 +292,7 @@ def host_rows(report: Report) -> list[HostRow]:
                 host=host,
                 urls=len(urls),
                 checked=len(checks),
+                excluded=len(results) - len(checks),
                 ok=verdicts.get(None, 0),
                 dead=verdicts.get(Code.DEAD_LINK, 0),
                 blocked=verdicts.get(Code.LINK_BLOCKED, 0),

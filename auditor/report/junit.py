@@ -96,6 +96,8 @@ def _suite(
         if check is None and not len(case):
             why = "links are not fetched by auditor lint" if run.mode is Mode.LINT else "not checked (run interrupted)"
             ET.SubElement(case, "skipped", message=why)
+        elif check is not None and check.excluded and not len(case):
+            ET.SubElement(case, "skipped", message=clean(f"excluded, not fetched: {check.message or 'by --exclude'}"))
         cases.append(case)
     # A finding about a field no reference covers still gets a testcase, under its rule.
     for leftovers in by_field.values():
@@ -135,6 +137,8 @@ def _describe(finding: ReportFinding) -> str:
     lines = [f"{finding.severity} {finding.code} at {finding.where} ({finding.field}): {finding.message}"]
     if finding.url:
         lines.append(f"  url: {finding.url}")
+    if finding.fetched_url:
+        lines.append(f"  fetched as: {finding.fetched_url}")
     for label, value in finding.sides:  # a side that is unknown is left out, never shown as "None"
         lines.append(f"  {label}: {value}")
     if finding.redirects:

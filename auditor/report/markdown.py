@@ -79,6 +79,12 @@ def render_markdown(report: Report, max_bytes: int = MAX_BYTES) -> str:
             f"reused from earlier runs: {summary.reused}.",
             "",
         ]
+    if summary.excluded or summary.remapped:
+        head += [
+            f"URLs excluded by --exclude/--include (not fetched): {summary.excluded}; "
+            f"fetched at the address a --remap rule gave: {summary.remapped}.",
+            "",
+        ]
     if summary.by_code:
         head += ["| finding | count |", "|---|---:|"]
         head += [f"| `{code}` | {count} |" for code, count in summary.by_code.items()]
@@ -152,4 +158,7 @@ def _row(finding: ReportFinding) -> str:
         parts.append(f"for {finding.failing_runs} runs, since {finding.first_seen}")
     if not parts:
         parts.append(finding.message)
-    return f"| {escape(finding.where)} | {escape(finding.field)} | {escape(finding.url)} | {escape('; '.join(parts))} |"
+    url = escape(finding.url)
+    if finding.fetched_url:
+        url += f" (fetched as {escape(finding.fetched_url)})"
+    return f"| {escape(finding.where)} | {escape(finding.field)} | {url} | {escape('; '.join(parts))} |"

@@ -107,6 +107,7 @@ class ReportFinding:
     # From the check of the URL, for link findings: "http 404", "dns", ALIVE...
     reason: str | None = None
     status: int | None = None
+    fetched_url: str | None = None  # what a --remap rule had fetched instead of `url`
     final_url: str | None = None
     redirects: tuple[Hop, ...] = ()
     first_seen: str | None = None  # when the run that first reported it (with no gap since) started
@@ -152,6 +153,7 @@ class ReportFinding:
             "actual": self.actual,
             "reason": self.reason,
             "status": self.status,
+            "fetched_url": self.fetched_url,
             "final_url": self.final_url,
             "redirects": [_hop_dict(hop) for hop in self.redirects],
             "first_seen": self.first_seen,
@@ -167,6 +169,7 @@ class UrlResult:
     ok: bool
     error: Reason | None
     message: str | None = None
+    fetched_url: str | None = None  # what a --remap rule had fetched instead of `url`
     final_url: str | None = None
     redirects: tuple[Hop, ...] = ()
     content_type: str | None = None
@@ -179,6 +182,11 @@ class UrlResult:
     checked_at: str | None = None
     head: Mapping[str, Any] | None = None
 
+    @property
+    def excluded(self) -> bool:
+        """Left out by --exclude/--include: listed so the report can say so, never fetched."""
+        return self.error == Reason.EXCLUDED
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "url": self.url,
@@ -187,6 +195,7 @@ class UrlResult:
             "ok": self.ok,
             "error": None if self.error is None else self.error.value,
             "message": self.message,
+            "fetched_url": self.fetched_url,
             "final_url": self.final_url,
             "redirects": [_hop_dict(hop) for hop in self.redirects],
             "content_type": self.content_type,
@@ -226,7 +235,7 @@ class Summary:
     documents: int
     references: int
     urls: int
-    checked: int
+    checked: int  # URLs with a result: fetched, revalidated or reused (the excluded are not)
     findings: int
     errors: int
     warnings: int
@@ -236,6 +245,8 @@ class Summary:
     fetched: int = 0
     revalidated: int = 0
     reused: int = 0
+    excluded: int = 0  # URLs --exclude/--include left out: never fetched
+    remapped: int = 0  # URLs fetched at the address a --remap rule gave
 
     @classmethod
     def of(
@@ -251,19 +262,23 @@ class Summary:
         reused: int = 0,
     ) -> Summary:
         by_severity = Counter(f.severity for f in findings)
+        excluded = sum(1 for u in urls if u.excluded)
         return cls(
             documents=documents,
             references=references,
             urls=unique_urls,
-            checked=len(urls),
+            checked=len(urls) - excluded,
             findings=len(findings),
             errors=by_severity.get(Severity.ERROR, 0),
             warnings=by_severity.get(Severity.WARNING, 0),
             by_code=dict(sorted(Counter(f.code for f in findings).items())),
-            by_reason=dict(sorted(Counter(u.error for u in urls if u.error is not None).items())),
+            # Failed checks by reason: an excluded URL was not checked, so it did not fail.
+            by_reason=dict(sorted(Counter(u.error for u in urls if u.error is not None and not u.excluded).items())),
             fetched=fetched,
             revalidated=revalidated,
             reused=reused,
+            excluded=excluded,
+            remapped=sum(1 for u in urls if u.fetched_url),
         )
 
     @property
@@ -281,6 +296,8 @@ class Summary:
             "fetched": self.fetched,
             "revalidated": self.revalidated,
             "reused": self.reused,
+            "excluded": self.excluded,
+            "remapped": self.remapped,
             "findings": self.findings,
             "errors": self.errors,
             "warnings": self.warnings,
@@ -435,6 +452,7 @@ def _finding_from_store(finding: Finding) -> ReportFinding:
         actual=finding.actual,
         reason=evidence.reason,
         status=evidence.status,
+        fetched_url=evidence.fetched_url,
         final_url=evidence.final_url,
         redirects=evidence.redirects,
         first_seen=finding.first_seen,
@@ -450,6 +468,7 @@ def _url_from_store(check: Check) -> UrlResult:
         ok=check.ok,
         error=check.reason,
         message=check.message,
+        fetched_url=check.fetched_url,
         final_url=check.final_url,
         redirects=check.redirects,
         content_type=check.content_type,

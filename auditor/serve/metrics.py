@@ -44,6 +44,7 @@ class RunFigures:
     findings: Counter[tuple[Code, Severity]]
     checked: int
     reused: int
+    excluded: int = 0
 
 
 def ended_runs(runs: list[Run]) -> list[Run]:
@@ -107,6 +108,9 @@ class StoreCollector:
             "auditor_findings", "Findings of the latest ended run, by code and severity.", labels=["code", "severity"]
         )
         checked = GaugeMetricFamily("auditor_urls_checked", "URLs the latest ended run checked.")
+        excluded = GaugeMetricFamily(
+            "auditor_urls_excluded", "URLs the latest ended run left out by --exclude/--include (never fetched)."
+        )
         reused = GaugeMetricFamily(
             "auditor_urls_reused", "URLs the latest ended run took from an earlier run instead of checking them."
         )
@@ -120,6 +124,7 @@ class StoreCollector:
                 for severity in SEVERITIES:
                     findings.add_metric([code.value, severity.value], figures.findings[(code, severity)])
             checked.add_metric([], figures.checked)
+            excluded.add_metric([], figures.excluded)
             reused.add_metric([], figures.reused)
             started, ended_at = _timestamp(latest.started_at), _timestamp(latest.finished_at)
             if started is not None and ended_at is not None:
@@ -127,7 +132,7 @@ class StoreCollector:
             if ended_at is not None:
                 timestamp.add_metric([], ended_at)
             info.add_metric([latest.mode.value, latest.status.value], 1)
-        yield from (findings, checked, reused, duration, timestamp, info)
+        yield from (findings, checked, excluded, reused, duration, timestamp, info)
 
     def _figures(self, store: Store, run: Run) -> RunFigures:
         assert run.id is not None
@@ -139,7 +144,9 @@ class StoreCollector:
         for finding in store.findings(run.id):
             if finding.severity is not None:
                 counts[(finding.code, finding.severity)] += 1
-        figures = RunFigures(findings=counts, checked=len(store.checks(run.id)), reused=run.reused or 0)
+        checks = store.checks(run.id).values()
+        left_out = sum(1 for check in checks if check.excluded)
+        figures = RunFigures(findings=counts, checked=len(checks) - left_out, reused=run.reused or 0, excluded=left_out)
         with self._lock:
             self._cached = (key, figures)
         return figures

@@ -24,9 +24,9 @@
     });
     return index;
   }
-  var F = columnsOf(DATA.findings, ['severity', 'code', 'document', 'line', 'field', 'url', 'host', 'status',
-    'message', 'expected', 'actual', 'final_url', 'redirects', 'new', 'failing_runs', 'first_seen']);
-  var H = columnsOf(DATA.hosts, ['host', 'urls', 'checked', 'ok', 'dead', 'blocked', 'median_ms']);
+  var F = columnsOf(DATA.findings, ['severity', 'code', 'document', 'line', 'field', 'url', 'fetched_url', 'host',
+    'status', 'message', 'expected', 'actual', 'final_url', 'redirects', 'new', 'failing_runs', 'first_seen']);
+  var H = columnsOf(DATA.hosts, ['host', 'urls', 'checked', 'excluded', 'ok', 'dead', 'blocked', 'median_ms']);
   var D = columnsOf(DATA.documents, ['document', 'references', 'errors', 'warnings', 'codes']);
 
   function str(i) { return i === null || i === undefined ? '' : S[i]; }
@@ -261,8 +261,8 @@
     if (!haystacks) {
       haystacks = findings.map(function (r) {
         var parts = [str(r[F.severity]), str(r[F.code]), str(r[F.document]) + ':' + (r[F.line] || ''), str(r[F.field]),
-          str(r[F.url]), str(r[F.status]), str(r[F.message]), str(r[F.expected]), str(r[F.actual]),
-          str(r[F.final_url])];
+          str(r[F.url]), str(r[F.fetched_url]), str(r[F.status]), str(r[F.message]), str(r[F.expected]),
+          str(r[F.actual]), str(r[F.final_url])];
         (r[F.redirects] || []).forEach(function (hop) { parts.push(hop[0] + ' ' + str(hop[1])); });
         return parts.join('\n').toLowerCase();
       });
@@ -278,7 +278,10 @@
     { label: 'where', key: function (r) { return str(r[F.document]) + '\u0000' + pad(r[F.line]); },
       cell: function (r) { return r[F.line] ? str(r[F.document]) + ':' + r[F.line] : str(r[F.document]); } },
     { label: 'field', key: function (r) { return str(r[F.field]); }, cell: function (r) { return str(r[F.field]); } },
-    { label: 'URL', key: function (r) { return str(r[F.url]); }, cell: function (r) { return linkOrText(str(r[F.url])); } },
+    { label: 'URL', key: function (r) { return str(r[F.url]); }, cell: function (r) {
+        if (r[F.fetched_url] === null) return linkOrText(str(r[F.url]));
+        return [linkOrText(str(r[F.url])), el('div', 'fetched', ['fetched as ', linkOrText(str(r[F.fetched_url]))])];
+      } },
     { label: 'status', key: function (r) { return str(r[F.status]); }, cell: function (r) { return str(r[F.status]); } },
     { label: 'message', key: function (r) { return str(r[F.message]); }, cell: function (r) { return str(r[F.message]); } },
     { label: 'expected / actual', key: function (r) { return str(r[F.expected]) + '\u0000' + str(r[F.actual]); },
@@ -534,7 +537,8 @@
           var host = str(r[H.host]);
           return host ? filterButton(host, function () { showFindings('host', host); }) : '(no host)';
         } },
-        numeric('URLs', H.urls), numeric('checked', H.checked), numeric('ok', H.ok), numeric('dead', H.dead),
+        numeric('URLs', H.urls), numeric('checked', H.checked), numeric('excluded', H.excluded), numeric('ok', H.ok),
+        numeric('dead', H.dead),
         numeric('blocked', H.blocked), numeric('median ms', H.median_ms)
       ]
     });
