@@ -90,6 +90,27 @@ class CrawlConfig:
     user_agent: str = USER_AGENT
 
 
+WAYBACK_AVAILABILITY_API = "https://archive.org/wayback/available"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveConfig:
+    """--suggest: how politely the Wayback Machine's availability API is asked, and how long answers keep.
+
+    One public host that serves everyone: few requests, one at a time by
+    default, and a run stops asking once it fails or asks us to slow down.
+    """
+
+    api_url: str = WAYBACK_AVAILABILITY_API
+    rate: float = 1.0  # requests per second
+    concurrency: int = 1  # requests in flight at once
+    timeout: float = 15.0  # seconds per request, connect to the last byte
+    max_response_bytes: int = 64 * 1024  # an answer is a few hundred bytes of JSON
+    ttl: float = 30 * 86400.0  # seconds an answer (a snapshot, or none) is reused before asking again
+    max_lookups: int = 500  # requests per run; the rest wait for the next run (the cache fills up)
+    give_up_after: int = 3  # failures in a row after which the run asks no more
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     paths: tuple[Path, ...] = (Path("seeds"),)
@@ -107,6 +128,8 @@ class Config:
     dead_after: int = 1  # consecutive failing runs before a dead link is an error (a warning until then)
     flaky_window: int = 5  # runs, this one included, in which two flips make a link flaky
     resume: bool = False  # continue the last unfinished run instead of starting one
+    suggest: bool = False  # ask the Wayback Machine for an archived copy of each dead link
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
     def __post_init__(self) -> None:
         # Library callers may pass the plain strings; the rest of the run sees the enums.
@@ -141,8 +164,9 @@ def parse_duration(text: str, *, what: str = "duration") -> float:
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read the YAML config file into overrides for `Config`.
 
-    `severity:` (finding code -> severity) and `required:` (item type ->
-    required fields) are read; an unknown key or value is a ConfigError
+    `severity:` (finding code -> severity), `required:` (item type ->
+    required fields), `suggest:` (true or false) and `archive:` (the
+    ArchiveConfig fields) are read; an unknown key or value is a ConfigError
     naming it, so a typo never silently does nothing.
     """
     try:
@@ -163,8 +187,14 @@ def load_config_file(path: Path) -> dict[str, Any]:
             overrides["limits"] = _limits(path, value)
         elif key == "required":
             overrides["schema"] = SchemaConfig(required=_required(path, value))
+        elif key == "suggest":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{path}: 'suggest' must be true or false, not {value!r}")
+            overrides["suggest"] = value
+        elif key == "archive":
+            overrides["archive"] = archive_config(path, value)
         else:
-            raise ConfigError(f"{path}: unknown key '{key}' (known: severity, limits, required)")
+            raise ConfigError(f"{path}: unknown key '{key}' (known: severity, limits, required, suggest, archive)")
     return overrides
 
 
@@ -223,3 +253,29 @@ def _required(path: Path, value: Any) -> dict[str, tuple[tuple[str, ...], ...]]:
             requirements.append(names)
         required[item_type] = tuple(requirements)
     return required
+
+
+def archive_config(path: Path, value: Any) -> ArchiveConfig:
+    """`archive:` in the config file: any ArchiveConfig field; `ttl` as a duration (30d) or seconds (0: always ask)."""
+    known = {f.name: f.type for f in dataclasses.fields(ArchiveConfig)}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: 'archive' must be a mapping of {', '.join(known)}")
+    settings: dict[str, Any] = {}
+    for name, setting in value.items():
+        key = f"archive.{name}"
+        if name not in known:
+            raise ConfigError(f"{path}: unknown key '{key}' (known: {', '.join(known)})")
+        if name == "ttl" and isinstance(setting, str):
+            setting = parse_duration(setting, what=f"{path}: '{key}'")
+        number = isinstance(setting, int | float) and not isinstance(setting, bool)
+        if name == "api_url":
+            if not isinstance(setting, str) or not re.fullmatch(r"https?://\S+", setting):
+                raise ConfigError(f"{path}: '{key}' must be an http(s) URL, not {setting!r}")
+        elif known[name] == "int" and (not isinstance(setting, int) or not number or setting < 1):
+            raise ConfigError(f"{path}: '{key}' must be a positive whole number, not {setting!r}")
+        elif name == "ttl" and (not number or setting < 0):
+            raise ConfigError(f"{path}: '{key}' must be a duration (30d) or seconds, not {setting!r}")
+        elif known[name] == "float" and name != "ttl" and (not number or setting <= 0):
+            raise ConfigError(f"{path}: '{key}' must be a positive number, not {setting!r}")
+        settings[name] = float(setting) if known[name] == "float" else setting
+    return ArchiveConfig(**settings)
