@@ -18,6 +18,7 @@ from auditor.links import InvalidURL, normalize_url
 from auditor.model import FailOn, Severity
 from auditor.progress import Progress, terminal_safe
 from auditor.report import FORMATS, Report, build_report, github, write_reports
+from auditor.report.model import describe_lookups
 from auditor.rules import status_verdict
 from auditor.runlock import LockHolder, WaitHook
 from auditor.serve.schedule import parse_every
@@ -176,6 +177,12 @@ def cli() -> None:
     help="Runs (this one included) within which two flips between ok and failing make a link flaky.",
 )
 @click.option("--resume", is_flag=True, help="Continue the last unfinished run, checking only what it had not.")
+@click.option(
+    "--suggest/--no-suggest",
+    default=None,
+    help="Ask the Wayback Machine (archive.org) for an archived copy of each dead link and show it in the reports; "
+    "answers are cached in the database for 30 days. Default: off, or `suggest:` in the config file.",
+)
 def audit(paths: tuple[Path, ...], **options: Any) -> None:
     """Check every link in the corpus (default: seeds/) and write reports."""
     progress = Progress.for_stream(quiet=options["quiet"], verbose=options["verbose"])
@@ -265,6 +272,8 @@ def _exit(
         _print_findings(outcome.report)
     if not quiet:
         summary = outcome.report.summary
+        if summary.archive is not None:
+            click.echo(terminal_safe(f"auditor: {describe_lookups(summary.archive)}"), err=True)
         status = " (interrupted)" if outcome.interrupted else ""
         click.echo(
             f"auditor: run {outcome.run_id}{status}: {summary.documents} documents, {summary.urls} URLs, "
@@ -288,6 +297,8 @@ def _print_findings(report: Report) -> None:
     for finding in report.findings:
         url = finding.url
         tail = f" ({url})" if url and url not in finding.message else ""
+        if finding.archived_copy is not None:
+            tail += f"; archived copy: {finding.archived_copy}"
         click.echo(
             terminal_safe(
                 f"{finding.where}: {finding.severity} [{finding.code}] {finding.field or '-'}: {finding.message}{tail}"
@@ -482,6 +493,10 @@ def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
     formats = parse_formats(options.pop("formats"))
     crawl_fields = {name: options.pop(name) for name in list(options) if hasattr(CRAWL_DEFAULTS, name)}
     max_age = options.pop("max_age", None)
+    # --suggest / --no-suggest win over the config file's `suggest:`.
+    suggest = options.pop("suggest", None)
+    if suggest is not None:
+        overrides["suggest"] = suggest
     return Config(
         paths=paths or DEFAULTS.paths,
         db=options.pop("db"),
