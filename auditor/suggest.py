@@ -277,7 +277,9 @@ async def _ask_all(
                 continue
             try:
                 answer = await wayback.ask(url)
-            except ArchiveError as exc:
+            except Exception as exc:  # ArchiveError, or a bug of ours: either costs one suggestion, not the audit
+                if not isinstance(exc, ArchiveError):
+                    exc = ArchiveError(f"auditor failed on this lookup: {type(exc).__name__}: {exc}")
                 lookups.failed += 1
                 lookups.failures_in_a_row += 1
                 lookups.last_error = f"{url}: {exc}"

@@ -168,8 +168,9 @@ def test_none_available_is_kept_and_shown_as_such(tmp_path: Path) -> None:
         httpx.Response(200, json={"unexpected": True}),
         httpx.ReadTimeout("timed out"),
         httpx.ConnectError("[Errno -2] Name or service not known"),
+        RuntimeError("a bug of ours"),
     ],
-    ids=["5xx", "html", "wrong-json", "timeout", "dns"],
+    ids=["5xx", "html", "wrong-json", "timeout", "dns", "bug"],
 )
 def test_an_archive_failure_never_fails_the_audit(tmp_path: Path, failure: Any) -> None:
     _corpus(tmp_path, GONE)
