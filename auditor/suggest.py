@@ -20,7 +20,8 @@ or as soon as the archive answers 429/503 (slow down), the run asks no more.
 Only `dead-link` findings get a suggestion (whatever their severity, so also
 one still a warning under --dead-after): a blocked link (401/403/429) is
 alive to a person, a flaky link comes back by itself, and a URL not fetched
-because it is private is nobody's business at archive.org.
+because it is private is nobody's business at archive.org. Nor do AMP-cache
+URLs: the fix for one the cache dropped is the cache URL of ampWebUrl.
 
 This is the only module besides the crawl that touches the network, and like
 the crawl it never writes the database itself: the store does.
@@ -39,11 +40,12 @@ from typing import Any
 import httpx
 from asyncio_throttle.throttler import Throttler
 
+from auditor.amp import AMP_CACHE_DOMAIN
 from auditor.config import ArchiveConfig, Config
 from auditor.crawl.body import read_body
 from auditor.crawl.errors import CrawlError
 from auditor.interrupt import StopRequests
-from auditor.links import InvalidURL, normalize_url
+from auditor.links import InvalidURL, normalize_url, url_host
 from auditor.model import ArchivedCopy, ArchiveLookups, Code
 from auditor.store import Store, now_iso
 
@@ -229,13 +231,21 @@ def suggest(store: Store, run_id: int, config: Config, stops: StopRequests) -> A
 
 
 def _unique_urls(written: Iterable[str]) -> dict[str, list[str]]:
-    """Normalised URL -> the forms it is written in, first-cited first (the cache is keyed by the former)."""
+    """Normalised URL -> the forms it is written in, first-cited first (the cache is keyed by the former).
+
+    AMP-cache URLs are left out: a copy of Google's cache is no fix for one it dropped
+    (the fix is the cache URL computed from ampWebUrl), so asking would only spend lookups.
+    """
     by_url: dict[str, list[str]] = {}
     for url in written:
         try:
-            by_url.setdefault(normalize_url(url), []).append(url)
+            normalized = normalize_url(url)
+            host = url_host(normalized)
         except InvalidURL:
             continue  # never fetched, so never dead: nothing to look up
+        if host == AMP_CACHE_DOMAIN or host.endswith("." + AMP_CACHE_DOMAIN):
+            continue
+        by_url.setdefault(normalized, []).append(url)
     return by_url
 
 

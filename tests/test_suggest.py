@@ -216,16 +216,19 @@ def test_a_cached_answer_is_reused_until_it_is_older_than_the_ttl(tmp_path: Path
 
 def test_only_dead_links_are_looked_up_once_per_url(tmp_path: Path) -> None:
     blocked, written_otherwise = "https://news.example/members", "HTTPS://NEWS.EXAMPLE/gone#top"
-    _corpus(tmp_path, GONE, written_otherwise, blocked)
+    amp_cache = "https://news-example.cdn.ampproject.org/c/s/news.example/gone"
+    _corpus(tmp_path, GONE, written_otherwise, blocked, amp_cache)
     with respx.mock() as router:
         _dead(router, GONE)
         router.get(blocked).mock(return_value=httpx.Response(403))
+        router.get(amp_cache).mock(return_value=httpx.Response(404))
         api = _api(router).mock(return_value=_found())
         outcome = pipeline.audit(_suggesting(tmp_path))
-    assert api.call_count == 1  # two spellings of one URL; the blocked link is alive to a person
-    archived = {f.url: f.archived for f in outcome.report.findings}
+    # Two spellings of one URL; the blocked link is alive to a person; an AMP-cache URL is no article.
+    assert api.call_count == 1
+    archived = {f.url: f.archived for f in outcome.report.findings if f.code is Code.DEAD_LINK or f.url == blocked}
     assert archived[GONE] == archived[written_otherwise] is not None
-    assert archived[blocked] is None
+    assert archived[blocked] is None and archived[amp_cache] is None
 
 
 def test_without_suggest_or_offline_nothing_is_asked(tmp_path: Path) -> None:
