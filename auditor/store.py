@@ -381,8 +381,11 @@ class Store:
             self.db.conn.execute("delete from findings where run_id = ?", [run_id])
             self.db.conn.execute("delete from run_documents where run_id = ?", [run_id])
             # A run stopped while its reports were written was already compacted: it keeps rows again.
+            # Its archive lookups go with its findings (a resume without --suggest makes none).
             self.db.conn.execute(
-                "update runs set documents_of = null, fingerprint = null, checks_until = null where id = ?", [run_id]
+                "update runs set documents_of = null, fingerprint = null, checks_until = null, archive = null "
+                "where id = ?",
+                [run_id],
             )
 
     def run(self, run_id: int) -> Run:
