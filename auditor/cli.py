@@ -21,6 +21,7 @@ from auditor.model import FailOn, Severity
 from auditor.network import AcceptCodes, Header, parse_header, proxy_setting
 from auditor.progress import Progress, terminal_safe
 from auditor.report import FORMATS, Report, build_report, github, write_reports
+from auditor.report.model import describe_lookups
 from auditor.rules import status_verdict
 from auditor.runlock import LockHolder, WaitHook
 from auditor.serve.schedule import parse_every
@@ -255,6 +256,12 @@ def cli() -> None:
     help="Print each unique URL after the filters and remaps, with its references, as JSON lines; "
     "fetch nothing, write nothing.",
 )
+@click.option(
+    "--suggest/--no-suggest",
+    default=None,
+    help="Ask the Wayback Machine (archive.org) for an archived copy of each dead link and show it in the reports; "
+    "answers are cached in the database for 30 days. Default: off, or `suggest:` in the config file.",
+)
 def audit(paths: tuple[Path, ...], **options: Any) -> None:
     """Check every link in the corpus (default: seeds/) and write reports."""
     if options.get("dump"):
@@ -389,6 +396,8 @@ def _exit(
         _print_findings(outcome.report)
     if not quiet:
         summary = outcome.report.summary
+        if summary.archive is not None:
+            click.echo(terminal_safe(f"auditor: {describe_lookups(summary.archive)}"), err=True)
         status = " (interrupted)" if outcome.interrupted else ""
         excluded = f" ({summary.excluded} excluded)" if summary.excluded else ""
         click.echo(
@@ -413,6 +422,8 @@ def _print_findings(report: Report) -> None:
     for finding in report.findings:
         url = finding.url
         tail = f" ({url})" if url and url not in finding.message else ""
+        if finding.archived_copy is not None:
+            tail += f"; archived copy: {finding.archived_copy}"
         click.echo(
             terminal_safe(
                 f"{finding.where}: {finding.severity} [{finding.code}] {finding.field or '-'}: {finding.message}{tail}"
@@ -618,6 +629,10 @@ def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
     if "hosts" in overrides:
         crawl_fields["hosts"] = overrides.pop("hosts")
     max_age = options.pop("max_age", None)
+    # --suggest / --no-suggest win over the config file's `suggest:`.
+    suggest = options.pop("suggest", None)
+    if suggest is not None:
+        overrides["suggest"] = suggest
     # A list given on the command line replaces the config file's; an empty one keeps it.
     for name in FILTER_OPTIONS:
         given = tuple(options.pop(name, ()))

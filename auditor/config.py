@@ -114,6 +114,27 @@ class CrawlConfig:
         return rule is not None and rule.accept.accepts(status)
 
 
+WAYBACK_AVAILABILITY_API = "https://archive.org/wayback/available"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveConfig:
+    """--suggest: how politely the Wayback Machine's availability API is asked, and how long answers keep.
+
+    One public host that serves everyone: few requests, one at a time by
+    default, and a run stops asking once it fails or asks us to slow down.
+    """
+
+    api_url: str = WAYBACK_AVAILABILITY_API
+    rate: float = 1.0  # requests per second
+    concurrency: int = 1  # requests in flight at once
+    timeout: float = 15.0  # seconds per request, connect to the last byte
+    max_response_bytes: int = 64 * 1024  # an answer is a few hundred bytes of JSON
+    ttl: float = 30 * 86400.0  # seconds an answer (a snapshot, or none) is reused before asking again
+    max_lookups: int = 500  # requests per run; the rest wait for the next run (the cache fills up)
+    give_up_after: int = 3  # failures in a row after which the run asks no more
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     paths: tuple[Path, ...] = (Path("seeds"),)
@@ -138,6 +159,8 @@ class Config:
     exclude_paths: tuple[str, ...] = ()  # .gitignore-style globs: corpus files not read at all
     remap: tuple[str, ...] = ()  # 'REGEX REPLACEMENT', first matching rule wins
     dump: bool = False  # print the URLs an audit would fetch, as JSON lines, and stop: no network, no run
+    suggest: bool = False  # ask the Wayback Machine for an archived copy of each dead link
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
     def __post_init__(self) -> None:
         # Library callers may pass the plain strings; the rest of the run sees the enums.
@@ -173,8 +196,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
     """Read the YAML config file into overrides for `Config`.
 
     `severity:` (finding code -> severity), `limits:`, `required:` (item
-    type -> required fields) and the lists `include:`, `exclude:`,
-    `exclude_paths:` and `remap:` are read; an unknown key or value is a ConfigError
+    type -> required fields), `hosts:`, the lists `include:`, `exclude:`,
+    `exclude_paths:` and `remap:`, `suggest:` (true or false) and `archive:`
+    (the ArchiveConfig fields) are read; an unknown key or value is a ConfigError
     naming it, so a typo never silently does nothing.
     """
     try:
@@ -204,8 +228,14 @@ def load_config_file(path: Path) -> dict[str, Any]:
                 raise ConfigError(f"{path}:{line}: {exc}" if line else f"{path}: {exc}") from None
         elif key in _TEXT_LISTS:
             overrides[key] = _text_list(path, key, value)
+        elif key == "suggest":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{path}: 'suggest' must be true or false, not {value!r}")
+            overrides["suggest"] = value
+        elif key == "archive":
+            overrides["archive"] = archive_config(path, value)
         else:
-            known = ", ".join(("severity", "limits", "required", "hosts", *_TEXT_LISTS))
+            known = ", ".join(("severity", "limits", "required", "hosts", *_TEXT_LISTS, "suggest", "archive"))
             raise ConfigError(f"{path}: unknown key '{key}' (known: {known})")
     return overrides
 
@@ -302,3 +332,29 @@ def _required(path: Path, value: Any) -> dict[str, tuple[tuple[str, ...], ...]]:
             requirements.append(names)
         required[item_type] = tuple(requirements)
     return required
+
+
+def archive_config(path: Path, value: Any) -> ArchiveConfig:
+    """`archive:` in the config file: any ArchiveConfig field; `ttl` as a duration (30d) or seconds (0: always ask)."""
+    known = {f.name: f.type for f in dataclasses.fields(ArchiveConfig)}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: 'archive' must be a mapping of {', '.join(known)}")
+    settings: dict[str, Any] = {}
+    for name, setting in value.items():
+        key = f"archive.{name}"
+        if name not in known:
+            raise ConfigError(f"{path}: unknown key '{key}' (known: {', '.join(known)})")
+        if name == "ttl" and isinstance(setting, str):
+            setting = parse_duration(setting, what=f"{path}: '{key}'")
+        number = isinstance(setting, int | float) and not isinstance(setting, bool)
+        if name == "api_url":
+            if not isinstance(setting, str) or not re.fullmatch(r"https?://\S+", setting):
+                raise ConfigError(f"{path}: '{key}' must be an http(s) URL, not {setting!r}")
+        elif known[name] == "int" and (not isinstance(setting, int) or not number or setting < 1):
+            raise ConfigError(f"{path}: '{key}' must be a positive whole number, not {setting!r}")
+        elif name == "ttl" and (not number or setting < 0):
+            raise ConfigError(f"{path}: '{key}' must be a duration (30d) or seconds, not {setting!r}")
+        elif known[name] == "float" and name != "ttl" and (not number or setting <= 0):
+            raise ConfigError(f"{path}: '{key}' must be a positive number, not {setting!r}")
+        settings[name] = float(setting) if known[name] == "float" else setting
+    return ArchiveConfig(**settings)

@@ -17,7 +17,8 @@ and the records the stages hand on: LinkRef (a cited URL), Target (a URL to
 check, with its previous check), Check (one fetch of a URL, or the record
 that --exclude left it out), Hop (one
 redirect of it), PageHead (what a fetched page says), Finding (one problem
-found), Run (one audit or lint).
+found), ArchivedCopy (what the Wayback Machine has of a URL), ArchiveLookups
+(how a run's --suggest went), Run (one audit or lint).
 """
 
 from __future__ import annotations
@@ -267,6 +268,33 @@ class Evidence:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ArchivedCopy:
+    """The Wayback Machine's answer for a URL (--suggest): its closest usable snapshot, or none."""
+
+    url: str  # the URL the archive was asked about (normalised)
+    snapshot_url: str | None = None  # None: the archive has no usable copy
+    archived_at: str | None = None  # when the snapshot was taken, ISO 8601 UTC
+    asked_at: str = ""  # when the archive answered: a cached answer is reused until it is too old
+
+    @property
+    def available(self) -> bool:
+        return self.snapshot_url is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveLookups:
+    """How a run's --suggest went, per unique URL of its dead links."""
+
+    wanted: int = 0  # unique URLs that could get a suggestion
+    cached: int = 0  # answered from the database (younger than the TTL)
+    asked: int = 0  # answered by the archive in this run
+    found: int = 0  # answers, cached or asked, with a snapshot
+    failed: int = 0  # the archive did not answer usably (timeout, 5xx, garbage): no suggestion
+    skipped: int = 0  # not asked: past max_lookups, or after the archive failed or asked us to slow down
+    last_error: str | None = None  # the last failure, as "URL: what went wrong"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Finding:
     code: Code
     document: str
@@ -280,6 +308,7 @@ class Finding:
     severity: Severity | None = None  # set from the config when the finding is stored
     first_seen: str | None = None  # when the run that first reported it (without a gap since) started
     failing_runs: int | None = None  # consecutive runs that reported it, this one included
+    archived: ArchivedCopy | None = None  # --suggest: what the Wayback Machine has of a dead link's URL
 
     @property
     def key(self) -> tuple[str, str, str, str | None]:
@@ -312,3 +341,4 @@ class Run:
     # The run whose document rows this one shares (its corpus was the same, path for path).
     documents_of: int | None = None
     fingerprint: str | None = None  # of the run's documents: paths and contents, in order
+    archive: ArchiveLookups | None = None  # --suggest only: how the archive lookups went

@@ -1,4 +1,4 @@
-"""The pipeline, top-down: corpus -> links -> crawl -> store -> rules -> report.
+"""The pipeline, top-down: corpus -> links -> crawl -> store -> rules -> (suggest) -> report.
 
 `audit` runs every stage; `lint` stops before the network. Both return an
 Outcome whose exit code the CLI passes on.
@@ -37,6 +37,7 @@ from auditor.report import Report, build_report, write_reports
 from auditor.rules import document_findings, flaky_findings, link_findings, page_findings
 from auditor.runlock import WaitHook, run_lock
 from auditor.store import CONTENTS, FINDINGS, LINKS, CheckWriter, Row, Store, now_iso
+from auditor.suggest import suggest
 
 CHECK_BATCH = 50
 REUSE_BATCH = 500  # URLs whose last results are looked up at once
@@ -126,6 +127,9 @@ def _run_locked(
             if mode is Mode.AUDIT:
                 _crawl(store, run_id, config, crawler, progress, stops)
                 _judge(store, run_id, config, findings, stops)
+                if config.suggest and not config.offline:
+                    findings.flush()  # the archived copies are recorded on the stored findings
+                    suggest(store, run_id, config, stops)
         except Interrupted:
             # What was parsed, checked and judged so far is kept; the run says it is partial.
             status = RunStatus.INTERRUPTED

@@ -27,7 +27,20 @@ import sqlite_utils
 
 from auditor.corpus import Document
 from auditor.errors import DatabaseError
-from auditor.model import Check, Finding, Kind, LinkRef, Mode, Reason, Run, RunStatus, Severity
+from auditor.model import (
+    ArchivedCopy,
+    ArchiveLookups,
+    Check,
+    Code,
+    Finding,
+    Kind,
+    LinkRef,
+    Mode,
+    Reason,
+    Run,
+    RunStatus,
+    Severity,
+)
 
 Record = TypeVar("Record")
 Row = tuple[Any, ...]
@@ -126,6 +139,11 @@ class _Table(Generic[Record]):
         """The record's own column values, in order (the writer puts the key values first)."""
         return tuple(None if (value := getattr(record, c.name)) is None else c.encode(value) for c in self.columns)
 
+    def encode_field(self, name: str, value: Any) -> Any:
+        """One column's value as stored (an update of that column alone)."""
+        column = next(c for c in self.columns if c.name == name)
+        return None if value is None else column.encode(value)
+
     def decode(self, row: Mapping[str, Any], **given: Any) -> Record:
         """The record of a row; `given` supplies fields kept elsewhere (a link's document path)."""
         values: dict[str, Any] = {}
@@ -154,7 +172,10 @@ LINKS = _Table(
 )
 CHECKS = _Table("checks", Check, keys=(("run_id", int),), pk="id", indexes=[("url", "id")])
 FINDINGS = _Table("findings", Finding, keys=(("run_id", int),), indexes=[("run_id", "code")])
-TABLES: tuple[_Table[Any], ...] = (RUNS, CONTENTS, LINKS, CHECKS, FINDINGS)
+# The Wayback Machine's answers (--suggest), one per URL, replaced when asked again: a cache
+# that outlives runs, so scheduled audits do not ask the archive about the same dead link daily.
+ARCHIVED = _Table("archived_copies", ArchivedCopy)
+TABLES: tuple[_Table[Any], ...] = (RUNS, CONTENTS, LINKS, CHECKS, FINDINGS, ARCHIVED)
 SCHEMA_VERSION = 2
 # Tables of rows without a record: which content each document had in a run, which check each URL had.
 _JOIN_TABLES = (
@@ -165,6 +186,8 @@ _JOIN_TABLES = (
     "primary key (run_id, check_id)) without rowid",
     "create unique index if not exists contents_hash on contents (hash)",
 )
+# One archive answer per URL: a new one replaces it.
+_ARCHIVED_INDEX = "create unique index if not exists archived_copies_url on archived_copies (url)"
 
 
 # Views for browsing the database in SQL, sqlite-utils or Datasette (README, "Browse and export"):
@@ -263,7 +286,7 @@ class Store:
             for index in spec.indexes:
                 table.create_index(list(index), if_not_exists=True)
         with self.db.conn:
-            for statement in _JOIN_TABLES:
+            for statement in (*_JOIN_TABLES, _ARCHIVED_INDEX):
                 self.db.conn.execute(statement)
         self._ensure_views()
         self.db.execute(f"pragma user_version = {SCHEMA_VERSION}")
@@ -360,8 +383,11 @@ class Store:
             self.db.conn.execute("delete from findings where run_id = ?", [run_id])
             self.db.conn.execute("delete from run_documents where run_id = ?", [run_id])
             # A run stopped while its reports were written was already compacted: it keeps rows again.
+            # Its archive lookups go with its findings (a resume without --suggest makes none).
             self.db.conn.execute(
-                "update runs set documents_of = null, fingerprint = null, checks_until = null where id = ?", [run_id]
+                "update runs set documents_of = null, fingerprint = null, checks_until = null, archive = null "
+                "where id = ?",
+                [run_id],
             )
 
     def run(self, run_id: int) -> Run:
@@ -415,6 +441,60 @@ class Store:
         with self.db.conn:
             self.db.conn.executemany("insert or ignore into run_checks values (?, ?)",
                                      [(run_id, check_id) for check_id in check_ids])  # fmt: skip
+
+    def finding_urls(self, run_id: int, codes: Iterable[Code]) -> list[str]:
+        """The URLs (as written) of the run's findings with these codes, each once, in report order."""
+        wanted = sorted(code.value for code in codes)
+        marks = ",".join("?" * len(wanted))
+        rows = self.db.execute(
+            f"select url from findings where run_id = ? and code in ({marks}) and url is not null "
+            "group by url order by min(rowid)",
+            [run_id, *wanted],
+        )
+        return [row[0] for row in rows]
+
+    def archived_copies(self, urls: Iterable[str]) -> dict[str, ArchivedCopy]:
+        """The cached archive answer of each URL that has one, however old."""
+        wanted = sorted(set(urls))
+        found: dict[str, ArchivedCopy] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.query(f"select * from archived_copies where url in ({marks})", chunk)
+            found.update((row["url"], ARCHIVED.decode(row)) for row in rows)
+        return found
+
+    def save_archived_copy(self, copy: ArchivedCopy) -> None:
+        """Keep an archive answer for later runs, replacing the URL's older one."""
+        with self.db.conn:
+            self.db.conn.execute(_ARCHIVED_UPSERT, ARCHIVED.encode(copy))
+
+    def attach_archived_copies(
+        self, run_id: int, codes: Iterable[Code], answers: Iterable[tuple[Iterable[str], ArchivedCopy]]
+    ) -> None:
+        """Record each answer on the run's findings with these codes about its URL (in each written form).
+
+        One pass over the run's findings of those codes, whatever the number of answers.
+        """
+        rows = [(url, FINDINGS.encode_field("archived", copy)) for urls, copy in answers for url in urls]
+        if not rows:
+            return
+        wanted = sorted(code.value for code in codes)
+        with self.db.conn:
+            self.db.conn.execute("create temp table if not exists archived_for (url text primary key, archived text)")
+            self.db.conn.execute("delete from archived_for")
+            self.db.conn.executemany("insert or replace into archived_for values (?, ?)", rows)
+            self.db.conn.execute(
+                "update findings set archived = "
+                "(select archived from archived_for where archived_for.url = findings.url) "
+                f"where run_id = ? and code in ({','.join('?' * len(wanted))}) "
+                "and url in (select url from archived_for)",
+                [run_id, *wanted],
+            )
+            self.db.conn.execute("delete from archived_for")
+
+    def set_archive_lookups(self, run_id: int, lookups: ArchiveLookups) -> None:
+        self.db.table("runs").update(run_id, {"archive": RUNS.encode_field("archive", lookups)})
 
     # -- reading ------------------------------------------------------------
     def _stream(self, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
@@ -635,6 +715,8 @@ class Store:
                     [(check.id,) for check in self.checks(run_id).values()],
                 )
             conn.execute("delete from checks where id not in (select id from kept_checks)")
+            # An archive answer is about a URL some check failed on; with its last check gone, it goes too.
+            conn.execute("delete from archived_copies where url not in (select url from checks)")
         self.db.execute("vacuum")
         return int(dropped)
 
@@ -778,3 +860,4 @@ def _migrate_from_copies_per_run(db: sqlite_utils.Database) -> None:
 
 
 _SQL_TYPES = {int: "integer", float: "float", str: "text"}
+_ARCHIVED_UPSERT = ARCHIVED.insert_sql.replace("insert into", "insert or replace into", 1)

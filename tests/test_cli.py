@@ -175,6 +175,29 @@ def test_audit_exit_codes_with_mocked_network(tmp_path: Path) -> None:
     assert "\r" not in dead.stderr  # not a terminal: no progress line
 
 
+def test_suggest_from_the_flag_or_the_config_file_and_no_suggest_wins(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": GOOD})
+    snapshot = "https://web.archive.org/web/20200101000000/https://img.example/a.png"
+    closest = {"available": True, "url": snapshot, "timestamp": "20200101000000", "status": "200"}
+    with respx.mock(assert_all_called=False) as router:
+        _mock_news(router, httpx.Response(404))
+        api = router.get("https://archive.org/wayback/available").mock(
+            return_value=httpx.Response(200, json={"archived_snapshots": {"closest": closest}})
+        )
+        result = _run("audit", str(corpus), "--allow-private", "--retries", "0", "--suggest")
+        assert result.exit_code == 1 and api.call_count == 1
+        assert f"images[0].url: dead link: http 404 (https://img.example/a.png); archived copy: {snapshot} " in (
+            result.stdout
+        )
+        assert "auditor: Archived copies (Wayback Machine): 1 of 1 dead-link URLs have one" in result.stderr
+        (tmp_path / "auditor.yaml").write_text("suggest: true\narchive:\n  ttl: 0s\n")
+        assert _run("audit", str(corpus), "--allow-private", "--retries", "0").exit_code == 1
+        assert api.call_count == 2  # from the file, and the cache is never fresh with a TTL of 0
+        assert _run("audit", str(corpus), "--allow-private", "--retries", "0", "--no-suggest").exit_code == 1
+        assert api.call_count == 2
+        assert "--suggest / --no-suggest" in _run("serve", "--help").output
+
+
 def test_github_annotations_and_step_summary(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path, **{"a.md": GOOD})
     summary = tmp_path / "summary.md"

@@ -59,6 +59,16 @@ def test_required_fields_by_type(tmp_path: Path) -> None:
         ("required:\n  video: [title, 'web Url']\n", "required.video.1."),
         ("required:\n  video: [title, '|webUrl']\n", "required.video.1."),
         ("required:\n  video: [[title]]\n", "required.video.0."),
+        ("suggest: please\n", "'suggest' must be true or false"),
+        ("archive: 5\n", "'archive' must be a mapping"),
+        ("archive:\n  rates: 1\n", "unknown key 'archive.rates'"),
+        ("archive:\n  rate: fast\n", "'archive.rate' must be a positive number"),
+        ("archive:\n  rate: 0\n", "'archive.rate' must be a positive number"),
+        ("archive:\n  concurrency: 1.5\n", "'archive.concurrency' must be a positive whole number"),
+        ("archive:\n  max_lookups: true\n", "'archive.max_lookups' must be a positive whole number"),
+        ("archive:\n  ttl: soon\n", "'archive.ttl': 'soon' is not a duration"),
+        ("archive:\n  api_url: ftp://archive.example/\n", "'archive.api_url' must be an http"),
+        ("archive:\n  ttl: -1\n", "'archive.ttl' must be a duration"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, text: str, names: str) -> None:
@@ -66,3 +76,14 @@ def test_config_errors_name_the_key(tmp_path: Path, text: str, names: str) -> No
     path.write_text(text)
     with pytest.raises(ConfigError, match=names.replace("[", r"\[")):
         load_config_file(path)
+
+
+def test_suggest_and_the_archive_settings(tmp_path: Path) -> None:
+    path = tmp_path / "auditor.yaml"
+    path.write_text("suggest: true\narchive:\n  ttl: 7d\n  rate: 2\n  max_lookups: 100\n")
+    config = Config(**load_config_file(path))
+    assert config.suggest and not Config().suggest
+    assert (config.archive.ttl, config.archive.rate, config.archive.max_lookups) == (7 * 86400.0, 2.0, 100)
+    assert config.archive.api_url == Config().archive.api_url == "https://archive.org/wayback/available"
+    path.write_text("archive:\n  ttl: 3600\n")
+    assert Config(**load_config_file(path)).archive.ttl == 3600.0

@@ -19,6 +19,7 @@ from conftest import make_finding, make_reference, make_report, make_url
 
 from auditor import pipeline
 from auditor.config import Config, CrawlConfig
+from auditor.model import ArchivedCopy, ArchiveLookups
 from auditor.report import html as html_report
 from auditor.report.html import (
     DocumentRow,
@@ -530,3 +531,54 @@ def test_a_remapped_url_shows_where_it_was_fetched_and_hosts_count_excluded(open
         assert dict(zip(header, row, strict=True))["excluded"] == "1"
         assert dict(zip(header, row, strict=True))["checked"] == "1"
         assert view.problems == []
+
+
+# -- archived copies (--suggest) ------------------------------------------------------------------
+ARCHIVED_OK = "https://web.archive.org/web/20130919044612/https://a.example/gone?x=1&y=2"
+# No white space, so a link: the quote and the tag must stay inside its escaped href.
+ARCHIVED_HOSTILE = 'https://web.archive.org/web/2020/x"><svg/onload="window.__xss=1">'
+HOSTILE_SVG = '<svg/onload="window.__xss=1">'
+
+
+def _archived_report() -> Report:
+    def dead(document: str, snapshot: str | None, archived_at: str | None = "2013-09-19T04:46:12Z") -> ReportFinding:
+        archived = ArchivedCopy(url="https://a.example/gone", snapshot_url=snapshot, archived_at=archived_at)
+        return finding(document=document, url="https://a.example/gone", archived=archived)
+
+    findings = [
+        dead("corpus/ok.txt", ARCHIVED_OK),
+        dead("corpus/hostile.txt", ARCHIVED_HOSTILE),
+        dead("corpus/not-web.txt", "javascript:alert(1)", None),
+        dead("corpus/none.txt", None, None),
+        finding(document="corpus/unasked.txt", url="https://a.example/gone"),
+    ]
+    lookups = ArchiveLookups(wanted=1, asked=1, found=1, failed=1, last_error=f"x: {HOSTILE_TITLE}")
+    return make_report(findings, summary={"archive": lookups})
+
+
+def test_archived_copies_are_escaped_links_and_the_lookups_are_summed_up() -> None:
+    html = render_html(_archived_report())
+    tags = _tags(html)
+    archived = [a for tag, a in tags if tag == "a" and a.get("class") == "archived"]
+    assert [a["href"] for a in archived] == [ARCHIVED_OK, ARCHIVED_HOSTILE]  # parsed back: escaped in the page
+    assert all(a["rel"] == "noopener noreferrer" for a in archived)
+    assert HOSTILE_SVG not in html and HOSTILE_TITLE not in html
+    assert "archived copy: javascript:alert(1)" in html  # not a web URL: plain text
+    assert "<dt>Archived copies</dt><dd>Archived copies (Wayback Machine): 1 of 1 dead-link URLs have one" in html
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("javascript", [True, False])
+def test_archived_copies_in_the_browser(open_report: Any, javascript: bool) -> None:
+    view = open_report(_archived_report(), javascript=javascript)
+    scope = "#findings-app" if javascript else "#findings table.findings"
+    hrefs = view.page.eval_on_selector_all(f"{scope} a.archived", "links => links.map(a => a.getAttribute('href'))")
+    assert hrefs == [ARCHIVED_OK, ARCHIVED_HOSTILE]
+    texts = view.page.eval_on_selector_all(f"{scope} a.archived", "links => links.map(a => a.textContent)")
+    assert texts == ["archived copy (2013-09-19)"] * 2
+    assert view.page.evaluate("() => document.querySelectorAll('img, svg').length") == 0
+    assert view.page.evaluate("() => window.__xss") is None
+    if javascript:
+        view.page.fill("#filter-search", "web.archive.org/web/2013")
+        view.page.wait_for_function("() => document.querySelectorAll('#findings-app tbody tr').length === 1")
+    assert view.problems == []

@@ -56,6 +56,8 @@ def annotation(finding: ReportFinding) -> str:
         message = f"{message} ({finding.url})"
     for label, value in finding.sides:  # a side that is unknown is left out, never shown as "None"
         message = f"{message}\n{label}: {value}"
+    if finding.archived_copy is not None:
+        message = f"{message}\narchived copy: {finding.archived_copy}"
     return f"::{command} {','.join(properties)}::{escape_data(message)}"
 
 

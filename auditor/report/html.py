@@ -40,7 +40,15 @@ from markupsafe import Markup, escape
 
 from auditor.links import InvalidURL, url_host
 from auditor.model import Code, Hop, Severity
-from auditor.report.model import SEVERITY_ORDER, Changes, Report, ReportFinding, UrlResult, Verdict
+from auditor.report.model import (
+    SEVERITY_ORDER,
+    Changes,
+    Report,
+    ReportFinding,
+    UrlResult,
+    Verdict,
+    describe_lookups,
+)
 from auditor.rules import status_verdict
 
 TEMPLATE = "report.html.j2"
@@ -76,6 +84,8 @@ class FindingRow:
     new: bool
     failing_runs: int | None  # consecutive runs that reported it
     first_seen: str | None
+    archived_url: str | None  # --suggest: the Wayback Machine's snapshot of the URL
+    archived_at: str | None  # when it was taken, ISO 8601
 
     @property
     def where(self) -> str:
@@ -134,6 +144,7 @@ class View:
     changes: ChangesView | None
     verdict: Verdict
     verdict_text: str
+    archive_text: str | None  # --suggest only: how the archive lookups went
     data: dict[str, Any]
 
 
@@ -172,6 +183,18 @@ def link(url: Any) -> Markup:
         # Concatenated rather than Markup.format: this runs once per finding row.
         return Markup(f'<a href="{text}" rel="noopener noreferrer" target="_blank">{text}</a>')
     return text
+
+
+def archived_link(url: str | None, archived_at: str | None) -> Markup:
+    """ "archived copy (2013-09-19)" as an escaped link to the snapshot; escaped text if it is no http(s) URL."""
+    if not url:
+        return Markup("")
+    label = "archived copy" + (f" ({archived_at[:10]})" if archived_at else "")
+    if is_web_url(url):
+        return Markup('<a class="archived" href="{}" rel="noopener noreferrer" target="_blank">{}</a>').format(
+            url, label
+        )
+    return escape(f"{label}: {url}")
 
 
 def csp_hash(text: str) -> str:
@@ -242,6 +265,8 @@ def build_view(report: Report) -> View:
                 new=finding.key in new_keys,
                 failing_runs=finding.failing_runs,
                 first_seen=finding.first_seen,
+                archived_url=finding.archived.snapshot_url if finding.archived else None,
+                archived_at=finding.archived.archived_at if finding.archived else None,
             )
         )
     hosts = host_rows(report)
@@ -261,6 +286,7 @@ def build_view(report: Report) -> View:
         changes=_changes_view(changes),
         verdict=verdict,
         verdict_text=_VERDICT_TEXT[verdict],
+        archive_text=None if report.summary.archive is None else describe_lookups(report.summary.archive),
         data=_script_data(findings, hosts, documents, has_changes=changes is not None),
     )
 
@@ -399,4 +425,5 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     environment.globals["link"] = link
+    environment.globals["archived_link"] = archived_link
     return environment

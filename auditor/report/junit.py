@@ -126,6 +126,8 @@ def _case(document: str, name: str, line: int | None, findings: list[ReportFindi
     if failing:
         first = failing[0]
         message = first.message if len(failing) == 1 else f"{len(failing)} findings; first: {first.message}"
+        if len(failing) == 1 and first.archived_copy is not None:
+            message += f" — archived copy: {first.archived_copy}"
         failure = ET.SubElement(case, "failure", message=clean(message), type=clean(first.code))
         failure.text = clean("\n".join(_describe(f) for f in failing))
     if passing:
@@ -144,4 +146,6 @@ def _describe(finding: ReportFinding) -> str:
     if finding.redirects:
         chain = " -> ".join(f"{hop.status} {hop.url}" for hop in finding.redirects)
         lines.append(f"  redirects: {chain} -> {finding.final_url}")
+    if finding.archived_copy is not None:
+        lines.append(f"  archived copy: {finding.archived_copy}")
     return "\n".join(lines)

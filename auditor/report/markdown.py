@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 from auditor.model import Code
-from auditor.report.model import Report, ReportFinding, Verdict
+from auditor.report.model import Report, ReportFinding, Verdict, describe_lookups
 
 # GitHub's step summary takes at most 1 MiB; stay well under it.
 MAX_BYTES = 900 * 1024
@@ -85,6 +85,8 @@ def render_markdown(report: Report, max_bytes: int = MAX_BYTES) -> str:
             f"fetched at the address a --remap rule gave: {summary.remapped}.",
             "",
         ]
+    if summary.archive is not None:
+        head += [escape(describe_lookups(summary.archive)), ""]
     if summary.by_code:
         head += ["| finding | count |", "|---|---:|"]
         head += [f"| `{code}` | {count} |" for code, count in summary.by_code.items()]
@@ -156,6 +158,8 @@ def _row(finding: ReportFinding) -> str:
         parts.append(f"{chain} → {finding.final_url}")
     if finding.failing_runs and finding.failing_runs > 1:
         parts.append(f"for {finding.failing_runs} runs, since {finding.first_seen}")
+    if finding.archived_copy is not None:
+        parts.append(f"archived copy: {finding.archived_copy}")
     if not parts:
         parts.append(finding.message)
     url = escape(finding.url)

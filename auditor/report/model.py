@@ -4,7 +4,8 @@
     RunInfo         the run: mode, status, times, corpus, --fail-on, previous run
     Summary         the counts every renderer starts with
     Changes         findings new and fixed since the previous run over the same corpus
-    ReportFinding   one finding as reported (its check's reason, status and redirects folded in)
+    ReportFinding   one finding as reported (its check's reason, status and redirects folded in,
+                    and with --suggest the archived copy of a dead link)
     UrlResult       one checked URL
     Reference       one cited URL (a link reference)
 
@@ -30,6 +31,8 @@ from typing import Any, TypeVar
 
 from auditor.errors import DatabaseError
 from auditor.model import (
+    ArchivedCopy,
+    ArchiveLookups,
     Check,
     Code,
     Evidence,
@@ -112,6 +115,7 @@ class ReportFinding:
     redirects: tuple[Hop, ...] = ()
     first_seen: str | None = None  # when the run that first reported it (with no gap since) started
     failing_runs: int | None = None  # consecutive runs that reported it, this one included
+    archived: ArchivedCopy | None = None  # --suggest: the Wayback Machine's answer for a dead link's URL
 
     @property
     def key(self) -> tuple[Code, str, str, str | None]:
@@ -127,6 +131,15 @@ class ReportFinding:
     def failure_reason(self) -> str | None:
         """The check's reason when the link failed; None for a live link or a metadata finding."""
         return None if self.reason == ALIVE else self.reason
+
+    @property
+    def archived_copy(self) -> str | None:
+        """The suggested archived copy in words, "URL (archived 2013-09-19)", when there is one."""
+        archived = self.archived
+        if archived is None or archived.snapshot_url is None:
+            return None
+        when = f" (archived {archived.archived_at[:10]})" if archived.archived_at else ""
+        return f"{archived.snapshot_url}{when}"
 
     @property
     def sides(self) -> tuple[tuple[str, str], ...]:
@@ -158,6 +171,7 @@ class ReportFinding:
             "redirects": [_hop_dict(hop) for hop in self.redirects],
             "first_seen": self.first_seen,
             "failing_runs": self.failing_runs,
+            "archived_copy": None if self.archived is None else _archived_dict(self.archived),
         }
 
 
@@ -247,6 +261,7 @@ class Summary:
     reused: int = 0
     excluded: int = 0  # URLs --exclude/--include left out: never fetched
     remapped: int = 0  # URLs fetched at the address a --remap rule gave
+    archive: ArchiveLookups | None = None  # --suggest only: how the archive lookups went
 
     @classmethod
     def of(
@@ -260,6 +275,7 @@ class Summary:
         fetched: int = 0,
         revalidated: int = 0,
         reused: int = 0,
+        archive: ArchiveLookups | None = None,
     ) -> Summary:
         by_severity = Counter(f.severity for f in findings)
         excluded = sum(1 for u in urls if u.excluded)
@@ -279,6 +295,7 @@ class Summary:
             reused=reused,
             excluded=excluded,
             remapped=sum(1 for u in urls if u.fetched_url),
+            archive=archive,
         )
 
     @property
@@ -303,6 +320,7 @@ class Summary:
             "warnings": self.warnings,
             "by_code": {code.value: n for code, n in self.by_code.items()},
             "by_reason": {reason.value: n for reason, n in self.by_reason.items()},
+            "archive": None if self.archive is None else dataclasses.asdict(self.archive),
         }
 
 
@@ -354,6 +372,7 @@ class Report:
         fetched: int = 0,
         revalidated: int = 0,
         reused: int = 0,
+        archive: ArchiveLookups | None = None,
         previous_findings: Sequence[ReportFinding] | None = None,
     ) -> Report:
         """A report from records: findings in the report's order, URLs by URL, counts and changes computed."""
@@ -370,6 +389,7 @@ class Report:
                 fetched=fetched,
                 revalidated=revalidated,
                 reused=reused,
+                archive=archive,
             ),
             changes=None if previous_findings is None else Changes.between(ordered, previous_findings),
             findings=ordered,
@@ -400,6 +420,7 @@ class Report:
             fetched=run.fetched or 0,
             revalidated=run.revalidated or 0,
             reused=run.reused or 0,
+            archive=run.archive,
             previous_findings=None if previous_run is None else [_finding_from_store(f) for f in previous_findings],
         )
 
@@ -420,6 +441,28 @@ class Report:
 
 def _hop_dict(hop: Hop) -> dict[str, Any]:
     return {"status": hop.status, "url": hop.url}
+
+
+def describe_lookups(lookups: ArchiveLookups) -> str:
+    """How --suggest went, in one sentence: every renderer says it the same way."""
+    line = (
+        f"Archived copies (Wayback Machine): {lookups.found} of {lookups.wanted} dead-link URLs have one "
+        f"({lookups.cached + lookups.asked} answered, {lookups.cached} of them from the cache)"
+    )
+    if lookups.failed:
+        line += f"; {lookups.failed} lookups failed (last: {lookups.last_error})"
+    if lookups.skipped:
+        line += f"; {lookups.skipped} not asked this run"
+    return line + "."
+
+
+def _archived_dict(archived: ArchivedCopy) -> dict[str, Any]:
+    return {
+        "available": archived.available,
+        "url": archived.snapshot_url,
+        "archived_at": archived.archived_at,
+        "asked_at": archived.asked_at,
+    }
 
 
 # -- store records -> report records: the only code that reads the store's records --------
@@ -457,6 +500,7 @@ def _finding_from_store(finding: Finding) -> ReportFinding:
         redirects=evidence.redirects,
         first_seen=finding.first_seen,
         failing_runs=finding.failing_runs,
+        archived=finding.archived,
     )
 
 

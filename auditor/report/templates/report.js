@@ -25,7 +25,8 @@
     return index;
   }
   var F = columnsOf(DATA.findings, ['severity', 'code', 'document', 'line', 'field', 'url', 'fetched_url', 'host',
-    'status', 'message', 'expected', 'actual', 'final_url', 'redirects', 'new', 'failing_runs', 'first_seen']);
+    'status', 'message', 'expected', 'actual', 'final_url', 'redirects', 'new', 'failing_runs', 'first_seen',
+    'archived_url', 'archived_at']);
   var H = columnsOf(DATA.hosts, ['host', 'urls', 'checked', 'excluded', 'ok', 'dead', 'blocked', 'median_ms']);
   var D = columnsOf(DATA.documents, ['document', 'references', 'errors', 'warnings', 'codes']);
 
@@ -52,6 +53,18 @@
     if (!url) return null;
     if (!WEB_URL.test(url)) return document.createTextNode(url);
     var a = el('a', null, url);
+    a.href = url;
+    a.rel = 'noopener noreferrer';
+    a.target = '_blank';
+    return a;
+  }
+
+  // --suggest: "archived copy (2013-09-19)", a link to the snapshot (only if it is an http(s) URL).
+  function archivedLink(url, at) {
+    if (!url) return null;
+    var label = 'archived copy' + (at ? ' (' + at.slice(0, 10) + ')' : '');
+    if (!WEB_URL.test(url)) return document.createTextNode(label + ': ' + url);
+    var a = el('a', 'archived', label);
     a.href = url;
     a.rel = 'noopener noreferrer';
     a.target = '_blank';
@@ -262,7 +275,7 @@
       haystacks = findings.map(function (r) {
         var parts = [str(r[F.severity]), str(r[F.code]), str(r[F.document]) + ':' + (r[F.line] || ''), str(r[F.field]),
           str(r[F.url]), str(r[F.fetched_url]), str(r[F.status]), str(r[F.message]), str(r[F.expected]),
-          str(r[F.actual]), str(r[F.final_url])];
+          str(r[F.actual]), str(r[F.final_url]), str(r[F.archived_url])];
         (r[F.redirects] || []).forEach(function (hop) { parts.push(hop[0] + ' ' + str(hop[1])); });
         return parts.join('\n').toLowerCase();
       });
@@ -279,8 +292,10 @@
       cell: function (r) { return r[F.line] ? str(r[F.document]) + ':' + r[F.line] : str(r[F.document]); } },
     { label: 'field', key: function (r) { return str(r[F.field]); }, cell: function (r) { return str(r[F.field]); } },
     { label: 'URL', key: function (r) { return str(r[F.url]); }, cell: function (r) {
-        if (r[F.fetched_url] === null) return linkOrText(str(r[F.url]));
-        return [linkOrText(str(r[F.url])), el('div', 'fetched', ['fetched as ', linkOrText(str(r[F.fetched_url]))])];
+        var cell = [linkOrText(str(r[F.url]))];
+        if (r[F.fetched_url] !== null) cell.push(el('div', 'fetched', ['fetched as ', linkOrText(str(r[F.fetched_url]))]));
+        if (r[F.archived_url] !== null) cell.push(el('br'), archivedLink(str(r[F.archived_url]), str(r[F.archived_at])));
+        return cell.length === 1 ? cell[0] : cell;
       } },
     { label: 'status', key: function (r) { return str(r[F.status]); }, cell: function (r) { return str(r[F.status]); } },
     { label: 'message', key: function (r) { return str(r[F.message]); }, cell: function (r) { return str(r[F.message]); } },
