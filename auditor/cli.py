@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from auditor import __version__, pipeline
-from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file, parse_duration
+from auditor.config import FAIL_ON, Config, CrawlConfig, Soft404Config, load_config_file, parse_duration
 from auditor.errors import AuditorError, ConfigError
 from auditor.links import InvalidURL, normalize_url
 from auditor.model import FailOn, Severity
@@ -176,6 +176,13 @@ def cli() -> None:
     help="Runs (this one included) within which two flips between ok and failing make a link flaky.",
 )
 @click.option("--resume", is_flag=True, help="Continue the last unfinished run, checking only what it had not.")
+@click.option(
+    "--no-soft-404",
+    "no_soft_404",
+    is_flag=True,
+    help="Do not probe hosts for soft 404s (one request per host with pages); redirects and titles "
+    "still count. `severity: {soft-404: off}` in the config file drops the finding.",
+)
 def audit(paths: tuple[Path, ...], **options: Any) -> None:
     """Check every link in the corpus (default: seeds/) and write reports."""
     progress = Progress.for_stream(quiet=options["quiet"], verbose=options["verbose"])
@@ -493,6 +500,7 @@ def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
         dead_after=options.pop("dead_after", DEFAULTS.dead_after),
         flaky_window=options.pop("flaky_window", DEFAULTS.flaky_window),
         resume=options.pop("resume", False),
+        soft_404=Soft404Config(probe=not options.pop("no_soft_404", False)),
         **overrides,
     )
 
