@@ -185,7 +185,7 @@ def judge(
     found: list[tuple[Soft404Signal, str]] = []
     if moved and _same_site(parts, final_parts):
         if _is_home(final_parts):
-            found.append((Soft404Signal.HOME_PAGE, f"{final} is the home page of {final_parts.hostname}"))
+            found.append((Soft404Signal.HOME_PAGE, f"{final} is the home page of {final_parts.netloc}"))
         elif _is_section_of(final_parts, parts):
             found.append((Soft404Signal.SECTION, f"{final_parts.path} is a section above {parts.path}"))
         articles = hosts.landings.get(final)

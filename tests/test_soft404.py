@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_check
+from conftest import LoopbackServer, make_check
+from PIL import Image
 
-from auditor.model import Check, Hop, Kind, Soft404Signal
+from auditor import pipeline
+from auditor.config import Config, CrawlConfig, Soft404Config
+from auditor.model import Check, Code, Hop, Kind, Severity, Soft404Signal
+from auditor.report import Report
 from auditor.simhash import simhash
 from auditor.soft404 import (
+    PROBE_SUFFIX,
     HostEvidence,
     is_not_found_title,
     judge,
@@ -18,6 +28,7 @@ from auditor.soft404 import (
     origin_of,
     probe_url,
 )
+from auditor.store import Store
 
 SITE = "https://news.example"
 NO_HOSTS = HostEvidence()
@@ -240,3 +251,208 @@ def test_a_canonical_home_page_on_an_article_is_one() -> None:
     assert _signals(url, page, headline_kept=None) == ()
     other = _page(url, title="News", canonical=f"{SITE}/2019/other-story")
     assert _signals(url, other, headline_kept=False) == ()
+
+
+# -- a loopback web, end to end ------------------------------------------------------------
+def _html(title: str, description: str = "") -> str:
+    return (
+        f'<html><head><title>{title}</title><meta name="description" content="{description}"></head>'
+        "<body><p>…</p></body></html>"
+    )
+
+
+def _redirect(location: str, status: int = 301) -> Any:
+    return lambda request: (status, {"Location": location}, "")
+
+
+@dataclass
+class Web:
+    """Five sites on loopback, one per way of answering for what is gone, and a corpus citing them."""
+
+    proper: LoopbackServer  # 404s unknown paths; redirects some removed articles itself
+    home_everywhere: LoopbackServer  # serves its home page at every unknown path (200, no redirect)
+    redirect_home: LoopbackServer  # redirects every unknown path to its home page
+    oops: LoopbackServer  # a "page not found" page with status 200 at every unknown path
+    images: LoopbackServer  # only images: no page, so no probe
+    documents: dict[str, tuple[str, str]]  # file name -> (title, webUrl)
+
+    @property
+    def sites(self) -> dict[str, LoopbackServer]:
+        return {name: getattr(self, name) for name in ("proper", "home_everywhere", "redirect_home", "oops", "images")}
+
+    def probes(self) -> dict[str, int]:
+        """Probe requests each site received."""
+        return {
+            name: sum(1 for request in server.requests if request.path_only.endswith(PROBE_SUFFIX))
+            for name, server in self.sites.items()
+        }
+
+    def write_corpus(self, root: Path) -> Path:
+        corpus = root / "corpus"
+        corpus.mkdir(parents=True, exist_ok=True)
+        image = self.images.url_for("/image/photo.png")
+        for name, (title, url) in self.documents.items():
+            text = f"---\ntitle: {json.dumps(title)}\nwebUrl: {url}\nimages:\n  - url: {image}\n---\n"
+            (corpus / name).write_text(text)
+        return corpus
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[Web]:
+    with (
+        LoopbackServer() as proper,
+        LoopbackServer() as home_everywhere,
+        LoopbackServer() as redirect_home,
+        LoopbackServer() as oops,
+        LoopbackServer() as images,
+    ):
+        # The home page sends ?from=loop back where it came from: a redirect loop through the home page.
+        proper.add_route(
+            "/", lambda r: (302, {"Location": "/loop-home/x"}, "") if r.query else (200, {}, _html("News"))
+        )
+        proper.add_route("/live/story-1", lambda r: (200, {}, _html("Live story one | News", "The council met.")))
+        proper.add_route("/us/2009/09/13/tennis-great-jack-kramer-dead/", _redirect("/us"))
+        proper.add_route("/us", lambda r: (200, {}, _html("U.S. | News", "News from the whole country")))
+        proper.add_route("/2010/removed-story", _redirect("/"))
+        proper.add_route("/2011/old-slug", _redirect("/2011/new-slug"))
+        proper.add_route("/2011/new-slug", lambda r: (200, {}, _html("Moved story | News", "It moved.")))
+        proper.add_route("/tech/how-to-fix-404-errors", lambda r: (200, {}, _html("How to fix 404 errors | News")))
+        proper.add_route("/loop-home/x", _redirect("/?from=loop", 302))
+        proper.add_route("/gone/says-so", lambda r: (200, {}, _html("Page not found | News")))
+        for index in (1, 2, 3):
+            proper.add_route(f"/old/{index}", _redirect("/archive-notice"))
+            proper.add_route(f"/paid/{index}", _redirect("/subscribe", 302))
+        proper.add_route("/archive-notice", lambda r: (200, {}, _html("Archive | News", "Our older stories")))
+        proper.add_route("/subscribe", lambda r: (200, {}, _html("Subscribe | News", "Read everything")))
+
+        daily_home = _html("Daily", "Everything from the Daily, every day")
+        home_everywhere.set_fallback(lambda r: (200, {}, daily_home))
+        home_everywhere.add_route("/live/article", lambda r: (200, {}, _html("A live article | Daily", "Details.")))
+
+        redirect_home.set_fallback(_redirect("/", 302))
+        redirect_home.add_route("/", lambda r: (200, {}, _html("Gazette front page")))
+        redirect_home.add_route("/live/y", lambda r: (200, {}, _html("Live Y | Gazette", "Why it is live")))
+
+        oops.set_fallback(lambda r: (200, {}, _html("Oops! That page can’t be found.", "Try the search")))
+        oops.add_route("/live/w", lambda r: (200, {}, _html("Live W | Oops Times", "Double-u")))
+
+        images.add_file("photo.png", _png(), "image/png")  # cited, so fetched; never probed
+        documents = {
+            "live.md": ("Live story one", proper.url_for("/live/story-1")),
+            "section.md": ("Jack Kramer dead", proper.url_for("/us/2009/09/13/tennis-great-jack-kramer-dead/")),
+            "home.md": ("A removed story", proper.url_for("/2010/removed-story")),
+            "moved.md": ("Moved story", proper.url_for("/2011/old-slug")),
+            "how-to.md": ("How to fix 404 errors", proper.url_for("/tech/how-to-fix-404-errors")),
+            "loop.md": ("Looping", proper.url_for("/loop-home/x")),
+            "says-so.md": ("A story that was removed", proper.url_for("/gone/says-so")),
+            **{f"old-{i}.md": (f"Old story {i}", proper.url_for(f"/old/{i}")) for i in (1, 2, 3)},
+            **{f"paid-{i}.md": (f"Paid story {i}", proper.url_for(f"/paid/{i}")) for i in (1, 2, 3)},
+            "daily-live.md": ("A live article", home_everywhere.url_for("/live/article")),
+            "daily-removed.md": ("A removed article", home_everywhere.url_for("/removed/article")),
+            "gazette-live.md": ("Live Y", redirect_home.url_for("/live/y")),
+            "gazette-removed.md": ("Removed X", redirect_home.url_for("/removed/x")),
+            "oops-live.md": ("Live W", oops.url_for("/live/w")),
+            "oops-removed.md": ("Deleted Z", oops.url_for("/deleted/z")),
+        }  # fmt: skip
+        yield Web(proper, home_everywhere, redirect_home, oops, images, documents)
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _audit(web: Web, tmp_path: Path, **overrides: Any) -> Report:
+    for server in web.sites.values():
+        server.requests.clear()
+    config = Config(
+        paths=(web.write_corpus(tmp_path),),
+        db=tmp_path / "audit.sqlite",
+        out=tmp_path / "reports",
+        crawl=CrawlConfig(timeout=2.0, retries=0, rate=1000.0, allow_private=True),
+        **overrides,
+    )
+    return pipeline.audit(config).report
+
+
+def _by_document(report: Report, code: Code) -> dict[str, str | None]:
+    return {Path(f.document).name: f.reason for f in report.findings if f.code is code}
+
+
+def test_each_soft_404_shape_is_found_and_each_trap_is_not(web: Web, tmp_path: Path) -> None:
+    report = _audit(web, tmp_path)
+    assert _by_document(report, Code.SOFT_404) == {
+        "section.md": "section",
+        "home.md": "home-page",
+        "says-so.md": "not-found-title",
+        "old-1.md": "landing-page",
+        "old-2.md": "landing-page",
+        "old-3.md": "landing-page",
+        "daily-removed.md": "probe-match",
+        "gazette-removed.md": "home-page",
+        "oops-removed.md": "probe-match",
+    }
+    findings = {Path(f.document).name: f for f in report.findings if f.code is Code.SOFT_404}
+    assert all(f.severity is Severity.ERROR for f in findings.values())
+    gazette = findings["gazette-removed.md"]
+    assert gazette.final_url == web.redirect_home.url_for("/") and gazette.status == 200
+    home = web.redirect_home.url_for("/")
+    assert gazette.message == (
+        f"soft 404: redirected to the home page: {home} is the home page of 127.0.0.1:{web.redirect_home.port} "
+        "(also: redirected where the host sends a path that cannot exist)"
+    )
+    assert [hop.status for hop in gazette.redirects] == [302]
+    oops = findings["oops-removed.md"]
+    assert oops.message.startswith("soft 404: answers as the host answers a path that cannot exist: title 'Oops!")
+    assert oops.message.endswith("(also: its title says the page was not found)")
+    # The traps: a moved article is a redirect, a loop through the home page a dead link, a paywall
+    # (temporary redirects of several articles to one page) and a headline about 404s nothing.
+    assert _by_document(report, Code.REDIRECT) == {"moved.md": "ok"}
+    assert _by_document(report, Code.DEAD_LINK) == {"loop.md": "redirect-loop"}
+    # A soft 404's page is not the article: no redirect to adopt, no headline that "changed".
+    soft = set(findings)
+    assert not [f for f in report.findings if Path(f.document).name in soft and f.code is not Code.SOFT_404]
+    assert set(_by_document(report, Code.TITLE_MISMATCH)) <= {"paid-1.md", "paid-2.md", "paid-3.md"}
+
+
+def test_the_probe_costs_one_request_per_host_with_pages(web: Web, tmp_path: Path) -> None:
+    report = _audit(web, tmp_path)
+    assert web.probes() == {"proper": 1, "home_everywhere": 1, "redirect_home": 1, "oops": 1, "images": 0}
+    # The probes are checks of their own, never URLs of the corpus.
+    assert report.summary.urls == len(web.documents) + 1  # + the one image
+    assert not [u for u in report.urls if u.url.endswith(PROBE_SUFFIX)]
+    store = Store(tmp_path / "audit.sqlite")
+    try:
+        probes = store.run_probes(report.run.id)
+    finally:
+        store.close()
+    assert {origin: probe.status for origin, probe in probes.items()} == {
+        web.proper.url: 404,
+        web.home_everywhere.url: 200,
+        web.redirect_home.url: 200,
+        web.oops.url: 200,
+    }
+    assert all(probe.kind is Kind.PROBE for probe in probes.values())
+
+
+def test_no_soft_404_probe_asks_nothing_extra_and_keeps_the_free_signals(web: Web, tmp_path: Path) -> None:
+    report = _audit(web, tmp_path, soft_404=Soft404Config(probe=False))
+    assert web.probes() == dict.fromkeys(web.sites, 0)
+    found = _by_document(report, Code.SOFT_404)
+    assert found["home.md"] == "home-page" and found["gazette-removed.md"] == "home-page"
+    assert "daily-removed.md" not in found  # only the probe could tell
+    # The soft-404 severity off costs no probe either.
+    _audit(web, tmp_path / "off", severities={Code.SOFT_404: Severity.OFF})
+    assert web.probes() == dict.fromkeys(web.sites, 0)
+
+
+def test_a_scheduled_run_reuses_the_probe_within_max_age(web: Web, tmp_path: Path) -> None:
+    first = _audit(web, tmp_path, max_age=3600.0)
+    assert sum(web.probes().values()) == 4
+    second = _audit(web, tmp_path, max_age=3600.0)
+    assert sum(web.probes().values()) == 0  # pages and probes alike reused
+    assert _by_document(second, Code.SOFT_404) == _by_document(first, Code.SOFT_404)
+    third = _audit(web, tmp_path)  # without --max-age every host with pages is asked again
+    assert web.probes() == {"proper": 1, "home_everywhere": 1, "redirect_home": 1, "oops": 1, "images": 0}
+    assert _by_document(third, Code.SOFT_404) == _by_document(first, Code.SOFT_404)
