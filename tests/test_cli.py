@@ -301,3 +301,18 @@ def test_history_prints_a_urls_verdict_per_run_and_prune_keeps_the_latest(tmp_pa
 def test_max_age_must_be_a_duration(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path, **{"a.md": GOOD})
     assert "--max-age: 'soon' is not a duration" in _one_error_line(_run("audit", str(corpus), "--max-age", "soon"))
+
+
+def test_no_soft_404_asks_no_host_probe(tmp_path: Path, loopback: Any) -> None:
+    url = loopback.url_for("/ok/cli-soft-404")
+    corpus = _corpus(tmp_path, **{"a.md": f"---\ntitle: OK\nwebUrl: {url}\n---\n"})
+
+    def probes() -> int:
+        return sum(1 for request in loopback.requests if request.path_only.endswith("-auditor-probe"))
+
+    before = probes()
+    assert _run("audit", str(corpus), "--allow-private", "--format", "json", "--no-soft-404").exit_code == 0
+    assert probes() == before
+    assert _run("audit", str(corpus), "--allow-private", "--format", "json").exit_code == 0
+    assert probes() == before + 1
+    assert "--no-soft-404" in _run("serve", "--help").output  # serve takes every audit option

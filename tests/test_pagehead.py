@@ -193,3 +193,16 @@ def test_empty_input() -> None:
     assert parser.feed(b"") is False
     assert parser.result() == PageHead()
     assert parser.bytes_read == 0
+
+
+def test_the_text_hash_reads_the_heads_own_words_only() -> None:
+    def text_hash(head: str) -> str | None:
+        return _parse(f"<html><head>{head}</head><body>".encode()).result().text_hash
+
+    words = '<title>Page not found</title><meta name="description" content="Try the search">'
+    assert text_hash(words) == simhash("Page not found Try the search")
+    # Scripts, styles and other meta tags are the same on every page of a site: they do not count.
+    noise = '<script>var a = "words";</script><meta property="og:site_name" content="Example"><link rel=x href=/y>'
+    assert text_hash(words + noise) == text_hash(words)
+    assert text_hash(words.replace("Try the search", "The mayor resigned")) != text_hash(words)
+    assert text_hash("<title> </title>") is None
