@@ -274,11 +274,15 @@ class Web:
     redirect_home: LoopbackServer  # redirects every unknown path to its home page
     oops: LoopbackServer  # a "page not found" page with status 200 at every unknown path
     images: LoopbackServer  # only images: no page, so no probe
+    dead: LoopbackServer  # its only page is gone (410): no page answered, so no probe
     documents: dict[str, tuple[str, str]]  # file name -> (title, webUrl)
 
     @property
     def sites(self) -> dict[str, LoopbackServer]:
-        return {name: getattr(self, name) for name in ("proper", "home_everywhere", "redirect_home", "oops", "images")}
+        return {
+            name: getattr(self, name)
+            for name in ("proper", "home_everywhere", "redirect_home", "oops", "images", "dead")
+        }
 
     def probes(self) -> dict[str, int]:
         """Probe requests each site received."""
@@ -305,6 +309,7 @@ def web() -> Iterator[Web]:
         LoopbackServer() as redirect_home,
         LoopbackServer() as oops,
         LoopbackServer() as images,
+        LoopbackServer() as dead,
     ):
         # The home page sends ?from=loop back where it came from: a redirect loop through the home page.
         proper.add_route(
@@ -353,8 +358,9 @@ def web() -> Iterator[Web]:
             "gazette-removed.md": ("Removed X", redirect_home.url_for("/removed/x")),
             "oops-live.md": ("Live W", oops.url_for("/live/w")),
             "oops-removed.md": ("Deleted Z", oops.url_for("/deleted/z")),
+            "dead.md": ("Dead", dead.url_for("/status/410/gone")),
         }  # fmt: skip
-        yield Web(proper, home_everywhere, redirect_home, oops, images, documents)
+        yield Web(proper, home_everywhere, redirect_home, oops, images, dead, documents)
 
 
 def _png() -> bytes:
@@ -409,7 +415,7 @@ def test_each_soft_404_shape_is_found_and_each_trap_is_not(web: Web, tmp_path: P
     # The traps: a moved article is a redirect, a loop through the home page a dead link, a paywall
     # (temporary redirects of several articles to one page) and a headline about 404s nothing.
     assert _by_document(report, Code.REDIRECT) == {"moved.md": "ok"}
-    assert _by_document(report, Code.DEAD_LINK) == {"loop.md": "redirect-loop"}
+    assert _by_document(report, Code.DEAD_LINK) == {"loop.md": "redirect-loop", "dead.md": "http 410"}
     # A soft 404's page is not the article: no redirect to adopt, no headline that "changed".
     soft = set(findings)
     assert not [f for f in report.findings if Path(f.document).name in soft and f.code is not Code.SOFT_404]
@@ -418,7 +424,7 @@ def test_each_soft_404_shape_is_found_and_each_trap_is_not(web: Web, tmp_path: P
 
 def test_the_probe_costs_one_request_per_host_with_pages(web: Web, tmp_path: Path) -> None:
     report = _audit(web, tmp_path)
-    assert web.probes() == {"proper": 1, "home_everywhere": 1, "redirect_home": 1, "oops": 1, "images": 0}
+    assert web.probes() == {"proper": 1, "home_everywhere": 1, "redirect_home": 1, "oops": 1, "images": 0, "dead": 0}
     # The probes are checks of their own, never URLs of the corpus.
     assert report.summary.urls == len(web.documents) + 1  # + the one image
     assert not [u for u in report.urls if u.url.endswith(PROBE_SUFFIX)]
@@ -454,5 +460,5 @@ def test_a_scheduled_run_reuses_the_probe_within_max_age(web: Web, tmp_path: Pat
     assert sum(web.probes().values()) == 0  # pages and probes alike reused
     assert _by_document(second, Code.SOFT_404) == _by_document(first, Code.SOFT_404)
     third = _audit(web, tmp_path)  # without --max-age every host with pages is asked again
-    assert web.probes() == {"proper": 1, "home_everywhere": 1, "redirect_home": 1, "oops": 1, "images": 0}
+    assert web.probes() == {"proper": 1, "home_everywhere": 1, "redirect_home": 1, "oops": 1, "images": 0, "dead": 0}
     assert _by_document(third, Code.SOFT_404) == _by_document(first, Code.SOFT_404)
