@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from auditor import __version__, pipeline
-from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file, parse_duration
+from auditor.config import FAIL_ON, Config, CrawlConfig, Soft404Config, load_config_file, parse_duration
 from auditor.crawl import check_settings
 from auditor.errors import AuditorError, ConfigError
 from auditor.filters import PathFilter, UrlRules
@@ -261,6 +261,13 @@ def cli() -> None:
     default=None,
     help="Ask the Wayback Machine (archive.org) for an archived copy of each dead link and show it in the reports; "
     "answers are cached in the database for 30 days. Default: off, or `suggest:` in the config file.",
+)
+@click.option(
+    "--no-soft-404",
+    "no_soft_404",
+    is_flag=True,
+    help="Do not probe hosts for soft 404s (one request per host with pages); redirects and titles "
+    "still count. `severity: {soft-404: off}` in the config file drops the finding.",
 )
 def audit(paths: tuple[Path, ...], **options: Any) -> None:
     """Check every link in the corpus (default: seeds/) and write reports."""
@@ -650,6 +657,7 @@ def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
         dead_after=options.pop("dead_after", DEFAULTS.dead_after),
         flaky_window=options.pop("flaky_window", DEFAULTS.flaky_window),
         resume=options.pop("resume", False),
+        soft_404=Soft404Config(probe=not options.pop("no_soft_404", False)),
         **overrides,
     )
     # A bad pattern is a usage error now, not halfway through a run (or at serve's first audit).

@@ -136,6 +136,19 @@ class ArchiveConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Soft404Config:
+    """How pages that answer 200 for content that is gone are found (auditor/soft404.py)."""
+
+    # Ask each host with pages a path that cannot exist, once per run (`--no-soft-404`: never).
+    probe: bool = True
+    # Distinct article paths of one site permanently redirected to one page before that page
+    # counts as where the site sends what it removed.
+    landing_min_articles: int = 3
+    # Bits (of 64) two heads' simhashes may differ by and still be "the same page".
+    max_text_distance: int = 10
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     paths: tuple[Path, ...] = (Path("seeds"),)
     db: Path = Path("audit.sqlite")
@@ -146,6 +159,7 @@ class Config:
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
     limits: ParseLimits = field(default_factory=ParseLimits)
     schema: SchemaConfig = field(default_factory=SchemaConfig)
+    soft_404: Soft404Config = field(default_factory=Soft404Config)
     offline: bool = False
     # Scheduled audits: reuse a URL's OK result younger than this many seconds (None: always fetch).
     max_age: float | None = None

@@ -4,10 +4,11 @@ Each enum's values are the strings stored in SQLite and written to
 report.json, so databases and reports stay readable across versions; code
 compares members, never string literals.
 
-    Kind        what a URL field is: page, amp, amp-cache, image
+    Kind        what a URL field is: page, amp, amp-cache, image; or a host probe
     Reason      why a check failed, and whether a retry could change it
     Code        a finding code, its default severity and the stage that judges it
     Stage       the rule family that produces a code
+    Soft404Signal  what made a page that answered 200 a soft 404
     Severity    error, warning, off
     FailOn      the severity that makes a run exit 1 (or never)
     RunStatus   running, finished, interrupted, failed
@@ -34,6 +35,9 @@ class Kind(StrEnum):
     AMP = "amp"
     AMP_CACHE = "amp-cache"
     IMAGE = "image"
+    # Not a URL field: a path that cannot exist, asked once per host with pages to learn
+    # how it answers one (see auditor/soft404.py). Fetched like a page; never a link of the corpus.
+    PROBE = "probe"
 
 
 class Reason(StrEnum):
@@ -123,6 +127,7 @@ class Code(StrEnum):
     FLAKY_LINK = "flaky-link"
     INVALID_METADATA = "invalid-metadata"
     PRIVATE_ADDRESS = "private-address"
+    SOFT_404 = "soft-404"
 
     @property
     def default_severity(self) -> Severity:
@@ -147,6 +152,34 @@ _CODE_TRAITS: dict[Code, tuple[Severity, Stage]] = {
     Code.FLAKY_LINK: (Severity.WARNING, Stage.HISTORY),
     Code.INVALID_METADATA: (Severity.ERROR, Stage.OFFLINE),
     Code.PRIVATE_ADDRESS: (Severity.ERROR, Stage.LINK),
+    Code.SOFT_404: (Severity.ERROR, Stage.LINK),
+}
+
+
+class Soft404Signal(StrEnum):
+    """What made a page that answered 200 a soft 404, strongest evidence of its kind first."""
+
+    HOME_PAGE = "home-page"  # redirected to its site's home page
+    SECTION = "section"  # redirected to a page whose path is a strict prefix of its own
+    LANDING_PAGE = "landing-page"  # permanently redirected where several other articles of the site ended too
+    PROBE_REDIRECT = "probe-redirect"  # redirected where the host sends a path that cannot exist
+    PROBE_MATCH = "probe-match"  # answers as the host answers a path that cannot exist
+    NOT_FOUND_TITLE = "not-found-title"  # its title says "not found"
+    CANONICAL_HOME = "canonical-home"  # its <link rel=canonical> names the home page
+
+    @property
+    def label(self) -> str:
+        return _SOFT_404_LABELS[self]
+
+
+_SOFT_404_LABELS = {
+    Soft404Signal.HOME_PAGE: "redirected to the home page",
+    Soft404Signal.SECTION: "redirected to a section page",
+    Soft404Signal.LANDING_PAGE: "redirected where other articles of the site end too",
+    Soft404Signal.PROBE_REDIRECT: "redirected where the host sends a path that cannot exist",
+    Soft404Signal.PROBE_MATCH: "answers as the host answers a path that cannot exist",
+    Soft404Signal.NOT_FOUND_TITLE: "its title says the page was not found",
+    Soft404Signal.CANONICAL_HOME: "its canonical URL is the home page",
 }
 
 
@@ -175,6 +208,10 @@ class PageHead:
     og_image_width: int | None = None
     og_image_height: int | None = None
     published_time: str | None = None  # article:published_time content, raw
+    # A 64-bit simhash (16 hex digits) of the head's own words: title and the descriptive meta
+    # tags. Near-equal hashes of two pages mean near-equal heads (auditor/simhash.py). Stored for
+    # the soft-404 rule; not in report.json, where it would say nothing to a reader.
+    text_hash: str | None = dataclasses.field(default=None, metadata={"reported": False})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin
 
 from auditor.model import PageHead
+from auditor.simhash import simhash
 
 DEFAULT_MAX_BYTES = 512 * 1024
 # How far browsers look for <meta charset> before committing to an encoding.
@@ -36,6 +37,9 @@ _ENCODING_OVERRIDES = {
     "utf-16-be": "utf-8",
 }
 _WHITESPACE = re.compile(r"\s+")
+# The head's own words, hashed into PageHead.text_hash: what tells one page of a site from another
+# (a site's other meta tags, scripts and styles are the same on every page).
+TEXT_HASH_META = ("description", "og:title", "og:description", "twitter:title", "twitter:description", "keywords")
 
 
 class HeadParser:
@@ -177,6 +181,7 @@ class _HeadHTMLParser(HTMLParser):
             og_image_width=_dimension(self._meta.get("og:image:width")),
             og_image_height=_dimension(self._meta.get("og:image:height")),
             published_time=_stripped(self._meta.get("article:published_time")),
+            text_hash=simhash("\n".join([title or "", *(self._meta.get(key, "") for key in TEXT_HASH_META)])),
         )
 
 

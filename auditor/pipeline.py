@@ -14,7 +14,7 @@ import os
 import signal
 import tempfile
 from collections import defaultdict, deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -34,8 +34,16 @@ from auditor.interrupt import Interrupted, StopRequests
 from auditor.links import extract_links
 from auditor.model import Check, Code, Finding, Kind, Mode, Reason, RunStatus, Severity, Target
 from auditor.report import Report, build_report, write_reports
-from auditor.rules import document_findings, flaky_findings, link_findings, page_findings
+from auditor.rules import (
+    document_findings,
+    flaky_findings,
+    link_findings,
+    page_findings,
+    soft_404_findings,
+    without_soft_404_pages,
+)
 from auditor.runlock import WaitHook, run_lock
+from auditor.soft404 import HostEvidence, landing_pages, origin_of, probe_fresh, probe_url
 from auditor.store import CONTENTS, FINDINGS, LINKS, CheckWriter, Row, Store, now_iso
 from auditor.suggest import suggest
 
@@ -48,6 +56,8 @@ PARALLEL_WINDOW = 512
 MAX_WORKERS = 8
 
 ProgressHook = Callable[[Check, int, int], None]
+# Runs after the corpus's URLs, with the same crawler (its client and host gates): the host probes.
+AfterCrawl = Callable[[Crawler], Awaitable[None]]
 # A document's path, its encoded content, its links' encoded rows and its offline findings.
 Prepared = tuple[str, Row, list[Row], list[Finding]]
 _CRAWL_COUNTS = ("fetched", "revalidated", "reused")
@@ -360,6 +370,12 @@ def _crawl(
     checks = store.checks_writer(run_id, batch_size=CHECK_BATCH)
     tally = _Tally()
     remapped = _Remapped()
+
+    async def probe_hosts(crawler: Crawler) -> None:
+        checks.flush()  # the probes go to the hosts of the pages that answered: all of them stored
+        await _probe_hosts(store, run_id, config, crawler)
+
+    probing = config.soft_404.probe and config.severity(Code.SOFT_404) is not Severity.OFF
     try:
         asyncio.run(
             _crawl_async(
@@ -372,6 +388,7 @@ def _crawl(
                 stops,
                 tally,
                 remapped,
+                after=probe_hosts if probing else None,
             )
         )
     finally:
@@ -391,6 +408,8 @@ async def _crawl_async(
     stops: StopRequests,
     tally: _Tally,
     remapped: _Remapped,
+    *,
+    after: AfterCrawl | None = None,
 ) -> None:
     task = asyncio.current_task()
     assert task is not None
@@ -421,11 +440,41 @@ async def _crawl_async(
                     checks.add(check)
                     if progress:
                         progress(check, done, total)
+                if after is not None:
+                    await after(crawler)
     except asyncio.CancelledError:
         stops.check()
         raise
     finally:
         flusher.cancel()
+
+
+async def _probe_hosts(store: Store, run_id: int, config: Config, crawler: Crawler) -> None:
+    """Once per host whose pages answered: a path that cannot exist, to learn how it answers one.
+
+    A host the run already probed (--resume) is not asked again; with --max-age a probe younger
+    than that is reused, as checks are. The answers are stored as checks of kind `probe` and
+    listed in host_probes; they are never URLs of the run.
+    """
+    origins = {origin_of(url) for url in store.answered_page_urls(run_id)} - set(store.run_probes(run_id))
+    if config.max_age is not None:
+        now = datetime.now(UTC).timestamp()
+        reused = {
+            origin: probe.id
+            for origin, probe in store.latest_probes(origins).items()
+            if probe.id is not None and probe_fresh(probe, now, config.max_age)
+        }
+        store.reuse_probes(run_id, reused.items())
+        origins -= set(reused)
+    probed: list[tuple[str, Check]] = []
+    try:
+        async for probe in crawler.crawl(Target(probe_url(origin), Kind.PROBE) for origin in sorted(origins)):
+            probed.append((origin_of(probe.url), probe))
+            if len(probed) >= CHECK_BATCH:
+                store.add_probes(run_id, probed)
+                probed.clear()
+    finally:  # a stop keeps the answers already in
+        store.add_probes(run_id, probed)
 
 
 def _judge(store: Store, run_id: int, config: Config, findings: FindingWriter, stops: StopRequests) -> None:
@@ -438,6 +487,10 @@ def _judge(store: Store, run_id: int, config: Config, findings: FindingWriter, s
     earlier = functools.lru_cache(maxsize=65_536)(lambda url: store.past_verdicts(url, run_id, config.flaky_window - 1))
     # A URL that never failed before has an all-ok history: one flip at most, never flaky.
     suspects = store.urls_that_failed_before(run_id)
+    minimum = config.soft_404.landing_min_articles
+    hosts = HostEvidence(
+        probes=store.run_probes(run_id), landings=landing_pages(store.shared_redirects(run_id, minimum), minimum)
+    )
     links_by_document = groupby(store.links(run_id), key=lambda link: link.document)
     pending = next(links_by_document, None)
     for document in store.iter_documents(run_id):
@@ -457,7 +510,8 @@ def _judge(store: Store, run_id: int, config: Config, findings: FindingWriter, s
                 verdicts = [finding for finding in verdicts if finding.code is not Code.DEAD_LINK] + flaky
             out += verdicts
         out += page_findings(document, checks)
-        findings.add_all(out)
+        soft = soft_404_findings(document, links, checks, hosts, config.soft_404)
+        findings.add_all(without_soft_404_pages(out, soft) + soft)
 
 
 class FindingWriter:

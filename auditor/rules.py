@@ -7,6 +7,8 @@ Three families:
   liveness, redirects, image size.
 - page rules (`page_findings`): what the fetched page heads say about the
   document — AMP pairs, titles, dates.
+- soft 404s (`soft_404_findings`): a page that answered 200 for an article
+  that is gone, judged against what the run knows of its host (auditor/soft404.py).
 
 Convention for metadata findings: `expected` is what the metadata should say
 (computed, or observed on the web); `actual` is what it says now.
@@ -23,8 +25,9 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from auditor import soft404
 from auditor.amp import amp_cache_url
-from auditor.config import Config, SchemaConfig
+from auditor.config import Config, SchemaConfig, Soft404Config
 from auditor.corpus import Document
 from auditor.domains import domain_problem, is_public_suffix, registrable_domain
 from auditor.links import (
@@ -36,12 +39,13 @@ from auditor.links import (
     normalize_url,
     url_host,
 )
-from auditor.model import Check, Code, Evidence, Finding, Kind, LinkRef, PageHead, Reason, is_accepted
+from auditor.model import Check, Code, Evidence, Finding, Kind, LinkRef, PageHead, Reason, Stage, is_accepted
 
 BLOCKED_STATUSES = frozenset({401, 403, 429})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 DATE_TOLERANCE_SECONDS = 24 * 3600
 DEFAULT_FLAKY_WINDOW = Config().flaky_window
+DEFAULT_SOFT_404 = Soft404Config()
 
 
 # -- offline rules -----------------------------------------------------------
@@ -393,6 +397,91 @@ def flaky_findings(
             details=Evidence(history=pattern),
         )
     ]
+
+
+# -- soft 404s ---------------------------------------------------------------
+def soft_404_findings(
+    document: Document,
+    links: Iterable[LinkRef],
+    checks: Mapping[str, Check],
+    hosts: soft404.HostEvidence,
+    config: Soft404Config = DEFAULT_SOFT_404,
+) -> list[Finding]:
+    """A finding for each page reference whose page is a soft 404 (see auditor/soft404.py)."""
+    items = dict(article_items(document.data)) if document.data is not None else {}
+    findings = []
+    for link in links:
+        check = checks.get(link.normalized_url)
+        if link.kind not in soft404.PAGE_KINDS or check is None or not check.ok:
+            continue
+        fields = items.get(link.item, {})
+        verdict = soft404.judge(
+            link.normalized_url,
+            check,
+            hosts,
+            own_urls=_own_urls(fields),
+            headline_kept=_headline_kept(fields.get("title"), check.head),
+            max_text_distance=config.max_text_distance,
+        )
+        if verdict is None:
+            continue
+        also = [signal.label for signal in verdict.signals[1:]]
+        message = f"soft 404: {verdict.signal.label}: {verdict.matched}"
+        if also:
+            message += f" (also: {'; '.join(also)})"
+        findings.append(
+            Finding(
+                code=Code.SOFT_404,
+                document=link.document,
+                field=link.field,
+                line=link.line,
+                url=link.url,
+                actual=verdict.matched,
+                message=message,
+                details=Evidence(
+                    reason=verdict.signal.value,
+                    status=check.status,
+                    final_url=check.final_url,
+                    redirects=check.redirects,
+                ),
+            )
+        )
+    return findings
+
+
+def without_soft_404_pages(findings: list[Finding], soft_404s: list[Finding]) -> list[Finding]:
+    """A soft 404's page is not the article: no `redirect` to adopt, no title or date to compare."""
+    if not soft_404s:
+        return findings
+    gone_fields = {(f.document, f.field) for f in soft_404s}
+    gone_urls = {(f.document, f.url) for f in soft_404s}
+    return [
+        f
+        for f in findings
+        if not (f.code is Code.REDIRECT and (f.document, f.field) in gone_fields)
+        and not (f.code.stage is Stage.PAGE and (f.document, f.url) in gone_urls)
+    ]
+
+
+def _own_urls(fields: Mapping[str, Any]) -> frozenset[str]:
+    """The item's page URLs, normalised: a redirect among them (an AMP page sent to its article) loses nothing."""
+    urls = set()
+    for name, kind in URL_FIELDS.items():
+        value = fields.get(name)
+        if kind in soft404.PAGE_KINDS and isinstance(value, str):
+            try:
+                urls.add(normalize_url(value))
+            except InvalidURL:
+                continue
+    return frozenset(urls)
+
+
+def _headline_kept(title: Any, head: PageHead | None) -> bool | None:
+    """Whether the page still carries the document's headline; None when there is none to compare."""
+    page_titles = [t for t in (head.og_title, head.title) if t] if head is not None else []
+    if not isinstance(title, str) or not title.strip() or not page_titles:
+        return None
+    return any(titles_match(title, page_title) for page_title in page_titles)
 
 
 # -- page rules --------------------------------------------------------------

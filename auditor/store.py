@@ -33,6 +33,7 @@ from auditor.model import (
     Check,
     Code,
     Finding,
+    Hop,
     Kind,
     LinkRef,
     Mode,
@@ -185,6 +186,11 @@ _JOIN_TABLES = (
     "create table if not exists run_checks (run_id integer not null, check_id integer not null, "
     "primary key (run_id, check_id)) without rowid",
     "create unique index if not exists contents_hash on contents (hash)",
+    # The host probe each run used per origin (auditor/soft404.py): fetched by it, or reused within
+    # --max-age. Never compacted (one row per host and run), so `prune` and later runs still find it.
+    "create table if not exists host_probes (run_id integer not null, origin text not null, "
+    "check_id integer not null, primary key (run_id, origin)) without rowid",
+    "create index if not exists host_probes_origin on host_probes (origin, check_id)",
 )
 # One archive answer per URL: a new one replaces it.
 _ARCHIVED_INDEX = "create unique index if not exists archived_copies_url on archived_copies (url)"
@@ -226,11 +232,13 @@ with unfinished as (
 select run_id, url, check_id from unfinished
 union all
 select run_id, url, check_id from finished where check_id is not null""",
-    # Each URL's most recent check, by any run (what the next run would revalidate or reuse).
+    # Each URL's most recent check, by any run (what the next run would revalidate or reuse); host probes
+    # (soft 404s) are no URLs of a corpus.
     "url_status": """
 select checks.url, checks.kind, checks.ok, checks.status, checks.reason, checks.message, checks.fetched_url,
   checks.final_url, checks.checked_at, checks.run_id as fetched_by, checks.id as check_id
-from checks where checks.id = (select max(newer.id) from checks as newer where newer.url = checks.url)""",
+from checks where checks.kind != 'probe'
+  and checks.id = (select max(newer.id) from checks as newer where newer.url = checks.url)""",
     # The findings of the latest finished run of each corpus and mode (an audit and a lint of the same
     # corpus both show): what is wrong now. Running, interrupted and failed runs are left out.
     "latest_findings": """
@@ -496,6 +504,79 @@ class Store:
     def set_archive_lookups(self, run_id: int, lookups: ArchiveLookups) -> None:
         self.db.table("runs").update(run_id, {"archive": RUNS.encode_field("archive", lookups)})
 
+    # -- host probes (soft 404s) ---------------------------------------------
+    def add_probes(self, run_id: int, probes: Iterable[tuple[str, Check]]) -> None:
+        """Probes this run fetched, by origin: stored as checks, but no URL of the run (never in its counts)."""
+        with self.db.conn:
+            for origin, check in probes:
+                cursor = self.db.conn.execute(CHECKS.insert_sql, (run_id, *CHECKS.encode(check)))
+                self.db.conn.execute(
+                    "insert or replace into host_probes values (?, ?, ?)", [run_id, origin, cursor.lastrowid]
+                )
+
+    def reuse_probes(self, run_id: int, probes: Iterable[tuple[str, int]]) -> None:
+        """Earlier probes (origin, check id) this run stands by within --max-age."""
+        with self.db.conn:
+            self.db.conn.executemany("insert or replace into host_probes values (?, ?, ?)",
+                                     [(run_id, origin, check_id) for origin, check_id in probes])  # fmt: skip
+
+    def run_probes(self, run_id: int) -> dict[str, Check]:
+        """The probe this run used for each origin it probed."""
+        rows = self.db.query(
+            "select host_probes.origin as probe_origin, checks.* from host_probes "
+            "join checks on checks.id = host_probes.check_id where host_probes.run_id = ?",
+            [run_id],
+        )
+        return {row["probe_origin"]: CHECKS.decode(row) for row in rows}
+
+    def latest_probes(self, origins: Iterable[str]) -> dict[str, Check]:
+        """The newest probe of each origin, by any run."""
+        wanted = sorted(set(origins))
+        found: dict[str, Check] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.query(
+                "select latest.origin as probe_origin, checks.* from checks join (select origin, max(check_id) as id "
+                f"from host_probes where origin in ({marks}) group by origin) as latest on latest.id = checks.id",
+                chunk,
+            )
+            found.update((row["probe_origin"], CHECKS.decode(row)) for row in rows)
+        return found
+
+    _RUN_PAGES = (
+        "from run_checks join checks on checks.id = run_checks.check_id where run_checks.run_id = ? "
+        "and checks.kind in (?, ?) and checks.ok = 1"
+    )
+
+    def answered_page_urls(self, run_id: int) -> Iterator[str]:
+        """The URLs of the run's pages (and AMP pages) that answered 2xx, streamed: the hosts worth a probe.
+
+        Read while the run is under way (its own pointers say what it has), as all that judging reads.
+        """
+        # Under --remap, the address fetched: its host is the one that answered.
+        query = f"select coalesce(checks.fetched_url, checks.url) as url {self._RUN_PAGES}"
+        for row in self._stream(query, [run_id, Kind.PAGE.value, Kind.AMP.value]):
+            yield row["url"]
+
+    def shared_redirects(self, run_id: int, minimum: int) -> Iterator[tuple[str, str, tuple[Hop, ...]]]:
+        """(URL, final URL, hops) of the run's answered pages redirected to a final URL that at least
+        `minimum` URLs of the run share: the candidates for a site's landing page of removed articles."""
+        hops = _column_for("redirects", tuple[Hop, ...])
+        shared = (
+            f"select checks.final_url {self._RUN_PAGES} and checks.final_url != checks.url "
+            "group by checks.final_url having count(distinct checks.url) >= ?"
+        )
+        params: list[Any] = [run_id, Kind.PAGE.value, Kind.AMP.value]
+        rows = self._stream(
+            f"select checks.url, checks.final_url, checks.redirects {self._RUN_PAGES} "
+            f"and checks.final_url != checks.url and checks.final_url in ({shared})",
+            [*params, *params, minimum],
+        )
+        for row in rows:
+            redirects = hops.decode(row["redirects"]) if row["redirects"] is not None else ()
+            yield row["url"], row["final_url"], redirects
+
     # -- reading ------------------------------------------------------------
     def _stream(self, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
         """Rows from a second, read-only connection.
@@ -702,13 +783,14 @@ class Store:
                     "update runs set documents_of = ? where id = ?", [None if heir == run_id else heir, run_id]
                 )
             dropped = conn.execute(f"delete from runs where id not in ({marks})", kept).rowcount
-            for table in ("run_documents", "run_checks", "findings"):
+            for table in ("run_documents", "run_checks", "findings", "host_probes"):
                 conn.execute(f"delete from {table} where run_id not in ({marks})", kept)
             conn.execute("delete from contents where hash not in (select content from run_documents)")
             conn.execute("delete from links where content not in (select hash from contents)")
             conn.execute("create temp table if not exists kept_checks (id integer primary key)")
             conn.execute("delete from kept_checks")
             conn.execute("insert or ignore into kept_checks select check_id from run_checks")
+            conn.execute("insert or ignore into kept_checks select check_id from host_probes")
             for run_id in kept:
                 conn.executemany(
                     "insert or ignore into kept_checks values (?)",

@@ -17,8 +17,9 @@ no suggestion, the failure is counted in the run's `archive` lookups, and the
 URL is asked again next run. After `archive.give_up_after` failures in a row,
 or as soon as the archive answers 429/503 (slow down), the run asks no more.
 
-Only `dead-link` findings get a suggestion (whatever their severity, so also
-one still a warning under --dead-after): a blocked link (401/403/429) is
+Only `dead-link` and `soft-404` findings get a suggestion (whatever their
+severity, so also a dead link still a warning under --dead-after; a soft 404
+is an article gone although its URL answers): a blocked link (401/403/429) is
 alive to a person, a flaky link comes back by itself, and a URL not fetched
 because it is private is nobody's business at archive.org. Nor do AMP-cache
 URLs: the fix for one the cache dropped is the cache URL of ampWebUrl.
@@ -50,7 +51,7 @@ from auditor.model import ArchivedCopy, ArchiveLookups, Code
 from auditor.store import Store, now_iso
 
 # The findings an archived copy is sought for.
-SUGGESTED_CODES = frozenset({Code.DEAD_LINK})
+SUGGESTED_CODES = frozenset({Code.DEAD_LINK, Code.SOFT_404})
 # Answers that say "too much": the run stops asking at once.
 SLOW_DOWN_STATUSES = frozenset({429, 503})
 MAX_SNAPSHOT_URL = 8192

@@ -46,7 +46,8 @@ per-path counters):
 ==================================  ===========================================
 
 Exact paths registered with :meth:`LoopbackServer.add_route` win over all of
-the above. Unknown paths get 404.
+the above. Unknown paths get 404, or what :meth:`LoopbackServer.set_fallback`
+says (a site that answers every unknown path, as soft-404 hosts do).
 
 :class:`LoopbackProxy` is an HTTP proxy (CONNECT and plain forwarding) on 127.0.0.1
 that only ever connects to 127.0.0.1, for tests of proxy settings.
@@ -344,6 +345,7 @@ class LoopbackServer:
         self.errors: list[BaseException] = []
 
         self._routes: dict[str, RouteHandler] = {}
+        self._fallback: RouteHandler | None = None
         self._files: dict[str, _StoredFile] = {}
         self._hits: dict[str, int] = {}
         self._state_lock = threading.Lock()
@@ -415,6 +417,12 @@ class LoopbackServer:
         with self._state_lock:
             self._routes[path] = handler
         return self.url_for(path) if self._port is not None else path
+
+    def set_fallback(self, handler: RouteHandler | None) -> None:
+        """Answer paths that no route or built-in behaviour knows with ``handler`` (as for
+        :meth:`add_route`) instead of 404; None restores the 404."""
+        with self._state_lock:
+            self._fallback = handler
 
     def remove_route(self, path: str) -> None:
         with self._state_lock:
@@ -801,7 +809,9 @@ class LoopbackServer:
         segments = request.path_only.lstrip("/").split("/")
         route = self._BUILTIN_ROUTES.get(segments[0])
         if route is None:
-            return _status_response(404)
+            with self._state_lock:
+                fallback = self._fallback
+            return _status_response(404) if fallback is None else await self._call_custom(fallback, request)
         return await route(self, request, segments, reader, writer)
 
     async def _route_ok(self, request: Request, segments: list[str], *_: object) -> Response:

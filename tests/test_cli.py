@@ -455,3 +455,18 @@ def test_history_says_when_a_run_excluded_the_url(tmp_path: Path, loopback: Any)
     assert "excluded: matches exclude pattern 'history-excluded'" in lines[1] and lines[1].endswith("not fetched")
     assert lines[2].split()[0] == "1" and " ok " in lines[2]
     assert loopback.hits("/ok/cli-history-excluded") == 1
+
+
+def test_no_soft_404_asks_no_host_probe(tmp_path: Path, loopback: Any) -> None:
+    url = loopback.url_for("/ok/cli-soft-404")
+    corpus = _corpus(tmp_path, **{"a.md": f"---\ntitle: OK\nwebUrl: {url}\n---\n"})
+
+    def probes() -> int:
+        return sum(1 for request in loopback.requests if request.path_only.endswith("-auditor-probe"))
+
+    before = probes()
+    assert _run("audit", str(corpus), "--allow-private", "--format", "json", "--no-soft-404").exit_code == 0
+    assert probes() == before
+    assert _run("audit", str(corpus), "--allow-private", "--format", "json").exit_code == 0
+    assert probes() == before + 1
+    assert "--no-soft-404" in _run("serve", "--help").output  # serve takes every audit option

@@ -341,6 +341,19 @@ def test_custom_routes_sync_and_async(loopback: LoopbackServer, client: httpx.Cl
     assert (teapot_response.status_code, teapot_response.content) == (418, b"short and stout")
 
 
+def test_a_fallback_answers_unknown_paths_only(client: httpx.Client) -> None:
+    # A server of its own: the session's shared one must keep answering 404 to unknown paths.
+    with LoopbackServer() as server:
+        server.add_route("/known", lambda request: (200, {}, "known"))
+        server.set_fallback(lambda request: (200, {"X-Fallback": request.path_only}, "<title>Home</title>"))
+        unknown = client.get(server.url_for(f"/nothing/{unique()}"))
+        assert (unknown.status_code, unknown.headers["x-fallback"]) == (200, unknown.url.path)
+        assert client.get(server.url_for("/known")).text == "known"
+        assert client.get(server.url_for("/status/410")).status_code == 410  # built-ins still win
+        server.set_fallback(None)
+        assert client.get(server.url_for(f"/nothing/{unique()}")).status_code == 404
+
+
 def test_request_log_and_keep_alive(loopback: LoopbackServer, client: httpx.Client) -> None:
     path = f"/ok/{unique()}"
     client.get(loopback.url_for(f"{path}?a=1"), headers={"X-Probe": "Yes"})

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 
 from auditor.pagehead import HeadParser, PageHead
+from auditor.simhash import simhash
 
 BASE = "https://news.example.com/section/article.html"
 
@@ -32,6 +33,8 @@ EXPECTED = PageHead(
     og_image_width=1200,
     og_image_height=630,
     published_time="2020-09-22T22:36:00Z",
+    # The head's own words, title then og:title (no description here); hashing only looks at words.
+    text_hash=simhash('Zürich & Genf: 日本 édition – Live Zürich "live"'),
 )
 
 
@@ -56,6 +59,7 @@ def test_reads_everything_the_head_says() -> None:
         "og_image_width": 1200,
         "og_image_height": 630,
         "published_time": "2020-09-22T22:36:00Z",
+        "text_hash": EXPECTED.text_hash,
     }
 
 
@@ -105,7 +109,9 @@ def test_result_without_end_of_head_still_parses_what_arrived() -> None:
     # Short and without a charset, these bytes are held back for charset sniffing.
     parser = HeadParser(BASE)
     assert parser.feed(b"<html><head><title>Short &lt;page&gt;</title><link rel=amphtml href=a>") is False
-    assert parser.result() == PageHead(title="Short <page>", amphtml="https://news.example.com/section/a")
+    assert parser.result() == PageHead(
+        title="Short <page>", amphtml="https://news.example.com/section/a", text_hash=simhash("Short <page>")
+    )
 
 
 def test_rel_is_a_case_insensitive_token_list_and_first_wins() -> None:
@@ -187,3 +193,16 @@ def test_empty_input() -> None:
     assert parser.feed(b"") is False
     assert parser.result() == PageHead()
     assert parser.bytes_read == 0
+
+
+def test_the_text_hash_reads_the_heads_own_words_only() -> None:
+    def text_hash(head: str) -> str | None:
+        return _parse(f"<html><head>{head}</head><body>".encode()).result().text_hash
+
+    words = '<title>Page not found</title><meta name="description" content="Try the search">'
+    assert text_hash(words) == simhash("Page not found Try the search")
+    # Scripts, styles and other meta tags are the same on every page of a site: they do not count.
+    noise = '<script>var a = "words";</script><meta property="og:site_name" content="Example"><link rel=x href=/y>'
+    assert text_hash(words + noise) == text_hash(words)
+    assert text_hash(words.replace("Try the search", "The mayor resigned")) != text_hash(words)
+    assert text_hash("<title> </title>") is None

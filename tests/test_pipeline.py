@@ -291,7 +291,8 @@ def test_a_signal_in_any_phase_stops_cleanly_with_reports(
     with sqlite3.connect(db) as conn:
         assert conn.execute("select status from runs").fetchone()[0] == "interrupted"
         documents = conn.execute("select count(*) from run_documents").fetchone()[0]
-        checked = {row[0] for row in conn.execute("select url from checks")}
+        # The host probe (soft 404s) is a check too, but not one of the corpus's URLs.
+        checked = {row[0] for row in conn.execute("select url from checks where kind != 'probe'")}
         judged = {row[0] for row in conn.execute("select distinct document from findings")}
     report = json.loads((tmp_path / "reports" / "report.json").read_text())
     assert report["run"]["status"] == "interrupted"
@@ -558,10 +559,13 @@ def test_prune_keeps_what_the_kept_runs_reference(tmp_path: Path, loopback: Any)
     store = Store(tmp_path / "audit.sqlite")
     try:
         assert store.prune([last.run_id]) == 2
-        tables = {name: store.db.execute(f"select count(*) from {name}").fetchone()[0]
-                  for name in ("runs", "contents", "run_documents", "links", "checks", "run_checks")}  # fmt: skip
-        # A finished run keeps no row per URL: its check is the newest up to its mark.
-        assert tables == {"runs": 1, "contents": 1, "run_documents": 1, "links": 1, "checks": 1, "run_checks": 0}
+        names = ("runs", "contents", "run_documents", "links", "checks", "run_checks", "host_probes")
+        tables = {name: store.db.execute(f"select count(*) from {name}").fetchone()[0] for name in names}
+        # A finished run keeps no row per URL: its check is the newest up to its mark. Beside it, the
+        # kept run's host probe (a check of its own) stays, and the dropped runs' probes go.
+        assert tables == {
+            "runs": 1, "contents": 1, "run_documents": 1, "links": 1, "checks": 2, "run_checks": 0, "host_probes": 1
+        }  # fmt: skip
         report = build_report(store, last.run_id)
     finally:
         store.close()

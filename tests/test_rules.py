@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,15 +13,18 @@ from hypothesis import strategies as st
 from auditor.config import SchemaConfig
 from auditor.corpus import Document, load_document, parse_document
 from auditor.links import extract_links
-from auditor.model import Check
+from auditor.model import Check, Code, Hop
 from auditor.rules import (
     document_findings,
     flaky_findings,
     link_findings,
     liveness,
     page_findings,
+    soft_404_findings,
     titles_match,
+    without_soft_404_pages,
 )
+from auditor.soft404 import HostEvidence
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_6e5f9b61bd50d890.txt"
 SCHEMA = SchemaConfig()
@@ -350,6 +354,61 @@ def test_titles_that_differ() -> None:
     assert not titles_match("LAPD used facial recognition", "LAPD denies facial recognition")
 
 
+# -- soft 404s ---------------------------------------------------------------
+def test_a_soft_404_finding_says_which_signal_fired_and_what_it_matched() -> None:
+    document = _doc(PAIR)
+    refs, _ = extract_links(document)
+    home = [Hop(301, "https://a.example/n")]
+    checks = _pages({"title": "Example front page"}, {"canonical": "https://a.example/n"})
+    checks["https://a.example/n"] = make_check(
+        url="https://a.example/n", final_url="https://a.example/", redirects=home, head={"title": "Example"}
+    )
+    (finding,) = soft_404_findings(document, refs, checks, HostEvidence())
+    assert (finding.code, finding.field, finding.line, finding.url) == (
+        Code.SOFT_404,
+        "webUrl",
+        3,
+        "https://a.example/n",
+    )
+    assert finding.message == "soft 404: redirected to the home page: https://a.example/ is the home page of a.example"
+    assert finding.actual == "https://a.example/ is the home page of a.example" and finding.expected is None
+    assert finding.details is not None
+    assert (finding.details.reason, finding.details.status, finding.details.final_url, finding.details.redirects) == (
+        "home-page", 200, "https://a.example/", tuple(home))  # fmt: skip
+    # The page's redirect, headline and AMP link are not the article's: those verdicts go, others stay.
+    verdicts = [f for ref in refs for f in link_findings(ref, checks.get(ref.normalized_url))]
+    verdicts += page_findings(document, checks)
+    assert sorted((f.code, f.field) for f in verdicts) == [
+        ("amp-pair-mismatch", "webUrl"), ("redirect", "webUrl"), ("title-mismatch", "title")]  # fmt: skip
+    elsewhere = dataclasses.replace(verdicts[0], field="related[0].webUrl", url="https://b.example/")
+    assert without_soft_404_pages([*verdicts, elsewhere], [finding]) == [elsewhere]
+
+
+def test_the_documents_headline_decides_whether_a_pages_own_words_count() -> None:
+    checks = _pages({"title": "Page not found"}, {"canonical": "https://a.example/n"})
+    refs, _ = extract_links(_doc(PAIR))
+    (finding,) = soft_404_findings(_doc(PAIR), refs, checks, HostEvidence())
+    assert finding.details is not None and finding.details.reason == "not-found-title"
+    untitled = _doc(PAIR.replace("title: Big News\n", ""))
+    assert soft_404_findings(untitled, extract_links(untitled)[0], checks, HostEvidence()) == []
+    # A headline that is still there, however the page is reached, is no soft 404.
+    kept = _pages({"title": "Big News | Example"}, {})
+    kept["https://a.example/n"] = make_check(
+        url="https://a.example/n", final_url="https://a.example/", head={"title": "Big News | Example"}
+    )
+    assert soft_404_findings(_doc(PAIR), refs, kept, HostEvidence()) == []
+
+
+def test_an_amp_page_sent_to_its_article_is_no_soft_404() -> None:
+    checks = _pages({"title": "Big News"}, {})
+    checks["https://a.example/n/amp"] = make_check(
+        url="https://a.example/n/amp", final_url="https://a.example/n", redirects=[Hop(301, "https://a.example/n/amp")]
+    )
+    document = _doc(PAIR.replace("https://a.example/n/amp", "https://a.example/amp/n"))
+    checks["https://a.example/amp/n"] = checks.pop("https://a.example/n/amp")
+    assert soft_404_findings(document, extract_links(document)[0], checks, HostEvidence()) == []
+
+
 # -- property: no document shape crashes the rules ---------------------------
 FIELDS = [
     "title",
@@ -433,6 +492,7 @@ def test_any_document_shape_is_judged_without_crashing(data: dict[str, Any]) -> 
         for ref in refs
     }
     findings += page_findings(document, checks)
+    findings += soft_404_findings(document, refs, checks, HostEvidence())
     for finding in findings:
         shown = [finding.message, finding.expected, finding.actual]
         assert not any("None" in text for text in shown if text is not None), finding

@@ -195,3 +195,60 @@ def test_a_run_that_excluded_a_url_says_nothing_of_its_health(tmp_path: Path) ->
     assert store.past_verdicts(failing, third, 5) == [False]  # the second run is skipped, not a ✗
     (stored,) = [check for _, _, check in store.url_history(failing, third) if check.excluded]
     assert (stored.reason, stored.message, stored.attempts) == (Reason.EXCLUDED, "matches x", 0)
+
+
+def test_host_probes_are_checks_of_their_own_never_urls_of_the_run(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.sqlite")
+    first = _run(store)
+    documents = store.documents_writer(first)
+    documents.add("d.md", CONTENTS.encode(Document("d.md", {"t": 1}, {})), [LINKS.encode(make_link(url="https://x/a"))])
+    documents.flush()
+    pages = store.checks_writer(first)
+    pages.add(make_check(url="https://x/a"))
+    pages.flush()
+    probe = make_check(url="https://x/0123-auditor-probe", kind=Kind.PROBE, ok=False, status=404)
+    store.add_probes(first, [("https://x", probe)])
+    assert set(store.checks(first)) == {"https://x/a"}  # an unfinished run's URLs...
+    assert store.run_probes(first) == {
+        "https://x": dataclasses.replace(probe, id=store.run_probes(first)["https://x"].id)
+    }
+    store.finish_run(first, status=RunStatus.FINISHED)
+    assert set(store.checks(first)) == {"https://x/a"}  # ...and a finished one's
+    assert set(store.run_probes(first)) == {"https://x"}  # kept past the finish
+
+    second = _run(store)
+    newer = make_check(url="https://x/4567-auditor-probe", kind=Kind.PROBE, status=200)
+    store.add_probes(second, [("https://x", newer)])
+    third = _run(store)
+    latest = store.latest_probes(["https://x", "https://y"])
+    assert set(latest) == {"https://x"} and latest["https://x"].url == newer.url
+    store.reuse_probes(third, [("https://x", latest["https://x"].id or 0)])
+    assert store.run_probes(third)["https://x"].url == newer.url
+    # prune keeps the probes the kept runs used, however old, and drops the rest.
+    store.prune([third])
+    assert store.db.execute("select url from checks where kind = 'probe'").fetchall() == [(newer.url,)]
+    assert store.run_probes(third)["https://x"].url == newer.url
+
+
+def test_answered_pages_and_shared_redirects_of_a_run(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.sqlite")
+    run_id = _run(store)
+    landing = "https://x/archive"
+    checks = store.checks_writer(run_id)
+    for check in (
+        make_check(url="https://x/1", final_url=landing, redirects=[{"status": 301, "url": "https://x/1"}]),
+        make_check(url="https://x/2", final_url=landing, redirects=[{"status": 302, "url": "https://x/2"}]),
+        make_check(url="https://x/3", final_url="https://x/elsewhere"),
+        make_check(url="https://y/amp", kind=Kind.AMP),
+        make_check(url="https://z/gone", ok=False, status=404),
+        make_check(url="https://z/photo.png", kind=Kind.IMAGE),
+    ):
+        checks.add(check)
+    checks.flush()
+    assert sorted(store.answered_page_urls(run_id)) == ["https://x/1", "https://x/2", "https://x/3", "https://y/amp"]
+    shared = sorted(store.shared_redirects(run_id, 2))
+    assert shared == [
+        ("https://x/1", landing, (Hop(301, "https://x/1"),)),
+        ("https://x/2", landing, (Hop(302, "https://x/2"),)),
+    ]
+    assert list(store.shared_redirects(run_id, 3)) == []

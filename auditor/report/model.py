@@ -42,6 +42,7 @@ from auditor.model import (
     Kind,
     LinkRef,
     Mode,
+    PageHead,
     Reason,
     Run,
     RunStatus,
@@ -523,8 +524,13 @@ def _url_from_store(check: Check) -> UrlResult:
         elapsed_ms=check.elapsed_ms,
         attempts=check.attempts,
         checked_at=check.checked_at,
-        head=None if check.head is None else dataclasses.asdict(check.head),
+        head=None if check.head is None else _reported(check.head),
     )
+
+
+def _reported(head: PageHead) -> dict[str, Any]:
+    """A head's fields as report.json shows them: those meant for the rules only are left out."""
+    return {f.name: getattr(head, f.name) for f in dataclasses.fields(head) if f.metadata.get("reported", True)}
 
 
 def _reference_from_store(link: LinkRef) -> Reference:
