@@ -12,6 +12,7 @@ compares members, never string literals.
     FailOn      the severity that makes a run exit 1 (or never)
     RunStatus   running, finished, interrupted, failed
     Mode        audit or lint
+    DateSource  where on a page its publication date was found, in order of trust
 
 and the records the stages hand on: LinkRef (a cited URL), Target (a URL to
 check, with its previous check), Check (one fetch of a URL), Hop (one
@@ -157,10 +158,54 @@ class Mode(StrEnum):
     LINT = "lint"
 
 
+class DateSource(StrEnum):
+    """Where a page keeps its publication date; members are in order of trust (README, "Publication dates").
+
+    Head sources come first: the body is read (within a small byte budget) only when the head has no date.
+    """
+
+    ARTICLE_PUBLISHED_TIME = "article:published_time"
+    JSON_LD = "json-ld"
+    ITEMPROP = "itemprop"
+    PARSELY = "parsely-pub-date"
+    SAILTHRU = "sailthru.date"
+    DUBLIN_CORE = "dc.date"
+    PUBDATE = "pubdate"
+    NAME_DATE = "date"
+    BODY_JSON_LD = "body:json-ld"
+    BODY_ITEMPROP = "body:itemprop"
+    BODY_TIME = "body:time"
+
+    @property
+    def label(self) -> str:
+        """The source as a finding's message names it."""
+        return _DATE_SOURCE_LABELS[self]
+
+    @property
+    def in_body(self) -> bool:
+        return self in _BODY_DATE_SOURCES
+
+
+_DATE_SOURCE_LABELS = {
+    DateSource.ARTICLE_PUBLISHED_TIME: '<meta property="article:published_time">',
+    DateSource.JSON_LD: "JSON-LD datePublished",
+    DateSource.ITEMPROP: '<meta itemprop="datePublished">',
+    DateSource.PARSELY: '<meta name="parsely-pub-date">',
+    DateSource.SAILTHRU: '<meta name="sailthru.date">',
+    DateSource.DUBLIN_CORE: "Dublin Core <meta> date (dc.date, dcterms.issued, …)",
+    DateSource.PUBDATE: '<meta name="pubdate"> (or publish-date, article.published, …)',
+    DateSource.NAME_DATE: '<meta name="date">',
+    DateSource.BODY_JSON_LD: "JSON-LD datePublished in the body",
+    DateSource.BODY_ITEMPROP: 'itemprop="datePublished" in the body',
+    DateSource.BODY_TIME: "<time datetime> in the body",
+}
+_BODY_DATE_SOURCES = frozenset({DateSource.BODY_JSON_LD, DateSource.BODY_ITEMPROP, DateSource.BODY_TIME})
+
+
 # -- records ---------------------------------------------------------------
 @dataclass(frozen=True)
 class PageHead:
-    """What a page's <head> says about it; links are absolute."""
+    """What a page's <head> says about it (and the start of its body, for a date the head lacks); links are absolute."""
 
     amphtml: str | None = None  # <link rel=amphtml href>
     canonical: str | None = None  # <link rel=canonical href>
@@ -169,7 +214,10 @@ class PageHead:
     og_image: str | None = None
     og_image_width: int | None = None
     og_image_height: int | None = None
-    published_time: str | None = None  # article:published_time content, raw
+    # The publication date as the page wrote it, from the most trusted source that gave a readable
+    # one (`published_source`). Heads stored before sources were recorded read only article:published_time.
+    published_time: str | None = None
+    published_source: DateSource | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

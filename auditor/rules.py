@@ -35,11 +35,14 @@ from auditor.links import (
     normalize_url,
     url_host,
 )
-from auditor.model import Check, Code, Evidence, Finding, Kind, LinkRef, PageHead, Reason
+from auditor.model import Check, Code, DateSource, Evidence, Finding, Kind, LinkRef, PageHead, Reason
+from auditor.pubdate import PageDate, parse_page_date
 
 BLOCKED_STATUSES = frozenset({401, 403, 429})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 DATE_TOLERANCE_SECONDS = 24 * 3600
+# A page date without a time or a zone is the publisher's calendar day: a day either way is the same news.
+DATE_TOLERANCE_DAYS = 1
 DEFAULT_FLAKY_WINDOW = Config().flaky_window
 
 
@@ -523,11 +526,20 @@ def _title(document: Document, item: str, fields: Mapping[str, Any], head: PageH
 
 def _date(document: Document, item: str, fields: Mapping[str, Any], head: PageHead) -> list[Finding]:
     ours = parse_timestamp(fields.get("publishedDateTime"))
-    theirs = parse_timestamp(head.published_time)
-    if ours is None or theirs is None:
+    theirs = parse_page_date(head.published_time)
+    if ours is None or theirs is None or not dates_disagree(ours, theirs):
         return []
-    if abs((ours - theirs).total_seconds()) <= DATE_TOLERANCE_SECONDS:
-        return []
+    # A head stored before sources were recorded read article:published_time and nothing else.
+    source = head.published_source or DateSource.ARTICLE_PUBLISHED_TIME
+    written = head.published_time or ""
+    # A value written otherwise than ISO 8601 is shown as written too, so the reading can be checked.
+    said = theirs.isoformat() if written[:10] == theirs.isoformat()[:10] else f"{written!r} ({theirs.isoformat()})"
+    if theirs.has_time and theirs.has_zone:
+        how_far = f"more than a day from {ours.isoformat()}"
+    else:
+        missing = "no time zone" if theirs.has_time else "no time"
+        days = abs((ours.date() - theirs.moment.date()).days)
+        how_far = f"{days} days from {ours.date().isoformat()} (the page gives {missing}: compared by calendar day)"
     path = field_path(item, "publishedDateTime")
     return [
         Finding(
@@ -538,10 +550,21 @@ def _date(document: Document, item: str, fields: Mapping[str, Any], head: PageHe
             url=fields.get("webUrl"),
             expected=theirs.isoformat(),
             actual=ours.isoformat(),
-            message=f"the page's article:published_time is {theirs.isoformat()}, "
-            f"more than a day from {ours.isoformat()}",
+            message=f"the page's {source.label} is {said}, {how_far}",
         )
     ]
+
+
+def dates_disagree(ours: datetime, theirs: PageDate) -> bool:
+    """More than a day apart: to the second when the page gave a time and a zone, else by calendar day.
+
+    A date without a zone is the publisher's local time, somewhere between UTC-12 and UTC+14, so
+    its instant is unknown by up to a day; its calendar day is what the page means. `ours` keeps
+    the offset it was written with, so its day is the one its author meant too.
+    """
+    if theirs.has_time and theirs.has_zone:
+        return abs((ours - theirs.moment).total_seconds()) > DATE_TOLERANCE_SECONDS
+    return abs((ours.date() - theirs.moment.date()).days) > DATE_TOLERANCE_DAYS
 
 
 def parse_timestamp(value: Any) -> datetime | None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from auditor.config import SchemaConfig
 from auditor.corpus import Document, load_document, parse_document
 from auditor.links import extract_links
-from auditor.model import Check
+from auditor.model import Check, Code, DateSource
 from auditor.rules import (
     document_findings,
     flaky_findings,
@@ -330,6 +330,65 @@ def test_title_and_date_mismatch() -> None:
     assert codes == ["date-mismatch", "title-mismatch"]
     checks = _pages({"title": "Big News | Example Times", "published_time": "2020-09-23T10:00:00+00:00"}, {})
     assert page_findings(_doc(PAIR), checks) == []
+
+
+def _date_findings(published_time: str | None, source: str | None, ours: str = "2020-09-22T22:36:00Z") -> list[Any]:
+    document = _doc(f"title: Big News\nwebUrl: https://a.example/n\npublishedDateTime: {ours}\n")
+    head = {"title": "Big News", "published_time": published_time, "published_source": source}
+    checks = {"https://a.example/n": make_check(url="https://a.example/n", head=head)}
+    return [f for f in page_findings(document, checks) if f.code == Code.DATE_MISMATCH]
+
+
+def test_date_mismatch_names_the_source_it_used() -> None:
+    (finding,) = _date_findings("2020-09-25T10:00:00Z", DateSource.JSON_LD)
+    assert finding.message.startswith("the page's JSON-LD datePublished is 2020-09-25T10:00:00+00:00, more than a day")
+    assert (finding.field, finding.expected, finding.actual) == (
+        "publishedDateTime",
+        "2020-09-25T10:00:00+00:00",
+        "2020-09-22T22:36:00+00:00",
+    )
+    (finding,) = _date_findings("Tue, 29 Sep 2020 14:44:00 GMT", DateSource.PUBDATE)
+    assert '<meta name="pubdate">' in finding.message
+    assert "'Tue, 29 Sep 2020 14:44:00 GMT' (2020-09-29T14:44:00+00:00)" in finding.message  # as written, and read
+
+
+def test_a_head_stored_before_sources_were_recorded_was_article_published_time() -> None:
+    (finding,) = _date_findings("2020-09-25T10:00:00Z", None)
+    assert '<meta property="article:published_time">' in finding.message
+
+
+def test_a_zoned_page_time_is_compared_to_the_second() -> None:
+    assert _date_findings("2020-09-23T22:36:00Z", DateSource.ARTICLE_PUBLISHED_TIME) == []  # exactly a day
+    assert len(_date_findings("2020-09-23T22:36:01Z", DateSource.ARTICLE_PUBLISHED_TIME)) == 1
+
+
+@pytest.mark.parametrize(
+    ("page", "findings"),
+    [
+        # Zone unknown: the publisher's calendar day, a day's tolerance either way.
+        ("2020-09-21T01:00:00", 0),
+        ("2020-09-23T23:59:00", 0),
+        ("2020-09-20T23:00:00", 1),
+        ("2020-09-24T00:30:00", 1),
+        ("Tue Sep 22 05:55:00 2020", 0),  # ctime: no zone
+        ("Mon, 21 Sep 2020 23:50:00 EDT", 0),  # a zone name is no zone
+        # No time: the day itself.
+        ("2020-09-23", 0),
+        ("2020-09-24", 1),
+        ("September 20, 2020", 1),
+    ],
+)
+def test_a_page_date_without_zone_or_time_is_compared_by_calendar_day(page: str, findings: int) -> None:
+    found = _date_findings(page, DateSource.NAME_DATE)
+    assert len(found) == findings
+    if found:
+        assert "compared by calendar day" in found[0].message and "days from 2020-09-22" in found[0].message
+
+
+def test_no_date_on_the_page_or_an_unreadable_one_is_no_finding() -> None:
+    assert _date_findings(None, None) == []
+    assert _date_findings("4/6/2016", DateSource.DUBLIN_CORE) == []
+    assert _date_findings("2016-05-24", DateSource.NAME_DATE, ours="'not a date'") == []
 
 
 @pytest.mark.parametrize(
