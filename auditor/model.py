@@ -116,6 +116,7 @@ class Code(StrEnum):
     AMP_PAIR_MISMATCH = "amp-pair-mismatch"
     TITLE_MISMATCH = "title-mismatch"
     DATE_MISMATCH = "date-mismatch"
+    OG_IMAGE_SIZE_MISMATCH = "og-image-size-mismatch"
     FLAKY_LINK = "flaky-link"
     INVALID_METADATA = "invalid-metadata"
     PRIVATE_ADDRESS = "private-address"
@@ -140,6 +141,7 @@ _CODE_TRAITS: dict[Code, tuple[Severity, Stage]] = {
     Code.AMP_PAIR_MISMATCH: (Severity.WARNING, Stage.PAGE),
     Code.TITLE_MISMATCH: (Severity.WARNING, Stage.PAGE),
     Code.DATE_MISMATCH: (Severity.WARNING, Stage.PAGE),
+    Code.OG_IMAGE_SIZE_MISMATCH: (Severity.WARNING, Stage.PAGE),
     Code.FLAKY_LINK: (Severity.WARNING, Stage.HISTORY),
     Code.INVALID_METADATA: (Severity.ERROR, Stage.OFFLINE),
     Code.PRIVATE_ADDRESS: (Severity.ERROR, Stage.LINK),

@@ -6,7 +6,7 @@ Three families:
 - link rules (`link_findings`): one reference and the check of its URL —
   liveness, redirects, image size.
 - page rules (`page_findings`): what the fetched page heads say about the
-  document — AMP pairs, titles, dates.
+  document — AMP pairs, titles, dates, the og:image's declared size.
 
 Convention for metadata findings: `expected` is what the metadata should say
 (computed, or observed on the web); `actual` is what it says now.
@@ -391,6 +391,7 @@ def page_findings(document: Document, checks: Mapping[str, Check]) -> list[Findi
         if web_head:
             findings += _title(document, item, fields, web_head)
             findings += _date(document, item, fields, web_head)
+            findings += og_image_findings(document, item, fields, web_head, checks)
     return findings
 
 
@@ -565,6 +566,69 @@ def dates_disagree(ours: datetime, theirs: PageDate) -> bool:
     if theirs.has_time and theirs.has_zone:
         return abs((ours - theirs.moment).total_seconds()) > DATE_TOLERANCE_SECONDS
     return abs((ours.date() - theirs.moment.date()).days) > DATE_TOLERANCE_DAYS
+
+
+def og_image_findings(
+    document: Document, item: str, fields: Mapping[str, Any], head: PageHead, checks: Mapping[str, Check]
+) -> list[Finding]:
+    """The page's og:image:width/height, when its og:image is one of the item's images, against that image.
+
+    Said only when the declared size is neither the image's real size nor the
+    size the document gives it: where the page agrees with the document,
+    `image-size-mismatch` already says both are wrong. Dimensions left out on
+    either side (og:image:width alone, an SVG without a height) are not compared.
+    """
+    og_size = (head.og_image_width, head.og_image_height)
+    if head.og_image is None or og_size == (None, None):
+        return []
+    try:
+        og_image = normalize_url(head.og_image)
+    except InvalidURL:
+        return []
+    images = fields.get("images")
+    for index, image in enumerate(images if isinstance(images, list) else []):
+        check = _check_for(image.get("url"), checks) if isinstance(image, dict) else None
+        if check is None or not check.ok or og_image not in {check.url, check.final_url}:
+            continue
+        real = (check.width, check.height)
+        declared = (_pixels(image.get("width")), _pixels(image.get("height")))
+        if real == (None, None) or _sizes_agree(og_size, real):
+            return []  # an image of unknown size is not-an-image's to report
+        if declared != (None, None) and _sizes_agree(og_size, declared):
+            return []
+        path = field_path(item, f"images[{index}].url")
+        said, real_text = _size_text(og_size), _size_text(real, unknown="any")
+        ours = (
+            f" (and {field_path(item, f'images[{index}]')} says {_size_text(declared)})"
+            if declared != (None, None)
+            else ""
+        )
+        return [
+            Finding(
+                code=Code.OG_IMAGE_SIZE_MISMATCH,
+                document=document.path,
+                field=path,
+                line=document.line(path),
+                url=image["url"],
+                expected=real_text,
+                actual=said,
+                message=f"the page's og:image:width/height declare this image {said}, but it is {real_text}{ours}",
+            )
+        ]
+    return []
+
+
+def _sizes_agree(one: tuple[int | None, int | None], other: tuple[int | None, int | None]) -> bool:
+    return all(a is None or b is None or a == b for a, b in zip(one, other, strict=True))
+
+
+def _pixels(value: Any) -> int | None:
+    """A declared dimension the schema accepts; anything else is invalid-metadata's and compares as unknown."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _size_text(size: tuple[int | None, int | None], unknown: str = "?") -> str:
+    return f"{size[0] or unknown}x{size[1] or unknown}"
 
 
 def parse_timestamp(value: Any) -> datetime | None:

@@ -391,6 +391,97 @@ def test_no_date_on_the_page_or_an_unreadable_one_is_no_finding() -> None:
     assert _date_findings("2016-05-24", DateSource.NAME_DATE, ours="'not a date'") == []
 
 
+# -- og:image size -------------------------------------------------------------------
+OG_ARTICLE = (
+    "title: Big News\nwebUrl: https://a.example/n\nimages:\n"
+    "  - url: https://img.example/other.jpg\n    width: 10\n    height: 10\n"
+    "  - url: https://img.example/lead.jpg\n    width: {width}\n    height: {height}\n"
+)
+
+
+def _og_findings(
+    og: tuple[int | None, int | None], declared: tuple[int, int], real: tuple[int | None, int | None]
+) -> Any:
+    document = _doc(OG_ARTICLE.format(width=declared[0], height=declared[1]))
+    head = {"og_image": "https://img.example/lead.jpg", "og_image_width": og[0], "og_image_height": og[1]}
+    checks = {
+        "https://a.example/n": make_check(url="https://a.example/n", head=head),
+        "https://img.example/lead.jpg": make_check(
+            url="https://img.example/lead.jpg", kind="image", width=real[0], height=real[1], image_format="jpeg"
+        ),
+        "https://img.example/other.jpg": make_check(
+            url="https://img.example/other.jpg", kind="image", width=99, height=99, image_format="jpeg"
+        ),
+    }
+    return [f for f in page_findings(document, checks) if f.code == Code.OG_IMAGE_SIZE_MISMATCH]
+
+
+def test_og_image_size_that_is_neither_the_real_nor_the_declared_one() -> None:
+    (finding,) = _og_findings(og=(1200, 630), declared=(1024, 576), real=(1024, 576))
+    assert (finding.field, finding.line, finding.url) == ("images[1].url", 8, "https://img.example/lead.jpg")
+    assert (finding.expected, finding.actual) == ("1024x576", "1200x630")
+    assert finding.message == (
+        "the page's og:image:width/height declare this image 1200x630, but it is 1024x576 (and images[1] says 1024x576)"
+    )
+    assert Code.OG_IMAGE_SIZE_MISMATCH.default_severity == "warning"
+    # A document that declares no size: the page's size against the image's alone.
+    document = _doc(OG_ARTICLE.replace("    width: {width}\n    height: {height}\n", ""))
+    head = {"og_image": "https://img.example/lead.jpg", "og_image_width": 1200, "og_image_height": 630}
+    checks = {
+        "https://a.example/n": make_check(url="https://a.example/n", head=head),
+        "https://img.example/lead.jpg": make_check(
+            url="https://img.example/lead.jpg", kind="image", width=1024, height=576
+        ),
+    }
+    (finding,) = [f for f in page_findings(document, checks) if f.code == Code.OG_IMAGE_SIZE_MISMATCH]
+    assert finding.message == "the page's og:image:width/height declare this image 1200x630, but it is 1024x576"
+
+
+@pytest.mark.parametrize(
+    ("og", "declared", "real"),
+    [
+        ((1024, 576), (1200, 630), (1024, 576)),  # the page is right (image-size-mismatch blames the document)
+        ((1200, 630), (1200, 630), (1024, 576)),  # page and document agree: image-size-mismatch says both are wrong
+        ((1024, None), (1200, 630), (1024, 576)),  # only a width, and it is right
+        ((1200, 630), (1024, 576), (None, None)),  # the image's size is unknown
+        ((1200, 630), (1024, 576), (1200, None)),  # an SVG without a height: the width agrees
+        ((None, None), (1024, 576), (1024, 576)),  # no size declared on the page
+    ],
+)
+def test_og_image_size_that_is_no_finding(
+    og: tuple[int | None, int | None], declared: tuple[int, int], real: tuple[int | None, int | None]
+) -> None:
+    assert _og_findings(og, declared, real) == []
+
+
+def test_og_image_that_is_not_the_document_s_image_is_not_judged() -> None:
+    document = _doc(OG_ARTICLE.format(width=1024, height=576))
+    head = {"og_image": "https://img.example/social-card.jpg", "og_image_width": 1200, "og_image_height": 630}
+    checks = {
+        "https://a.example/n": make_check(url="https://a.example/n", head=head),
+        "https://img.example/lead.jpg": make_check(
+            url="https://img.example/lead.jpg", kind="image", width=1024, height=576
+        ),
+    }
+    assert [f for f in page_findings(document, checks) if f.code == Code.OG_IMAGE_SIZE_MISMATCH] == []
+
+
+def test_og_image_reached_through_a_redirect_of_the_document_s_image() -> None:
+    document = _doc(OG_ARTICLE.format(width=1024, height=576))
+    head = {"og_image": "https://cdn.example/lead.jpg", "og_image_width": 1200, "og_image_height": 630}
+    checks = {
+        "https://a.example/n": make_check(url="https://a.example/n", head=head),
+        "https://img.example/lead.jpg": make_check(
+            url="https://img.example/lead.jpg",
+            final_url="https://cdn.example/lead.jpg",
+            kind="image",
+            width=1024,
+            height=576,
+        ),
+    }
+    assert [f.field for f in page_findings(document, checks)] == ["images[1].url"]
+
+
 @pytest.mark.parametrize(
     ("ours", "theirs"),
     [
