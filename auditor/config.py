@@ -86,7 +86,7 @@ class CrawlConfig:
     max_body_bytes: int = 1024 * 1024  # after decompression
     max_head_bytes: int = 512 * 1024
     # Read past a head that gives no publication date, for one in the body (bench/peer_pages.py measured it).
-    max_date_body_bytes: int = 32 * 1024
+    max_date_body_bytes: int = 64 * 1024
     max_image_bytes: int = 256 * 1024
     allow_private: bool = False
     user_agent: str = USER_AGENT
