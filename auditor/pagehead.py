@@ -20,7 +20,7 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin
 
 from auditor.model import DateSource, PageHead
-from auditor.pubdate import META_SOURCES, DateCandidates, json_ld_dates, parse_page_date
+from auditor.pubdate import MARKED, META_SOURCES, PLAIN, DateCandidates, json_ld_dates, parse_page_date
 
 DEFAULT_MAX_BYTES = 512 * 1024
 # How far browsers look for <meta charset> before committing to an encoding.
@@ -232,14 +232,14 @@ class _HeadHTMLParser(HTMLParser):
                 self._itemprop_text = None
                 self._body_date(DateSource.BODY_ITEMPROP, attributes["datetime"])
             elif pubdate:
-                self._body_date(DateSource.BODY_TIME, attributes["datetime"], first=True)
+                self._body_date(DateSource.BODY_TIME, attributes["datetime"], rank=MARKED)
             else:
                 # A plain <time> may be any date on the page: kept, but reading goes on for a marked one.
                 self._dates.add(DateSource.BODY_TIME, attributes["datetime"])
 
-    def _body_date(self, source: DateSource, text: str, *, first: bool = False) -> None:
+    def _body_date(self, source: DateSource, text: str, *, rank: int = PLAIN) -> None:
         """A date the body marks as the publication date: the search ends once one reads as a date."""
-        self._dates.add(source, text, first=first)
+        self._dates.add(source, text, rank=rank)
         if parse_page_date(text) is not None:
             self.searching_body = False
 
@@ -247,11 +247,11 @@ class _HeadHTMLParser(HTMLParser):
         assert self._json_ld is not None
         source, parts = self._json_ld
         self._json_ld = None
-        for value in json_ld_dates("".join(parts)):
+        for rank, value in json_ld_dates("".join(parts)):
             if source is DateSource.BODY_JSON_LD and self.searching_body:
-                self._body_date(source, value)
+                self._body_date(source, value, rank=rank)
             else:
-                self._dates.add(source, value)
+                self._dates.add(source, value, rank=rank)
 
     def _finish_title(self) -> None:
         assert self._title_parts is not None

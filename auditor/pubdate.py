@@ -92,6 +92,10 @@ ARTICLE_TYPES = frozenset(
 )
 PAGE_TYPES = frozenset({"WebPage", "ItemPage", "AboutPage", "CollectionPage", "ProfilePage", "QAPage"})
 
+# Ranks within one source, lowest first (document order among equals): a date marked as the
+# publication date (`<time pubdate>`), a plain one, a web page's own (JSON-LD WebPage).
+MARKED, PLAIN, WEB_PAGE = -1, 0, 1
+
 
 @dataclass(frozen=True)
 class PageDate:
@@ -177,8 +181,8 @@ _EMPTY_VALUE = re.compile(r":\s*(?=[,}\]])")
 _TRAILING_COMMA = re.compile(r",\s*(?=[}\]])")
 
 
-def json_ld_dates(text: str) -> list[str]:
-    """datePublished values of a JSON-LD script: article nodes first, then web pages, in document order.
+def json_ld_dates(text: str) -> list[tuple[int, str]]:
+    """(rank, datePublished) of a JSON-LD script's nodes: articles (PLAIN), then web pages (WEB_PAGE).
 
     Nodes are found at the top, in lists, in `@graph` and nested in other nodes
     (`mainEntity`); text that is not JSON, even after repairing empty values and
@@ -192,18 +196,17 @@ def json_ld_dates(text: str) -> list[str]:
             data = json.loads(_TRAILING_COMMA.sub("", _EMPTY_VALUE.sub(": null", text)), strict=False)
         except ValueError:
             return []
-    articles: list[str] = []
-    pages: list[str] = []
+    found: list[tuple[int, str]] = []
     for node in _nodes(data):
         value = _text_value(node.get("datePublished"))
         if value is None:
             continue
         types = _types(node.get("@type"))
         if types & ARTICLE_TYPES:
-            articles.append(value)
+            found.append((PLAIN, value))
         elif types & PAGE_TYPES:
-            pages.append(value)
-    return articles + pages
+            found.append((WEB_PAGE, value))
+    return sorted(found, key=lambda pair: pair[0])  # stable: document order among equals
 
 
 def _nodes(data: Any) -> Iterator[dict[str, Any]]:
@@ -250,21 +253,22 @@ class DateCandidates:
     """Every date a page offered, per source; `best` is the first, in order of trust, that reads as one."""
 
     def __init__(self) -> None:
-        self._found: dict[DateSource, list[str]] = {}
+        self._found: dict[DateSource, list[tuple[int, str]]] = {}
 
-    def add(self, source: DateSource, text: str | None, *, first: bool = False) -> None:
-        """Keep a candidate; `first` puts it ahead of its source's earlier ones (a `<time pubdate>`)."""
+    def add(self, source: DateSource, text: str | None, *, rank: int = PLAIN) -> None:
+        """Keep a candidate: ahead of its source's candidates of a higher rank, after those of its own."""
         if text is None or not text.strip():
             return
         found = self._found.setdefault(source, [])
         if len(found) < MAX_CANDIDATES_PER_SOURCE:
-            found.insert(0 if first else len(found), text.strip())
+            found.append((rank, text.strip()))
+            found.sort(key=lambda pair: pair[0])  # stable: document order among equals
 
     def best(self, sources: frozenset[DateSource] | None = None) -> FoundDate | None:
         for source in DateSource:
             if sources is not None and source not in sources:
                 continue
-            for text in self._found.get(source, ()):
+            for _, text in self._found.get(source, ()):
                 date = parse_page_date(text)
                 if date is not None:
                     return FoundDate(source, text, date)

@@ -261,6 +261,16 @@ def test_an_unreadable_date_gives_way_to_the_next_source() -> None:
     assert (_dated(head).published_source, _dated(head).published_time) == (DateSource.PARSELY, "2016-04-06T16:00:00Z")
 
 
+def test_an_article_in_a_later_json_ld_script_outranks_an_earlier_web_page() -> None:
+    head = """
+    <script type="application/ld+json">{"@type": "WebPage", "datePublished": "2016-01-01"}</script>
+    <script type="application/ld+json">{"@type": "NewsArticle", "datePublished": "2016-05-24"}</script>
+    """
+    assert (_dated(head).published_source, _dated(head).published_time) == (DateSource.JSON_LD, "2016-05-24")
+    only_page = head.split("</script>")[0] + "</script>"
+    assert _dated(only_page).published_time == "2016-01-01"
+
+
 def test_one_element_that_is_two_sources() -> None:
     head = '<meta property="article:published_time" itemprop="datePublished" content="2016-05-04T15:40:00Z">'
     parser = _parse(f"<head>{head}</head>".encode())

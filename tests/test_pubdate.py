@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from auditor.model import DateSource
-from auditor.pubdate import DateCandidates, PageDate, json_ld_dates, parse_page_date
+from auditor.pubdate import MARKED, PLAIN, WEB_PAGE, DateCandidates, PageDate, json_ld_dates, parse_page_date
 
 MINUS_4 = timezone(timedelta(hours=-4))
 
@@ -106,7 +106,7 @@ def _ld(data: object) -> str:
 
 
 def test_json_ld_article_at_the_top() -> None:
-    assert json_ld_dates(_ld({"@type": "NewsArticle", "datePublished": "2016-05-24"})) == ["2016-05-24"]
+    assert json_ld_dates(_ld({"@type": "NewsArticle", "datePublished": "2016-05-24"})) == [(PLAIN, "2016-05-24")]
 
 
 def test_json_ld_graph_article_before_its_web_page() -> None:
@@ -120,7 +120,7 @@ def test_json_ld_graph_article_before_its_web_page() -> None:
             ],
         }
     )
-    assert json_ld_dates(text) == ["2016-01-20T21:50:25+00:00", "2016-01-01"]
+    assert json_ld_dates(text) == [(PLAIN, "2016-01-20T21:50:25+00:00"), (WEB_PAGE, "2016-01-01")]
 
 
 def test_json_ld_list_of_nodes_and_nested_main_entity() -> None:
@@ -131,12 +131,12 @@ def test_json_ld_list_of_nodes_and_nested_main_entity() -> None:
             {"@type": "http://schema.org/ReportageNewsArticle", "datePublished": ["2024-02-04"]},
         ]
     )
-    assert json_ld_dates(text) == ["2024-02-03", "2024-02-04"]
+    assert json_ld_dates(text) == [(PLAIN, "2024-02-03"), (PLAIN, "2024-02-04")]
 
 
 def test_json_ld_value_object() -> None:
     text = _ld({"@type": "Article", "datePublished": {"@value": "2020-01-01", "@type": "Date"}})
-    assert json_ld_dates(text) == ["2020-01-01"]
+    assert json_ld_dates(text) == [(PLAIN, "2020-01-01")]
 
 
 def test_json_ld_that_templates_broke_is_repaired_where_it_safely_can_be() -> None:
@@ -144,7 +144,7 @@ def test_json_ld_that_templates_broke_is_repaired_where_it_safely_can_be() -> No
     {"@type": "NewsArticle", "image": {"url": "", "width": , "height":
     }, "keywords": ["a", "b",], "datePublished": "2016-05-16T11:30:00.000Z"}
     -->"""
-    assert json_ld_dates(text) == ["2016-05-16T11:30:00.000Z"]
+    assert json_ld_dates(text) == [(PLAIN, "2016-05-16T11:30:00.000Z")]
     assert json_ld_dates('{"@type": "Article", "datePublished": ') == []
     assert json_ld_dates("not json at all") == []
 
@@ -166,6 +166,16 @@ def test_the_first_readable_date_in_order_of_trust_wins() -> None:
     best = candidates.best()
     assert best is not None and (best.source, best.text) == (DateSource.JSON_LD, "2020-01-02")
     assert set(candidates.readable()) == {DateSource.JSON_LD, DateSource.NAME_DATE}
+
+
+def test_within_a_source_rank_then_document_order() -> None:
+    candidates = DateCandidates()
+    candidates.add(DateSource.BODY_TIME, "2020-01-01")
+    candidates.add(DateSource.JSON_LD, "2020-02-01", rank=WEB_PAGE)
+    candidates.add(DateSource.JSON_LD, "2020-02-02")
+    candidates.add(DateSource.BODY_TIME, "2020-01-02", rank=MARKED)
+    assert candidates.best().text == "2020-02-02"  # type: ignore[union-attr]
+    assert candidates.best(frozenset({DateSource.BODY_TIME})).text == "2020-01-02"  # type: ignore[union-attr]
 
 
 def test_no_candidate_no_date() -> None:
