@@ -7,15 +7,17 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from auditor import __version__, pipeline
 from auditor.config import FAIL_ON, Config, CrawlConfig, load_config_file, parse_duration
+from auditor.crawl import check_settings
 from auditor.errors import AuditorError, ConfigError
 from auditor.links import InvalidURL, normalize_url
 from auditor.model import FailOn, Severity
+from auditor.network import AcceptCodes, Header, parse_header, proxy_setting
 from auditor.progress import Progress, terminal_safe
 from auditor.report import FORMATS, Report, build_report, github, write_reports
 from auditor.rules import status_verdict
@@ -155,6 +157,46 @@ def cli() -> None:
 )
 @click.option("--allow-private", is_flag=True, help="Allow fetching loopback, private and link-local addresses.")
 @click.option(
+    "--accept",
+    metavar="CODES",
+    default=None,
+    callback=lambda _ctx, _param, value: _setting(lambda: AcceptCodes.parse(value or [], ("--accept",))),
+    help="Statuses that count as OK besides 2xx, on every host: 403 or 200-299,403 "
+    "(per host: `hosts:` in the config file). The real status is kept.",
+)
+@click.option(
+    "--header",
+    "headers",
+    metavar="'NAME: VALUE'",
+    multiple=True,
+    callback=lambda _ctx, _param, value: _setting(lambda: _headers(value)),
+    help="Extra request header for every host; repeatable. ${NAME} in VALUE is read from the environment. "
+    "Values never reach the database, the logs or the reports.",
+)
+@click.option(
+    "--user-agent",
+    metavar="TEXT",
+    default=CRAWL_DEFAULTS.user_agent,
+    show_default=True,
+    callback=lambda _ctx, _param, value: _setting(lambda: _user_agent(value)),
+    help="User-Agent sent to every host.",
+)
+@click.option(
+    "--proxy",
+    metavar="URL",
+    default=None,
+    callback=lambda _ctx, _param, value: _setting(lambda: proxy_setting(value, ("--proxy",)) if value else None),
+    help="Send every request through this HTTP(S) proxy (default: HTTP_PROXY, HTTPS_PROXY and NO_PROXY "
+    "from the environment).",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    default=None,
+    help="PEM file of CA certificates to trust as well as SSL_CERT_FILE / SSL_CERT_DIR (or the bundled ones).",
+)
+@click.option(
     "--max-age",
     metavar="DURATION",
     default=None,
@@ -182,6 +224,8 @@ def audit(paths: tuple[Path, ...], **options: Any) -> None:
 
     def run(config: Config, wait: WaitHook | None) -> pipeline.Outcome:
         try:
+            # A header variable that is not set, or a CA bundle that is no bundle: exit 2 before a run begins.
+            check_settings(config.crawl)
             return pipeline.audit(config, progress=None if progress.silent else progress, wait=wait)
         finally:
             progress.close()
@@ -194,6 +238,28 @@ def audit(paths: tuple[Path, ...], **options: Any) -> None:
 def lint(paths: tuple[Path, ...], **options: Any) -> None:
     """Run only the offline metadata rules: no network, fast enough for pre-commit."""
     _exit(lambda config, wait: pipeline.lint(config, wait=wait), paths, options)
+
+
+T = TypeVar("T")
+
+
+def _setting(parse: Callable[[], T]) -> T:
+    """A flag's typed value; its ConfigError is a usage problem naming the flag (exit 2)."""
+    try:
+        return parse()
+    except ConfigError as exc:
+        raise UsageProblem(str(exc)) from exc
+
+
+def _headers(values: tuple[str, ...]) -> tuple[Header, ...]:
+    # Named by position: a header without its name may be nothing but a secret.
+    return tuple(parse_header(text, (f"--header #{n}",)) for n, text in enumerate(values, start=1))
+
+
+def _user_agent(value: str) -> str:
+    if not value.strip() or any(not ch.isprintable() for ch in value):
+        raise ConfigError("--user-agent: must be printable text on one line")
+    return value.strip()
 
 
 def _every(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
@@ -236,6 +302,7 @@ def serve(paths: tuple[Path, ...], every: int, host: str, port: int, **options: 
         if options.get("resume"):
             raise ConfigError("--resume continues one audit; `auditor audit --resume` does that, not serve")
         config = build_config(paths, options)
+        check_settings(config.crawl)
         code = service.serve(config, every=every, host=host, port=port, quiet=quiet, verbose=verbose)
     except AuditorError as exc:
         raise UsageProblem(str(exc)) from exc
@@ -415,8 +482,11 @@ def history(url: str, db: Path, limit: int) -> None:
         return
     rows: list[tuple[str, ...]] = [("run", "started", "verdict", "checked at", "how")]
     for run_id, fetched_by, check in entries:
-        code, reason = status_verdict(check.status, check.reason)
-        verdict = "ok" if code is None else f"{code}: {reason}"
+        code, reason = status_verdict(check.status, check.reason, ok=check.ok)
+        if code is not None:
+            verdict = f"{code}: {reason}"
+        else:
+            verdict = "ok" if reason == "ok" else f"ok: {reason}"  # an accepted status says which
         how = "revalidated (304)" if check.revalidated else "fetched"
         if fetched_by != run_id:
             how = f"reused from run {fetched_by}"
@@ -481,6 +551,8 @@ def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
         overrides = load_config_file(DEFAULT_CONFIG_FILE)
     formats = parse_formats(options.pop("formats"))
     crawl_fields = {name: options.pop(name) for name in list(options) if hasattr(CRAWL_DEFAULTS, name)}
+    if "hosts" in overrides:
+        crawl_fields["hosts"] = overrides.pop("hosts")
     max_age = options.pop("max_age", None)
     return Config(
         paths=paths or DEFAULTS.paths,

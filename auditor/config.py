@@ -18,6 +18,7 @@ import yaml
 from auditor import __version__
 from auditor.errors import ConfigError
 from auditor.model import Code, FailOn, Severity
+from auditor.network import AcceptCodes, Header, HostRule, HostRules, Redacted, SettingError, parse_hosts
 
 PROJECT_URL = "https://github.com/auditor-project/auditor"
 USER_AGENT = f"auditor/{__version__} (+{PROJECT_URL})"
@@ -88,8 +89,30 @@ class CrawlConfig:
     # Read past a head that gives no publication date, for one in the body (bench/peer_pages.py measured it).
     max_date_body_bytes: int = 64 * 1024
     max_image_bytes: int = 256 * 1024
+    # The rest of a body up to this size is read after we have what we need, so its connection is reused
+    # (a new TLS handshake costs more); a bigger or slower rest closes the connection instead.
+    drain_bytes: int = 64 * 1024
+    drain_timeout: float = 1.0
+    # Keep-alive: origins whose connection pools are kept (least recently used closed first); each pool
+    # keeps up to `per_host` idle connections.
+    max_idle_origins: int = 256
     allow_private: bool = False
     user_agent: str = USER_AGENT
+    accept: AcceptCodes = field(default_factory=AcceptCodes)  # statuses OK besides 2xx, on every host
+    headers: tuple[Header, ...] = ()  # sent to every host; values are masked wherever the config is shown
+    hosts: HostRules = field(default_factory=HostRules)  # per-host limits, headers and accepted statuses
+    proxy: Redacted | None = None  # every request through this proxy; None: HTTP(S)_PROXY/NO_PROXY apply
+    ca_bundle: Path | None = None  # PEM certificates trusted besides SSL_CERT_FILE/SSL_CERT_DIR (or certifi's)
+
+    def host_rule(self, host: str) -> HostRule | None:
+        return self.hosts.rule_for(host)
+
+    def accepts(self, host: str, status: int) -> bool:
+        """Whether `status` from `host` counts as OK: any 2xx, `accept`, or the host's own `accept`."""
+        if self.accept.accepts(status):
+            return True
+        rule = self.hosts.rule_for(host)
+        return rule is not None and rule.accept.accepts(status)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,7 +171,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
     naming it, so a typo never silently does nothing.
     """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
@@ -165,9 +189,36 @@ def load_config_file(path: Path) -> dict[str, Any]:
             overrides["limits"] = _limits(path, value)
         elif key == "required":
             overrides["schema"] = SchemaConfig(required=_required(path, value))
+        elif key == "hosts":
+            try:
+                overrides["hosts"] = parse_hosts(value)
+            except SettingError as exc:
+                line = _line_of(text, exc.keys)
+                raise ConfigError(f"{path}:{line}: {exc}" if line else f"{path}: {exc}") from None
         else:
-            raise ConfigError(f"{path}: unknown key '{key}' (known: severity, limits, required)")
+            raise ConfigError(f"{path}: unknown key '{key}' (known: severity, limits, required, hosts)")
     return overrides
+
+
+def _line_of(text: str, keys: tuple[str | int, ...]) -> int | None:
+    """The line of the deepest key on the path `keys` that the file has (a missing key: its mapping's line)."""
+    node: yaml.Node | None = yaml.compose(text)
+    line = None
+    for key in keys:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            entry = next((kv for kv in node.value if isinstance(kv[0], yaml.ScalarNode) and kv[0].value == key), None)
+            if entry is None:
+                break
+            line, node = entry[0].start_mark.line + 1, entry[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def _limits(path: Path, value: Any) -> ParseLimits:

@@ -272,6 +272,16 @@ class Check:
     revalidated: bool = False
     id: int | None = None  # given by the store; a run that reuses this result points at it
 
+    @property
+    def accepted(self) -> bool:
+        """OK with a status that is no 2xx: one the config accepts (`--accept`, `hosts:`); nothing was read."""
+        return is_accepted(self.ok, self.status)
+
+
+def is_accepted(ok: bool, status: int | None) -> bool:
+    """An OK outcome whose status is not a 2xx: only an accepted status makes one (the crawl never reads it)."""
+    return ok and status is not None and not 200 <= status < 300
+
 
 @dataclass(frozen=True)
 class Target:

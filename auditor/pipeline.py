@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from itertools import chain, groupby, islice
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from auditor import __version__
 from auditor.config import Config
@@ -270,9 +271,14 @@ def _plan(store: Store, run_id: int, config: Config, tally: _Tally) -> Iterator[
 
 
 def _still_fresh(previous: Check, kind: Kind, config: Config) -> bool:
-    """A result is reused only if it was fine, for the same kind of fetch, and young enough."""
+    """A result is reused only if it was fine, for the same kind of fetch, and young enough;
+    one that was fine only by an accepted status, only while the config still accepts it."""
     if config.max_age is None or not previous.ok or previous.kind != kind or not previous.checked_at:
         return False
+    if previous.accepted and previous.status is not None:
+        host = urlsplit(previous.final_url or previous.url).hostname or ""
+        if not config.crawl.accepts(host, previous.status):
+            return False
     age = (datetime.now(UTC) - datetime.fromisoformat(previous.checked_at)).total_seconds()
     return 0 <= age <= config.max_age
 

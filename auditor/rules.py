@@ -35,7 +35,7 @@ from auditor.links import (
     normalize_url,
     url_host,
 )
-from auditor.model import Check, Code, DateSource, Evidence, Finding, Kind, LinkRef, PageHead, Reason
+from auditor.model import Check, Code, DateSource, Evidence, Finding, Kind, LinkRef, PageHead, Reason, is_accepted
 from auditor.pubdate import PageDate, parse_page_date
 
 BLOCKED_STATUSES = frozenset({401, 403, 429})
@@ -274,15 +274,21 @@ _VERDICT_WORDS = {
 
 def liveness(check: Check) -> tuple[Code | None, str]:
     """(finding code or None, reason) for one check: the closed set of outcomes."""
-    return status_verdict(check.status, check.reason)
+    return status_verdict(check.status, check.reason, ok=check.ok)
 
 
-def status_verdict(status: int | None, reason: str | None) -> tuple[Code | None, str]:
-    """(finding code or None, reason) for a check's status and failure reason."""
+def status_verdict(status: int | None, reason: str | None, *, ok: bool = False) -> tuple[Code | None, str]:
+    """(finding code or None, reason) for a check's status, failure reason and OK flag.
+
+    The crawl decided whether a status is accepted (`--accept`, `hosts:`) and said so with
+    `ok`; the verdict never needs the config, so a stored run is judged as it ran.
+    """
     if reason == Reason.PRIVATE_ADDRESS:
         return Code.PRIVATE_ADDRESS, reason
     if status is None:
         return Code.DEAD_LINK, reason or Reason.OTHER
+    if is_accepted(ok, status):
+        return None, f"http {status} (accepted)"
     if status in BLOCKED_STATUSES:
         return Code.LINK_BLOCKED, f"http {status}"
     if not 200 <= status < 300:
@@ -318,7 +324,7 @@ def link_findings(link: LinkRef, check: Check | None) -> list[Finding]:
                 **base,
             )
         )
-    if link.kind == Kind.IMAGE:
+    if link.kind == Kind.IMAGE and not check.accepted:  # an accepted 403 has no image to measure
         findings += _image_findings(link, check, base)
     return findings
 
@@ -423,6 +429,8 @@ def _amp_pair(
     web, amp = fields.get("webUrl"), fields.get("ampWebUrl")
     if not (web_check and amp_check and web_check.ok and amp_check.ok):
         return []  # a dead side is reported as dead-link; no pair to judge
+    if web_check.accepted or amp_check.accepted:
+        return []  # an accepted 403 is alive, but its page was never read
     if not (isinstance(web, str) and isinstance(amp, str)):
         return []  # the schema rule reports a URL that is not text
     try:

@@ -448,6 +448,10 @@ class Bench:
                    "--concurrency", c, "--per-host", c, "--rate", "1000", "--fail-on", "never", "--quiet"]  # fmt: skip
         if second:
             command += ["--max-age", self.args.max_age]
+        if self.args.profile:
+            py_spy = str(Path(sys.executable).parent / "py-spy")
+            fmt = "raw" if self.args.profile.endswith(".txt") else "flamegraph"
+            command = [py_spy, "record", "--rate", "250", "-f", fmt, "-o", self.args.profile, "--", *command]
         result = self.measure(command, round_dir)
         report = json.loads((round_dir / "reports" / "report.json").read_text())
         summary = report["summary"]
@@ -506,6 +510,10 @@ def main() -> None:
     parser.add_argument("--page-kb", type=int, default=16, help="body size of a page after its <head>")
     parser.add_argument("--port", type=int, default=443)
     parser.add_argument("--max-age", default="", help="add a second run per tool reusing the first (e.g. 1d)")
+    parser.add_argument("--tools", default="auditor,lychee", help="which tools to run (comma-separated)")
+    parser.add_argument(
+        "--profile", default="", help="run auditor under `py-spy record` and write its flame graph (SVG) here"
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -553,7 +561,8 @@ def main() -> None:
             print(f"lychee: {subprocess.run([lychee, '--version'], capture_output=True, text=True).stdout.strip()}")
             rounds: list[dict[str, dict[str, object]]] = []
             for number in range(args.rounds):
-                order = ["auditor", "lychee"] if number % 2 == 0 else ["lychee", "auditor"]
+                tools = [tool for tool in args.tools.split(",") if tool]
+                order = tools if number % 2 == 0 else tools[::-1]
                 print(f"round {number + 1} ({' then '.join(order)}):")
                 results: dict[str, dict[str, object]] = {}
                 for tool in order:
@@ -588,6 +597,8 @@ def summarize(rounds: list[dict[str, dict[str, object]]], urls: int, args: argpa
         print(f"  {tool:<12} {seconds:7.2f} s  {urls / seconds:7.0f} URLs/s  "
               f"CPU {median(tool, 'cpu'):6.1f} s  "
               f"peak RSS {median(tool, 'rss') / 2**20:5.0f} MiB  server saw {requests:.0f} requests")  # fmt: skip
+    if not {"auditor", "lychee"} <= rounds[0].keys():
+        return
     print(f"  auditor/lychee (median of per-round ratios): time {ratio('seconds'):.2f}x, "
           f"CPU {ratio('cpu'):.2f}x, peak RSS {ratio('rss'):.2f}x")  # fmt: skip
     if args.max_age:

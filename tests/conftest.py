@@ -12,9 +12,9 @@ from auditor.model import Check, Code, FailOn, Hop, Kind, LinkRef, Mode, PageHea
 from auditor.report.model import Changes, Reference, Report, ReportFinding, RunInfo, Summary, UrlResult
 
 try:
-    from tests.loopback import LoopbackServer, refused_port
+    from tests.loopback import LoopbackProxy, LoopbackServer, refused_port
 except ImportError:  # tests/ is not a package and the repo root is not on sys.path
-    from loopback import LoopbackServer, refused_port  # type: ignore[no-redef]
+    from loopback import LoopbackProxy, LoopbackServer, refused_port  # type: ignore[no-redef]
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +36,13 @@ def loopback_tls_wrong_name(loopback_tls: LoopbackServer) -> Iterator[LoopbackSe
     """HTTPS server whose cert (same CA as ``loopback_tls``) names only wrong.example."""
     with loopback_tls.wrong_name_server("wrong.example") as server:
         yield server
+
+
+@pytest.fixture
+def loopback_proxy() -> Iterator[LoopbackProxy]:
+    """An HTTP proxy on 127.0.0.1 that reaches only 127.0.0.1 (at the port a request names), per test."""
+    with LoopbackProxy() as proxy:
+        yield proxy
 
 
 @pytest.fixture
@@ -110,8 +117,10 @@ def make_finding(**fields: Any) -> ReportFinding:
 
 
 def make_url(url: str, **fields: Any) -> UrlResult:
-    """A checked URL; by default a page that answered 200."""
-    values: dict[str, Any] = {"kind": Kind.PAGE, "status": 200, "ok": True, "error": None, **fields}
+    """A checked URL; by default a page that answered 200. OK when its status is a 2xx, unless told (an
+    accepted 403 is `status=403, ok=True`)."""
+    values: dict[str, Any] = {"kind": Kind.PAGE, "status": 200, "error": None, **fields}
+    values.setdefault("ok", values["status"] is not None and 200 <= values["status"] < 300)
     values["kind"] = Kind(values["kind"])
     values["error"] = None if values["error"] is None else Reason(values["error"])
     values["redirects"] = _hops(values.get("redirects", ()))

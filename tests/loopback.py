@@ -47,6 +47,9 @@ per-path counters):
 
 Exact paths registered with :meth:`LoopbackServer.add_route` win over all of
 the above. Unknown paths get 404.
+
+:class:`LoopbackProxy` is an HTTP proxy (CONNECT and plain forwarding) on 127.0.0.1
+that only ever connects to 127.0.0.1, for tests of proxy settings.
 """
 
 from __future__ import annotations
@@ -1050,3 +1053,153 @@ def _not_modified_since(if_modified_since: str, modified: float) -> bool:
     except (TypeError, ValueError):
         return False  # an invalid date is ignored (RFC 9110 13.1.3)
     return since is not None and int(modified) <= since.timestamp()
+
+
+# --------------------------------------------------------------------------- proxy
+
+
+@dataclass(frozen=True)
+class ProxiedRequest:
+    """One request as the proxy received it: ``CONNECT host:port``, or a plain one with its absolute URL."""
+
+    method: str
+    target: str
+    headers: dict[str, str]  # names lowercased
+
+
+class LoopbackProxy:
+    """An HTTP proxy on 127.0.0.1 for tests of proxy settings: CONNECT tunnels and plain forwarding.
+
+    Whatever host a request names, the proxy connects to 127.0.0.1 at the port the request
+    names, so a test can cite made-up public names (``http://site.example:<port>/``) and still
+    reach its loopback server; it never connects anywhere else. A plain request is forwarded
+    in origin form with ``Connection: close`` (one request per client connection); a CONNECT
+    is answered 200 and piped both ways until either side closes.
+
+        with LoopbackProxy() as proxy:
+            ... HTTP_PROXY=proxy.url ...
+            proxy.requests  # what passed through
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[ProxiedRequest] = []
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def seen(self) -> list[ProxiedRequest]:
+        with self._lock:
+            return list(self.requests)
+
+    def __enter__(self) -> LoopbackProxy:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="loopback-proxy", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout=10) or self._server is None:
+            raise RuntimeError("LoopbackProxy did not start")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._close(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            try:
+                self._server = loop.run_until_complete(asyncio.start_server(self._accept, host=HOST, port=0))
+                self.port = self._server.sockets[0].getsockname()[1]
+            finally:
+                ready.set()
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def _close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in list(self._writers):
+            writer.transport.abort()
+        for _ in range(3):
+            await asyncio.sleep(0)  # let the aborted sockets close before the loop stops
+        await self._server.wait_closed()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        upstream: asyncio.StreamWriter | None = None
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, _version = lines[0].split(" ")
+            headers = {}
+            for line in lines[1:]:
+                if line:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+            with self._lock:
+                self.requests.append(ProxiedRequest(method.upper(), target, headers))
+            if method.upper() == "CONNECT":
+                port = int(target.rpartition(":")[2])
+                up_reader, upstream = await asyncio.open_connection(HOST, port)
+                self._writers.add(upstream)
+                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                await writer.drain()
+                pipes = [
+                    asyncio.ensure_future(self._pipe(reader, upstream)),
+                    asyncio.ensure_future(self._pipe(up_reader, writer)),
+                ]
+                await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+                for pipe in pipes:
+                    pipe.cancel()
+                await asyncio.gather(*pipes, return_exceptions=True)
+                return
+            parts = urllib.parse.urlsplit(target)
+            up_reader, upstream = await asyncio.open_connection(HOST, parts.port or 80)
+            self._writers.add(upstream)
+            forwarded = [f"{method} {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1"]
+            forwarded += [
+                line
+                for line in lines[1:]
+                if line and line.partition(":")[0].strip().lower() not in ("connection", "proxy-connection")
+            ]
+            forwarded.append("Connection: close")
+            upstream.write(("\r\n".join(forwarded) + "\r\n\r\n").encode("latin-1"))
+            await upstream.drain()
+            await self._pipe(up_reader, writer)
+        except (ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            for end in (upstream, writer):
+                if end is not None:
+                    end.close()
+                    self._writers.discard(end)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass

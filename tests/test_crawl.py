@@ -900,3 +900,66 @@ def test_backoff_jitter_follows_the_config() -> None:
     assert draws == [(0.75, 1.0)] * 3
     assert policy.wait(replace(failed, reason=Reason.DNS), 1) is None  # not retryable
     assert policy.wait(failed, 6) is None  # out of retries
+
+
+# -- keep-alive -------------------------------------------------------------------
+
+
+def _page_with_rest(rest_bytes: int) -> bytes:
+    return b"<html><head><title>Kept</title></head><body>" + b"x" * rest_bytes + b"</body></html>"
+
+
+def test_connections_are_kept_alive_across_kinds_and_statuses(loopback: Any) -> None:
+    """A page read only to its head, a 404 with a body, a HEAD, a redirect and an image range: one connection."""
+    prefix = f"/keep-{time.monotonic_ns()}"
+    loopback.add_route(f"{prefix}/page", lambda _: (200, {}, _page_with_rest(20_000)))
+    loopback.add_route(f"{prefix}/gone", lambda _: (404, {}, b"<html>" + b"n" * 5_000 + b"</html>"))
+    image = loopback.add_file(f"{prefix[1:]}.jpg", _jpeg((5, 4)), "image/jpeg")
+    targets: list[Target | tuple[str, str]] = [
+        (loopback.url_for(f"{prefix}/page"), Kind.PAGE),
+        (loopback.url_for(f"{prefix}/gone"), "page"),
+        (loopback.url_for(f"{prefix}/page?amp"), Kind.AMP_CACHE),
+        (loopback.url_for(f"/redirect/301{prefix}"), "page"),
+        (image, "image"),
+    ]
+    before = len(loopback.requests)
+    results = crawl(targets, replace(FAST, concurrency=1, per_host=1))
+    assert [r.status for r in results] == [200, 404, 200, 200, 206]
+    seen = loopback.requests.all()[before:]
+    assert len(seen) == 6  # the redirect's hop to /ok included
+    assert len({r.connection_id for r in seen}) == 1
+
+
+def test_a_long_rest_of_body_is_cut_off_not_drained(loopback: Any) -> None:
+    """More than drain_bytes left after the head: the connection is closed, not read to its end."""
+    prefix = f"/cut-{time.monotonic_ns()}"
+    loopback.add_route(f"{prefix}/long", lambda _: (200, {}, _page_with_rest(400_000)))
+    config = replace(FAST, concurrency=1, per_host=1, drain_bytes=64 * 1024)
+    results = crawl(
+        [(loopback.url_for(f"{prefix}/long"), "page"), (loopback.url_for(f"{prefix}/long?2"), "page")], config
+    )
+    assert [r.head.title if r.head else None for r in results] == ["Kept", "Kept"]
+    assert all((r.bytes_read or 0) < 400_000 for r in results)
+    ids = [r.connection_id for r in loopback.requests.for_path(f"{prefix}/long")]
+    assert len(ids) == 2 and ids[0] != ids[1]
+
+
+def test_an_origin_pool_past_the_bound_is_closed_only_once_settled(loopback: Any) -> None:
+    """max_idle_origins bounds the pools kept; the one just used is never closed under a request."""
+    from auditor.crawl.client import PoolPerOrigin, ssl_context
+
+    async def run() -> tuple[int, int]:
+        config = replace(FAST, max_idle_origins=1, timeout=0.05, drain_timeout=0.05)
+        transport = PoolPerOrigin(config, ssl_context(config))
+        async with httpx.AsyncClient(transport=transport) as client:
+            first = await client.get(loopback.url_for("/ok/origin-a"))
+            second = await client.get(f"http://localhost:{loopback.port}/ok/origin-b")  # another origin
+            kept_while_recent = len(transport._pools)
+            await asyncio.sleep(1.2)  # past timeout + drain_timeout + 1 s: the older pool has settled
+            await client.get(loopback.url_for("/ok/origin-a2"))
+            assert first.status_code == second.status_code == 200
+            return kept_while_recent, len(transport._pools)
+
+    kept_while_recent, kept_after = asyncio.run(run())
+    assert kept_while_recent == 2  # over the bound rather than cut a request short
+    assert kept_after == 1

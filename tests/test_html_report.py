@@ -282,17 +282,25 @@ def test_host_rows_count_dead_blocked_and_median_latency() -> None:
     report = make_report(
         references=[
             make_reference("d", "webUrl", 1, u)
-            for u in ("https://a.example/1", "https://a.example/2", "https://a.example/3", "https://b.example/")
+            for u in (
+                "https://a.example/1",
+                "https://a.example/2",
+                "https://a.example/3",
+                "https://a.example/4",
+                "https://b.example/",
+            )
         ],
         urls=[
             make_url("https://a.example/1", status=200, error=None, elapsed_ms=100),
             make_url("https://a.example/2", status=404, error=None, elapsed_ms=300),
             make_url("https://a.example/3", status=403, error=None, elapsed_ms=200),
+            # A 403 the config accepts (--accept, hosts:) is alive: the crawl said so with ok.
+            make_url("https://a.example/4", status=403, ok=True, error=None, elapsed_ms=200),
             make_url("https://b.example/", status=None, error="dns", elapsed_ms=None),
         ],
     )
     rows = {row.host: row for row in host_rows(report)}
-    assert rows["a.example"] == HostRow(host="a.example", urls=3, checked=3, ok=1, dead=1, blocked=1, median_ms=200)
+    assert rows["a.example"] == HostRow(host="a.example", urls=4, checked=4, ok=2, dead=1, blocked=1, median_ms=200)
     assert rows["b.example"].dead == 1 and rows["b.example"].median_ms is None
 
 

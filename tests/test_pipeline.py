@@ -25,6 +25,7 @@ from auditor import pipeline
 from auditor.config import DEFAULT_REQUIRED, Config, CrawlConfig, SchemaConfig
 from auditor.crawl import Crawler
 from auditor.errors import ConfigError
+from auditor.network import AcceptCodes
 from auditor.report import build_report
 from auditor.store import Store
 
@@ -436,6 +437,21 @@ def test_max_age_reuses_fine_urls_and_checks_failures_again(tmp_path: Path, loop
     (dead,) = [f for f in second.report.findings if f.code == "dead-link"]
     assert (dead.failing_runs, dead.first_seen) == (2, first.report.run.started_at)
     assert {u.url for u in second.report.urls} == {fine, gone}
+
+
+def test_a_result_ok_by_an_accepted_status_is_reused_only_while_it_is_accepted(tmp_path: Path, loopback: Any) -> None:
+    url = loopback.url_for("/status/403/reuse-accepted")
+    _write(tmp_path / "corpus" / "a.md", _page_doc(url))
+    accepting = _config(tmp_path, max_age=86_400.0, crawl=replace(CRAWL, accept=AcceptCodes.parse("403")))
+    first = pipeline.audit(accepting)
+    assert first.report.findings == () and [(u.status, u.ok) for u in first.report.urls] == [(403, True)]
+    hits = loopback.hits("/status/403/reuse-accepted")
+    assert pipeline.audit(accepting).report.summary.reused == 1
+    assert loopback.hits("/status/403/reuse-accepted") == hits
+    # The config no longer accepts 403: the stored OK is not this config's verdict, so it is asked again.
+    strict = pipeline.audit(_config(tmp_path, max_age=86_400.0))
+    assert loopback.hits("/status/403/reuse-accepted") == hits + 1
+    assert [f.code for f in strict.report.findings] == ["link-blocked"]
 
 
 def test_a_url_cited_as_another_kind_is_checked_again(tmp_path: Path, loopback: Any) -> None:

@@ -10,8 +10,9 @@ One concept per module, read top-down:
     redirects    following redirects ourselves, with cookies; loops, limits, unusable Locations
     guard        the private-address guard and the resolver it asks
     politeness   per-host concurrency, rate and the delay that adapts to 429/503
+    hosts        what each host's requests get: its `hosts:` rule's limits, timeout, headers
     budget       the time one attempt may spend talking to servers
-    client       the httpx client and how a request is built for its kind of URL
+    client       the httpx client (proxy, CA bundle) and how a request is built for its kind of URL
     body         bounded reading, with our own bounded decompression
     page         a page's head (via auditor.pagehead)
     image        asking for the bytes an image probe (auditor.images) names
@@ -26,8 +27,9 @@ from __future__ import annotations
 from auditor.crawl.budget import Budget
 from auditor.crawl.errors import CrawlError, UnusableRedirect, map_exception
 from auditor.crawl.guard import AddressGuard, Resolver, is_public_address, system_resolver
+from auditor.crawl.hosts import HostPolicy, HostSettings
 from auditor.crawl.politeness import HostGate, Politeness, host_bucket
-from auditor.crawl.pool import Crawler
+from auditor.crawl.pool import Crawler, check_settings
 from auditor.crawl.redirects import RedirectChain, redirect_target
 from auditor.crawl.retry import RetryPolicy, may_retry, parse_retry_after
 
@@ -37,11 +39,14 @@ __all__ = [
     "CrawlError",
     "Crawler",
     "HostGate",
+    "HostPolicy",
+    "HostSettings",
     "Politeness",
     "RedirectChain",
     "Resolver",
     "RetryPolicy",
     "UnusableRedirect",
+    "check_settings",
     "host_bucket",
     "is_public_address",
     "map_exception",

@@ -1,13 +1,24 @@
-"""The one shared httpx client, and how each request is built for its kind of URL."""
+"""The one shared httpx client, and how each request is built for its kind of URL.
+
+The client takes proxies from HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY (httpx's
+`trust_env`) unless `proxy` is set, which then carries every request. Certificates are
+checked against SSL_CERT_FILE, else SSL_CERT_DIR, else certifi's bundle (httpx's choice),
+plus `ca_bundle` when given.
+"""
 
 from __future__ import annotations
 
+import ssl
+import time
+import urllib.request
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 
 import httpx
 
 from auditor.config import CrawlConfig
+from auditor.errors import ConfigError
 from auditor.model import Kind
 
 ByteRange = tuple[int, int]  # first and last byte, inclusive, as a Range header says them
@@ -33,14 +44,91 @@ def open_client(
     config: CrawlConfig, *, transport: httpx.AsyncBaseTransport | None, on_response: ResponseHook
 ) -> httpx.AsyncClient:
     """Redirects are not followed by httpx: every hop must pass the guard and its host's gate."""
+    context = ssl_context(config)
     return httpx.AsyncClient(
-        transport=transport,
+        transport=transport or _direct_transport(config, context),
+        proxy=config.proxy.value if config.proxy is not None else None,
+        verify=context,
+        # Only for httpx's own transports (through a proxy): requests in flight are bounded by the workers.
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=config.concurrency),
         follow_redirects=False,
         event_hooks={"response": [on_response]},
         timeout=httpx.Timeout(config.timeout, connect=min(config.connect_timeout, config.timeout)),
-        limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency),
         headers={"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": ACCEPT},
     )
+
+
+def _direct_transport(config: CrawlConfig, context: ssl.SSLContext) -> httpx.AsyncBaseTransport | None:
+    """A pool per origin when requests go straight to their hosts; through a proxy, httpx's own.
+
+    httpx reads proxies from the environment only for a client whose transport it made itself.
+    """
+    proxied = config.proxy is not None or any(scheme in urllib.request.getproxies() for scheme in _PROXIED)
+    return None if proxied else PoolPerOrigin(config, context)
+
+
+_PROXIED = ("http", "https", "all")
+Origin = tuple[bytes, bytes, int | None]
+
+
+class PoolPerOrigin(httpx.AsyncBaseTransport):
+    """One small connection pool per origin (scheme, host, port), kept alive between requests.
+
+    httpcore's pool scans every connection it holds, twice per request, so one
+    pool shared by every host costs more CPU the more hosts an audit meets, and
+    a shared size limit evicts the idle connection of one host for the next
+    host's request (a new TLS handshake nearly every time). Per origin, a pool
+    holds at most that host's own connections. Pools are kept in LRU order; past
+    `max_idle_origins`, the least recently used one is closed once no request of
+    it can still be under way (none started for longer than a request may last).
+    """
+
+    def __init__(self, config: CrawlConfig, context: ssl.SSLContext) -> None:
+        self._ssl_context = context  # one CA load, shared by every pool
+        # In flight per host is politeness.py's to bound (a host's rule may raise it); idle, one host's usual share.
+        self._limits = httpx.Limits(max_connections=None, max_keepalive_connections=config.per_host)
+        self._max_idle_origins = config.max_idle_origins
+        # Longest a request and its body drain can take; a pool untouched for longer has none under way.
+        self._settled_after = config.timeout + config.drain_timeout + 1.0
+        self._pools: OrderedDict[Origin, tuple[httpx.AsyncHTTPTransport, float]] = OrderedDict()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        origin = (url.raw_scheme, url.raw_host, url.port)
+        entry = self._pools.pop(origin, None)
+        pool = entry[0] if entry else httpx.AsyncHTTPTransport(verify=self._ssl_context, limits=self._limits)
+        self._pools[origin] = (pool, time.monotonic())
+        if len(self._pools) > self._max_idle_origins:
+            await self._close_settled()
+        return await pool.handle_async_request(request)
+
+    async def _close_settled(self) -> None:
+        settled = time.monotonic() - self._settled_after
+        while len(self._pools) > self._max_idle_origins:
+            origin, (pool, last_used) = next(iter(self._pools.items()))
+            if last_used > settled:
+                return  # the oldest may still be in use: over the bound for now, never cut a request short
+            del self._pools[origin]
+            await pool.aclose()
+
+    async def aclose(self) -> None:
+        pools = [pool for pool, _ in self._pools.values()]
+        self._pools.clear()
+        for pool in pools:
+            await pool.aclose()
+
+
+def ssl_context(config: CrawlConfig) -> ssl.SSLContext:
+    """httpx's default context, trusting `ca_bundle` too; a ConfigError when that file is no PEM bundle."""
+    context = httpx.create_ssl_context(trust_env=True)
+    if config.ca_bundle is not None:
+        try:
+            context.load_verify_locations(cafile=config.ca_bundle)
+        except ssl.SSLError:  # an OSError too, with the OpenSSL code as its text: say it in words
+            raise ConfigError(f"--ca-bundle: cannot use {config.ca_bundle}: it holds no PEM certificate") from None
+        except OSError as exc:
+            raise ConfigError(f"--ca-bundle: cannot use {config.ca_bundle}: {exc.strerror or exc}") from None
+    return context
 
 
 def first_method(kind: Kind) -> str:
@@ -61,17 +149,23 @@ async def send(
     *,
     byte_range: ByteRange | None = None,
     conditions: Mapping[str, str] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    request_timeout: httpx.Timeout | None = None,
 ) -> httpx.Response:
     """Send one request and return as soon as the headers are in; the body is streamed by the caller.
 
     `conditions` are the conditional headers of a revalidation (conditional.py); an image's
-    Range goes along with them, since a server weighs them first.
+    Range goes along with them, since a server weighs them first. `extra_headers` are the
+    configured ones for this host (hosts.py); they cannot name what is set here (network.py
+    refuses those names). `request_timeout` replaces the client's for a host with its own.
     """
-    headers = dict(conditions or {})
+    headers = {**(extra_headers or {}), **(conditions or {})}
     if kind is Kind.IMAGE:
         # Identity, so Range offsets are offsets into the image bytes.
         headers["Accept-Encoding"] = "identity"
         if byte_range is not None:
             headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-    request = client.build_request(method, url, headers=headers, cookies=cookies)
+    request = client.build_request(
+        method, url, headers=headers, cookies=cookies, timeout=request_timeout or httpx.USE_CLIENT_DEFAULT
+    )
     return await client.send(request, stream=True)

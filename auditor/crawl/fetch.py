@@ -4,19 +4,27 @@ Every hop is resolved and guarded, waits for its host's gate, and spends the
 attempt's time budget; the final answer is read as a page head, an image
 probe, or not at all (HEAD). Given the previous check, the request for its
 final URL is conditional, and a 304 to it is that check confirmed (see
-conditional.py).
+conditional.py). Each request carries the headers and timeout of its own
+host (hosts.py). A final status the config accepts for the host that gave it
+(`--accept`, `hosts:`) makes the check OK with that real status, and nothing
+is read from it: a 403 from a bot wall has no head or image to compare.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from urllib.parse import urlsplit
+
 import httpx
 
 from auditor.config import CrawlConfig
+from auditor.crawl.body import release
 from auditor.crawl.budget import Budget
 from auditor.crawl.client import HEAD_FALLBACK_STATUSES, ByteRange, first_method, is_success, send
 from auditor.crawl.conditional import Revalidation, with_validators
 from auditor.crawl.errors import UnusableRedirect
 from auditor.crawl.guard import AddressGuard
+from auditor.crawl.hosts import HostPolicy, HostSettings
 from auditor.crawl.image import probe_image
 from auditor.crawl.page import read_page
 from auditor.crawl.politeness import Politeness
@@ -28,12 +36,19 @@ from auditor.model import Check, Kind
 
 class Fetcher:
     def __init__(
-        self, client: httpx.AsyncClient, config: CrawlConfig, *, guard: AddressGuard, politeness: Politeness
+        self,
+        client: httpx.AsyncClient,
+        config: CrawlConfig,
+        *,
+        guard: AddressGuard,
+        politeness: Politeness,
+        hosts: HostPolicy | None = None,
     ) -> None:
         self.client = client
         self.config = config
         self.guard = guard
         self.politeness = politeness
+        self.hosts = hosts or politeness.hosts
 
     async def fetch(
         self, url: str, kind: Kind, chain: RedirectChain, budget: Budget, *, previous: Check | None = None
@@ -51,36 +66,60 @@ class Fetcher:
         while True:
             async with budget.spend():
                 host = await self.guard.check(chain.current)
-            async with self.politeness.gate(host).slot(), budget.spend():
+            settings = self.hosts(host)
+            async with self.politeness.gate(host).slot():
+                async with budget.spend():
+                    try:
+                        conditions = revalidation.headers_for(chain.current)
+                        response = await self._send(method, chain, kind, settings, first_range, conditions)
+                        if method == "HEAD" and response.status_code in HEAD_FALLBACK_STATUSES:
+                            await self._release(response)
+                            method = "GET"
+                            response = await self._send(method, chain, kind, settings, None, conditions)
+                    except UnusableRedirect as unusable:
+                        chain.refused(unusable)
+                        raise
                 try:
-                    conditions = revalidation.headers_for(chain.current)
-                    response = await self._send(method, chain, kind, first_range, conditions)
-                    if method == "HEAD" and response.status_code in HEAD_FALLBACK_STATUSES:
-                        await response.aclose()
-                        method = "GET"
-                        response = await self._send(method, chain, kind, None, conditions)
-                except UnusableRedirect as unusable:
-                    chain.refused(unusable)
-                    raise
-                try:
-                    self.politeness.adapt(host, response.status_code)
-                    if chain.follow(response):
-                        continue
-                    return await self._read(url, kind, response, chain, probe, revalidation)
+                    async with budget.spend():
+                        self.politeness.adapt(host, response.status_code)
+                        if chain.follow(response):
+                            continue
+                        answer = await self._read(url, kind, response, chain, probe, revalidation, settings)
+                        return self._accepted(answer)
                 finally:
-                    await response.aclose()
+                    # Outside the budget: the answer is in, and keeping the connection must not cost it.
+                    await self._release(response)
+
+    async def _release(self, response: httpx.Response) -> None:
+        await release(response, drain_bytes=self.config.drain_bytes, drain_timeout=self.config.drain_timeout)
 
     async def _send(
         self,
         method: str,
         chain: RedirectChain,
         kind: Kind,
+        settings: HostSettings,
         byte_range: ByteRange | None,
         conditions: dict[str, str],
     ) -> httpx.Response:
         return await send(
-            self.client, method, chain.current, kind, chain.cookies, byte_range=byte_range, conditions=conditions
+            self.client,
+            method,
+            chain.current,
+            kind,
+            chain.cookies,
+            byte_range=byte_range,
+            conditions=conditions,
+            extra_headers=settings.headers,
+            request_timeout=settings.request_timeout,
         )
+
+    def _accepted(self, answer: Check) -> Check:
+        """The answer, OK if its status is one the config accepts from the host that gave it."""
+        if answer.ok or answer.status is None:
+            return answer
+        host = urlsplit(answer.final_url or answer.url).hostname or ""
+        return replace(answer, ok=True) if self.config.accepts(host, answer.status) else answer
 
     async def _read(
         self,
@@ -90,6 +129,7 @@ class Fetcher:
         chain: RedirectChain,
         probe: ImageProbe | None,
         revalidation: Revalidation,
+        settings: HostSettings,
     ) -> Check:
         status = response.status_code
         answer = Check(
@@ -109,9 +149,20 @@ class Fetcher:
         if probe is not None:
 
             async def ask_for(byte_range: ByteRange | None) -> httpx.Response:
-                return await send(self.client, "GET", chain.current, kind, chain.cookies, byte_range=byte_range)
+                return await send(
+                    self.client,
+                    "GET",
+                    chain.current,
+                    kind,
+                    chain.cookies,
+                    byte_range=byte_range,
+                    extra_headers=settings.headers,
+                    request_timeout=settings.request_timeout,
+                )
 
-            return await probe_image(answer, response, probe, ask_for, max_bytes=self.config.max_image_bytes)
+            return await probe_image(
+                answer, response, probe, ask_for, self._release, max_bytes=self.config.max_image_bytes
+            )
         if not answer.ok or response.request.method == "HEAD":
             return answer
         return await read_page(answer, response, chain.current, self.config)

@@ -25,10 +25,12 @@ from auditor.model import Check
 
 # Sends the image request again, for these bytes (None: the whole image).
 AskFor = Callable[[ByteRange | None], Awaitable[httpx.Response]]
+# Closes a response this module opened, keeping its connection when that is cheap (body.release).
+Release = Callable[[httpx.Response], Awaitable[None]]
 
 
 async def probe_image(
-    answer: Check, response: httpx.Response, probe: ImageProbe, ask_for: AskFor, *, max_bytes: int
+    answer: Check, response: httpx.Response, probe: ImageProbe, ask_for: AskFor, release: Release, *, max_bytes: int
 ) -> Check:
     """`answer` with the image's size (or why there is none), reading `response` and what else the probe asks for.
 
@@ -55,7 +57,7 @@ async def probe_image(
             if span is None:
                 break
             if current is not response:
-                await current.aclose()
+                await release(current)
             current = await ask_for(span)
             asked_from = span[0]
             if current.status_code == HTTPStatus.OK:  # Range dropped mid-way: the body starts over
@@ -64,7 +66,7 @@ async def probe_image(
                 break
     finally:
         if current is not response:
-            await current.aclose()
+            await release(current)
     if not answer.ok:
         return answer
     if not probe.done:

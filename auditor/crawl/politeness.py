@@ -1,7 +1,10 @@
 """Per-host politeness: how many requests a host gets at once, how often, and how
 long it is held back after it asked us to slow down (429/503).
 
-Hosts are grouped in buckets: all AMP cache subdomains are one backend.
+Hosts are grouped in buckets: all AMP cache subdomains are one backend. A bucket's
+concurrency and rate are those of the host that opened it (its `hosts:` rule, or the
+global ones): every host of the AMP cache bucket matches the same rules unless one of
+them is named on its own.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from http import HTTPStatus
 from asyncio_throttle.throttler import Throttler  # the package root does not re-export it for type checkers
 
 from auditor.config import CrawlConfig
+from auditor.crawl.hosts import HostPolicy
 
 AMP_CACHE_SUFFIX = ".cdn.ampproject.org"
 AMP_CACHE_BUCKET = "cdn.ampproject.org"
@@ -30,10 +34,10 @@ def host_bucket(host: str) -> str:
 class HostGate:
     """One bucket's politeness: concurrency, rate, and a delay that adapts to 429/503."""
 
-    def __init__(self, config: CrawlConfig) -> None:
-        self.semaphore = asyncio.Semaphore(config.per_host)
+    def __init__(self, config: CrawlConfig, *, per_host: int | None = None, rate: float | None = None) -> None:
+        self.semaphore = asyncio.Semaphore(per_host or config.per_host)
         # One request per 1/rate seconds: evenly spaced, no bursts at a second's start.
-        self.throttler = Throttler(rate_limit=1, period=1.0 / config.rate)
+        self.throttler = Throttler(rate_limit=1, period=1.0 / (rate or config.rate))
         self.delay = 0.0
         self.first_delay = config.slow_down_delay
         self.max_delay = config.max_retry_wait
@@ -59,14 +63,16 @@ class HostGate:
 class Politeness:
     """The gates of every bucket met so far, and how each answer moves them."""
 
-    def __init__(self, config: CrawlConfig) -> None:
+    def __init__(self, config: CrawlConfig, hosts: HostPolicy | None = None) -> None:
         self.config = config
+        self.hosts = hosts or HostPolicy(config)
         self._gates: dict[str, HostGate] = {}
 
     def gate(self, host: str) -> HostGate:
         bucket = host_bucket(host)
         if bucket not in self._gates:
-            self._gates[bucket] = HostGate(self.config)
+            settings = self.hosts(host)
+            self._gates[bucket] = HostGate(self.config, per_host=settings.per_host, rate=settings.rate)
         return self._gates[bucket]
 
     def adapt(self, host: str, status: int) -> None:

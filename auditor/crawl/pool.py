@@ -16,15 +16,17 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 import httpx
 
 from auditor.config import CrawlConfig
 from auditor.crawl.budget import Budget
-from auditor.crawl.client import open_client
+from auditor.crawl.client import open_client, ssl_context
 from auditor.crawl.errors import CrawlError, map_exception
 from auditor.crawl.fetch import Fetcher
 from auditor.crawl.guard import AddressGuard, Resolver, system_resolver
+from auditor.crawl.hosts import HostPolicy
 from auditor.crawl.politeness import Politeness
 from auditor.crawl.redirects import RedirectChain, refuse_unusable_redirect
 from auditor.crawl.retry import RetryPolicy
@@ -49,7 +51,9 @@ class Crawler:
         self.config = config
         self.resolver = resolver
         self.retry = RetryPolicy(config)
-        self.politeness = Politeness(config)
+        # Reads the header variables now: one that is not set is a ConfigError before any request.
+        self.hosts = HostPolicy(config)
+        self.politeness = Politeness(config, self.hosts)
         self._transport = transport
         self.client: httpx.AsyncClient | None = None
         self._fetcher: Fetcher | None = None
@@ -61,6 +65,7 @@ class Crawler:
             self.config,
             guard=AddressGuard(allow_private=self.config.allow_private, resolver=self.resolver),
             politeness=self.politeness,
+            hosts=self.hosts,
         )
         return self
 
@@ -150,8 +155,9 @@ class Crawler:
         """One try: the whole redirect chain and the body, within one time budget."""
         assert self._fetcher is not None, "use Crawler as an async context manager"
         chain = RedirectChain(url, max_redirects=self.config.max_redirects)
+        timeout = self.hosts(urlsplit(url).hostname or "").timeout  # the cited host's, for the whole chain
         try:
-            return await self._fetcher.fetch(url, kind, chain, Budget(self.config.timeout), previous=previous)
+            return await self._fetcher.fetch(url, kind, chain, Budget(timeout), previous=previous)
         except TimeoutError:
             return Check(
                 url=url,
@@ -159,7 +165,7 @@ class Crawler:
                 ok=False,
                 reason=Reason.TIMEOUT,
                 redirects=tuple(chain.hops),
-                message=f"no complete answer within {self.config.timeout:g}s",
+                message=f"no complete answer within {timeout:g}s",
             )
         except (CrawlError, httpx.HTTPError) as exc:
             error = map_exception(exc)
@@ -172,6 +178,14 @@ class Crawler:
                 redirects=tuple(chain.hops),
                 final_url=chain.hops[-1].url if chain.hops else None,
             )
+
+
+def check_settings(config: CrawlConfig) -> None:
+    """Try now what a Crawler reads when it starts: ConfigError for a header variable that is not
+    set or a CA bundle it cannot use. The CLI asks before a run begins; otherwise the run would
+    start, and fail when its crawl does."""
+    HostPolicy(config)
+    ssl_context(config)
 
 
 def _as_target(target: Target | tuple[str, Kind | str]) -> Target:

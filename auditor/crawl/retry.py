@@ -31,7 +31,9 @@ RETRY_STATUSES = frozenset(
 
 
 def may_retry(check: Check) -> bool:
-    """Whether asking again could give another answer."""
+    """Whether asking again could give another answer (an OK one, even an accepted 503, is the answer)."""
+    if check.ok:
+        return False
     if check.status is not None:
         return check.status in RETRY_STATUSES
     return check.reason is not None and check.reason.retryable

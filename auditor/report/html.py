@@ -264,7 +264,7 @@ def build_view(report: Report) -> View:
 
 def _liveness(url: UrlResult) -> Code | None:
     """The rules' verdict on a check (their one closed set of outcomes), or None when it is alive."""
-    code, _reason = status_verdict(url.status, url.error)
+    code, _reason = status_verdict(url.status, url.error, ok=url.ok)
     return None if code is None else Code(code)
 
 
