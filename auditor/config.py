@@ -87,6 +87,8 @@ class CrawlConfig:
     max_redirects: int = 10
     max_body_bytes: int = 1024 * 1024  # after decompression
     max_head_bytes: int = 512 * 1024
+    # Read past a head that gives no publication date, for one in the body (bench/peer_pages.py measured it).
+    max_date_body_bytes: int = 64 * 1024
     max_image_bytes: int = 256 * 1024
     # The rest of a body up to this size is read after we have what we need, so its connection is reused
     # (a new TLS handshake costs more); a bigger or slower rest closes the connection instead.

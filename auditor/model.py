@@ -13,6 +13,7 @@ compares members, never string literals.
     FailOn      the severity that makes a run exit 1 (or never)
     RunStatus   running, finished, interrupted, failed
     Mode        audit or lint
+    DateSource  where on a page its publication date was found, in order of trust
 
 and the records the stages hand on: LinkRef (a cited URL), Target (a URL to
 check, with its previous check), Check (one fetch of a URL, or the record
@@ -124,6 +125,7 @@ class Code(StrEnum):
     AMP_PAIR_MISMATCH = "amp-pair-mismatch"
     TITLE_MISMATCH = "title-mismatch"
     DATE_MISMATCH = "date-mismatch"
+    OG_IMAGE_SIZE_MISMATCH = "og-image-size-mismatch"
     FLAKY_LINK = "flaky-link"
     INVALID_METADATA = "invalid-metadata"
     PRIVATE_ADDRESS = "private-address"
@@ -149,6 +151,7 @@ _CODE_TRAITS: dict[Code, tuple[Severity, Stage]] = {
     Code.AMP_PAIR_MISMATCH: (Severity.WARNING, Stage.PAGE),
     Code.TITLE_MISMATCH: (Severity.WARNING, Stage.PAGE),
     Code.DATE_MISMATCH: (Severity.WARNING, Stage.PAGE),
+    Code.OG_IMAGE_SIZE_MISMATCH: (Severity.WARNING, Stage.PAGE),
     Code.FLAKY_LINK: (Severity.WARNING, Stage.HISTORY),
     Code.INVALID_METADATA: (Severity.ERROR, Stage.OFFLINE),
     Code.PRIVATE_ADDRESS: (Severity.ERROR, Stage.LINK),
@@ -195,10 +198,54 @@ class Mode(StrEnum):
     LINT = "lint"
 
 
+class DateSource(StrEnum):
+    """Where a page keeps its publication date; members are in order of trust (README, "Publication dates").
+
+    Head sources come first: the body is read (within a small byte budget) only when the head has no date.
+    """
+
+    ARTICLE_PUBLISHED_TIME = "article:published_time"
+    JSON_LD = "json-ld"
+    ITEMPROP = "itemprop"
+    PARSELY = "parsely-pub-date"
+    SAILTHRU = "sailthru.date"
+    DUBLIN_CORE = "dc.date"
+    PUBDATE = "pubdate"
+    NAME_DATE = "date"
+    BODY_JSON_LD = "body:json-ld"
+    BODY_ITEMPROP = "body:itemprop"
+    BODY_TIME = "body:time"
+
+    @property
+    def label(self) -> str:
+        """The source as a finding's message names it."""
+        return _DATE_SOURCE_LABELS[self]
+
+    @property
+    def in_body(self) -> bool:
+        return self in _BODY_DATE_SOURCES
+
+
+_DATE_SOURCE_LABELS = {
+    DateSource.ARTICLE_PUBLISHED_TIME: '<meta property="article:published_time">',
+    DateSource.JSON_LD: "JSON-LD datePublished",
+    DateSource.ITEMPROP: '<meta itemprop="datePublished">',
+    DateSource.PARSELY: '<meta name="parsely-pub-date">',
+    DateSource.SAILTHRU: '<meta name="sailthru.date">',
+    DateSource.DUBLIN_CORE: "Dublin Core <meta> date (dc.date, dcterms.issued, …)",
+    DateSource.PUBDATE: '<meta name="pubdate"> (or publish-date, article.published, …)',
+    DateSource.NAME_DATE: '<meta name="date">',
+    DateSource.BODY_JSON_LD: "JSON-LD datePublished in the body",
+    DateSource.BODY_ITEMPROP: 'itemprop="datePublished" in the body',
+    DateSource.BODY_TIME: "<time datetime> in the body",
+}
+_BODY_DATE_SOURCES = frozenset({DateSource.BODY_JSON_LD, DateSource.BODY_ITEMPROP, DateSource.BODY_TIME})
+
+
 # -- records ---------------------------------------------------------------
 @dataclass(frozen=True)
 class PageHead:
-    """What a page's <head> says about it; links are absolute."""
+    """What a page's <head> says about it (and the start of its body, for a date the head lacks); links are absolute."""
 
     amphtml: str | None = None  # <link rel=amphtml href>
     canonical: str | None = None  # <link rel=canonical href>
@@ -207,7 +254,10 @@ class PageHead:
     og_image: str | None = None
     og_image_width: int | None = None
     og_image_height: int | None = None
-    published_time: str | None = None  # article:published_time content, raw
+    # The publication date as the page wrote it, from the most trusted source that gave a readable
+    # one (`published_source`). Heads stored before sources were recorded read only article:published_time.
+    published_time: str | None = None
+    published_source: DateSource | None = None
     # A 64-bit simhash (16 hex digits) of the head's own words: title and the descriptive meta
     # tags. Near-equal hashes of two pages mean near-equal heads (auditor/simhash.py). Stored for
     # the soft-404 rule; not in report.json, where it would say nothing to a reader.

@@ -1,11 +1,15 @@
-"""What a page's <head> says about itself: AMP pair links, title, Open Graph.
+"""What a page's <head> says about itself: AMP pair links, title, Open Graph, publication date.
 
 The crawler streams a page body into `HeadParser.feed` and stops reading as
 soon as the head is over, so an article page costs a few kilobytes rather than
-its whole body. Bytes become text the way browsers decide: a BOM, else an
-encoding given by the caller (the HTTP Content-Type charset), else a
-`<meta charset>` within the first 1024 bytes, else UTF-8 — decoded
-incrementally, so a character split across chunks survives.
+its whole body. Only a page whose head gives no publication date is read
+further, by at most `date_body_bytes`, for the dates bodies carry (JSON-LD,
+`itemprop="datePublished"`, `<time datetime>`; see auditor/pubdate.py).
+
+Bytes become text the way browsers decide: a BOM, else an encoding given
+by the caller (the HTTP Content-Type charset), else a `<meta charset>`
+within the first 1024 bytes, else UTF-8 — decoded incrementally, so a
+character split across chunks survives.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import re
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
-from auditor.model import PageHead
+from auditor.model import DateSource, PageHead
+from auditor.pubdate import MARKED, META_SOURCES, PLAIN, DateCandidates, json_ld_dates, parse_page_date
 from auditor.simhash import simhash
 
 DEFAULT_MAX_BYTES = 512 * 1024
@@ -41,18 +46,31 @@ _WHITESPACE = re.compile(r"\s+")
 # (a site's other meta tags, scripts and styles are the same on every page).
 TEXT_HASH_META = ("description", "og:title", "og:description", "twitter:title", "twitter:description", "keywords")
 
+# The text of an element marked itemprop="datePublished" is a date or not worth reading further.
+MAX_DATE_TEXT_CHARS = 200
+
 
 class HeadParser:
     """Feed a page's bytes as they arrive; `feed` says when the head is over."""
 
-    def __init__(self, base_url: str, max_bytes: int = DEFAULT_MAX_BYTES, *, encoding: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        *,
+        encoding: str | None = None,
+        date_body_bytes: int = 0,
+    ) -> None:
+        """`max_bytes` bounds the head; `date_body_bytes` the bytes read past it when it has no date."""
         self._max_bytes = max_bytes
+        self._date_body_bytes = date_body_bytes
         self._bytes_read = 0
         self._pending = bytearray()  # bytes held back until the encoding is known
         self._decoder: codecs.IncrementalDecoder | None = None
         self._declared_encoding = _known_encoding(encoding) if encoding else None
-        self._html = _HeadHTMLParser(base_url)
+        self._html = _HeadHTMLParser(base_url, search_body=date_body_bytes > 0)
         self._capped = False
+        self._head_ended_at: int | None = None  # bytes read when the head was over
 
     @property
     def bytes_read(self) -> int:
@@ -60,13 +78,13 @@ class HeadParser:
 
     @property
     def done(self) -> bool:
-        return self._html.head_over or self._capped
+        return self._capped or (self._html.head_over and not self._html.searching_body)
 
     def feed(self, chunk: bytes) -> bool:
-        """Add bytes; True once `</head>` or `<body>` was seen or `max_bytes` were read."""
+        """Add bytes; True once the head is over (and a body date found or not within its budget) or at the cap."""
         if self.done:
             return True
-        chunk = chunk[: self._max_bytes - self._bytes_read]
+        chunk = chunk[: self._limit() - self._bytes_read]
         self._bytes_read += len(chunk)
         if self._decoder is None:
             self._pending += chunk
@@ -74,15 +92,27 @@ class HeadParser:
                 self._start_decoding()
         else:
             self._parse(self._decoder.decode(chunk))
-        if self._bytes_read >= self._max_bytes:
+        if self._html.head_over and self._head_ended_at is None:
+            # The chunk that ended the head was read anyway; the budget counts what is read for the body alone.
+            self._head_ended_at = self._bytes_read
+        if self._bytes_read >= self._limit():
             self._capped = True
         return self.done
+
+    def _limit(self) -> int:
+        if self._head_ended_at is None:
+            return self._max_bytes
+        return self._head_ended_at + self._date_body_bytes
 
     def result(self) -> PageHead:
         """What the head said so far; bytes still held back for charset sniffing are parsed first."""
         if self._decoder is None:
             self._start_decoding()
         return self._html.page_head()
+
+    def date_candidates(self) -> DateCandidates:
+        """Every date the page offered so far, per source (`result` keeps only the winner)."""
+        return self._html.date_candidates()
 
     def _ready_to_decode(self) -> bool:
         pending = bytes(self._pending)
@@ -109,27 +139,38 @@ class HeadParser:
         self._parse(self._decoder.decode(pending))
 
     def _parse(self, text: str) -> None:
-        if text and not self._html.head_over:
+        if text and (not self._html.head_over or self._html.searching_body):
             self._html.feed(text)
 
 
 class _HeadHTMLParser(HTMLParser):
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, search_body: bool = False) -> None:
         super().__init__(convert_charrefs=True)
         self.head_over = False
+        # Whether the body is being read for a date: only when allowed and the head had none.
+        self.searching_body = False
+        self._may_search_body = search_body
         self._base_url = base_url
         self._base_seen = False
         self._links: dict[str, str] = {}
         self._meta: dict[str, str] = {}
         self._title_parts: list[str] | None = None  # collecting while inside <title>
         self._title: str | None = None
+        self._dates = DateCandidates()
+        self._json_ld: tuple[DateSource, list[str]] | None = None  # collecting while inside a JSON-LD script
+        self._itemprop_text: tuple[str, list[str]] | None = None  # (tag, text) of a body date element
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.head_over:
-            return
         attributes = {name: value for name, value in reversed(attrs) if value is not None}
-        if tag == "body":
-            self.head_over = True
+        if self.head_over:
+            if self.searching_body:
+                # A bare attribute (`<time pubdate>`) has no value, but it is there.
+                self._body_starttag(tag, attributes, pubdate=any(name == "pubdate" for name, _ in attrs))
+            return
+        if tag == "script" and _is_json_ld(attributes):
+            self._json_ld = (DateSource.JSON_LD, [])
+        elif tag == "body":
+            self._end_head()
         elif tag == "base" and not self._base_seen and attributes.get("href", "").strip():
             # Only the first <base> counts, and only for URLs after it.
             self._base_seen = True
@@ -147,20 +188,75 @@ class _HeadHTMLParser(HTMLParser):
                 if key == "og:image":
                     content = urljoin(self._base_url, content.strip())
                 self._meta.setdefault(key, content)
+                if key in META_SOURCES:
+                    self._dates.add(META_SOURCES[key], content)
+            if _is_date_published(attributes):
+                self._dates.add(DateSource.ITEMPROP, content)
         elif tag == "title" and self._title is None:
             self._title_parts = []
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._json_ld is not None:
+            self._finish_json_ld()
         if self.head_over:
+            if self.searching_body and self._itemprop_text is not None and tag == self._itemprop_text[0]:
+                text = _WHITESPACE.sub(" ", "".join(self._itemprop_text[1])).strip()
+                self._itemprop_text = None
+                self._body_date(DateSource.BODY_ITEMPROP, text)
             return
         if tag == "head":
-            self.head_over = True
+            self._end_head()
         elif tag == "title" and self._title_parts is not None:
             self._finish_title()
 
     def handle_data(self, data: str) -> None:
-        if self._title_parts is not None and not self.head_over:
+        if self._json_ld is not None:
+            self._json_ld[1].append(data)
+        elif self._title_parts is not None and not self.head_over:
             self._title_parts.append(data)
+        elif self._itemprop_text is not None and self.searching_body:
+            parts = self._itemprop_text[1]
+            if sum(map(len, parts)) < MAX_DATE_TEXT_CHARS:
+                parts.append(data)
+
+    def _end_head(self) -> None:
+        self.head_over = True
+        self.searching_body = self._may_search_body and self._dates.best() is None
+
+    def _body_starttag(self, tag: str, attributes: dict[str, str], *, pubdate: bool) -> None:
+        if tag == "script" and _is_json_ld(attributes):
+            self._json_ld = (DateSource.BODY_JSON_LD, [])
+        elif _is_date_published(attributes):
+            value = attributes.get("datetime") or attributes.get("content") or attributes.get("title")
+            if value:
+                self._body_date(DateSource.BODY_ITEMPROP, value)
+            elif tag not in _VOID_ELEMENTS:
+                self._itemprop_text = (tag, [])  # its text, or a <time datetime> inside it
+        elif tag == "time" and attributes.get("datetime"):
+            if self._itemprop_text is not None:
+                self._itemprop_text = None
+                self._body_date(DateSource.BODY_ITEMPROP, attributes["datetime"])
+            elif pubdate:
+                self._body_date(DateSource.BODY_TIME, attributes["datetime"], rank=MARKED)
+            else:
+                # A plain <time> may be any date on the page: kept, but reading goes on for a marked one.
+                self._dates.add(DateSource.BODY_TIME, attributes["datetime"])
+
+    def _body_date(self, source: DateSource, text: str, *, rank: int = PLAIN) -> None:
+        """A date the body marks as the publication date: the search ends once one reads as a date."""
+        self._dates.add(source, text, rank=rank)
+        if parse_page_date(text) is not None:
+            self.searching_body = False
+
+    def _finish_json_ld(self) -> None:
+        assert self._json_ld is not None
+        source, parts = self._json_ld
+        self._json_ld = None
+        for rank, value in json_ld_dates("".join(parts)):
+            if source is DateSource.BODY_JSON_LD and self.searching_body:
+                self._body_date(source, value, rank=rank)
+            else:
+                self._dates.add(source, value, rank=rank)
 
     def _finish_title(self) -> None:
         assert self._title_parts is not None
@@ -172,6 +268,7 @@ class _HeadHTMLParser(HTMLParser):
         title = self._title
         if title is None and self._title_parts is not None:  # the stream ended inside <title>
             title = _WHITESPACE.sub(" ", "".join(self._title_parts)).strip()
+        published = self._dates.best()
         return PageHead(
             amphtml=self._links.get("amphtml"),
             canonical=self._links.get("canonical"),
@@ -180,9 +277,24 @@ class _HeadHTMLParser(HTMLParser):
             og_image=self._meta.get("og:image"),
             og_image_width=_dimension(self._meta.get("og:image:width")),
             og_image_height=_dimension(self._meta.get("og:image:height")),
-            published_time=_stripped(self._meta.get("article:published_time")),
+            published_time=published.text if published else None,
+            published_source=published.source if published else None,
             text_hash=simhash("\n".join([title or "", *(self._meta.get(key, "") for key in TEXT_HASH_META)])),
         )
+
+    def date_candidates(self) -> DateCandidates:
+        return self._dates
+
+
+_VOID_ELEMENTS = frozenset({"meta", "link", "img", "br", "hr", "input", "source", "wbr", "area", "base", "col"})
+
+
+def _is_json_ld(attributes: dict[str, str]) -> bool:
+    return attributes.get("type", "").split(";")[0].strip().lower() == "application/ld+json"
+
+
+def _is_date_published(attributes: dict[str, str]) -> bool:
+    return "datepublished" in attributes.get("itemprop", "").lower().split()
 
 
 def _dimension(value: str | None) -> int | None:
@@ -190,10 +302,6 @@ def _dimension(value: str | None) -> int | None:
         return None
     text = value.strip().removesuffix("px")
     return int(text) if text.isdecimal() else None
-
-
-def _stripped(value: str | None) -> str | None:
-    return value.strip() if value is not None else None
 
 
 def _bom_encoding(data: bytes) -> str | None:

@@ -6,7 +6,7 @@ Three families:
 - link rules (`link_findings`): one reference and the check of its URL —
   liveness, redirects, image size.
 - page rules (`page_findings`): what the fetched page heads say about the
-  document — AMP pairs, titles, dates.
+  document — AMP pairs, titles, dates, the og:image's declared size.
 - soft 404s (`soft_404_findings`): a page that answered 200 for an article
   that is gone, judged against what the run knows of its host (auditor/soft404.py).
 
@@ -39,11 +39,26 @@ from auditor.links import (
     normalize_url,
     url_host,
 )
-from auditor.model import Check, Code, Evidence, Finding, Kind, LinkRef, PageHead, Reason, Stage, is_accepted
+from auditor.model import (
+    Check,
+    Code,
+    DateSource,
+    Evidence,
+    Finding,
+    Kind,
+    LinkRef,
+    PageHead,
+    Reason,
+    Stage,
+    is_accepted,
+)
+from auditor.pubdate import PageDate, parse_page_date
 
 BLOCKED_STATUSES = frozenset({401, 403, 429})
 PERMANENT_REDIRECTS = frozenset({301, 308})
 DATE_TOLERANCE_SECONDS = 24 * 3600
+# A page date without a time or a zone is the publisher's calendar day: a day either way is the same news.
+DATE_TOLERANCE_DAYS = 1
 DEFAULT_FLAKY_WINDOW = Config().flaky_window
 DEFAULT_SOFT_404 = Soft404Config()
 
@@ -498,6 +513,7 @@ def page_findings(document: Document, checks: Mapping[str, Check]) -> list[Findi
         if web_head:
             findings += _title(document, item, fields, web_head)
             findings += _date(document, item, fields, web_head)
+            findings += og_image_findings(document, item, fields, web_head, checks)
     return findings
 
 
@@ -635,11 +651,20 @@ def _title(document: Document, item: str, fields: Mapping[str, Any], head: PageH
 
 def _date(document: Document, item: str, fields: Mapping[str, Any], head: PageHead) -> list[Finding]:
     ours = parse_timestamp(fields.get("publishedDateTime"))
-    theirs = parse_timestamp(head.published_time)
-    if ours is None or theirs is None:
+    theirs = parse_page_date(head.published_time)
+    if ours is None or theirs is None or not dates_disagree(ours, theirs):
         return []
-    if abs((ours - theirs).total_seconds()) <= DATE_TOLERANCE_SECONDS:
-        return []
+    # A head stored before sources were recorded read article:published_time and nothing else.
+    source = head.published_source or DateSource.ARTICLE_PUBLISHED_TIME
+    written = head.published_time or ""
+    # A value written otherwise than ISO 8601 is shown as written too, so the reading can be checked.
+    said = theirs.isoformat() if written[:10] == theirs.isoformat()[:10] else f"{written!r} ({theirs.isoformat()})"
+    if theirs.has_time and theirs.has_zone:
+        how_far = f"more than a day from {ours.isoformat()}"
+    else:
+        missing = "no time zone" if theirs.has_time else "no time"
+        days = abs((ours.date() - theirs.moment.date()).days)
+        how_far = f"{days} days from {ours.date().isoformat()} (the page gives {missing}: compared by calendar day)"
     path = field_path(item, "publishedDateTime")
     return [
         Finding(
@@ -650,10 +675,84 @@ def _date(document: Document, item: str, fields: Mapping[str, Any], head: PageHe
             url=fields.get("webUrl"),
             expected=theirs.isoformat(),
             actual=ours.isoformat(),
-            message=f"the page's article:published_time is {theirs.isoformat()}, "
-            f"more than a day from {ours.isoformat()}",
+            message=f"the page's {source.label} is {said}, {how_far}",
         )
     ]
+
+
+def dates_disagree(ours: datetime, theirs: PageDate) -> bool:
+    """More than a day apart: to the second when the page gave a time and a zone, else by calendar day.
+
+    A date without a zone is the publisher's local time, somewhere between UTC-12 and UTC+14, so
+    its instant is unknown by up to a day; its calendar day is what the page means. `ours` keeps
+    the offset it was written with, so its day is the one its author meant too.
+    """
+    if theirs.has_time and theirs.has_zone:
+        return abs((ours - theirs.moment).total_seconds()) > DATE_TOLERANCE_SECONDS
+    return abs((ours.date() - theirs.moment.date()).days) > DATE_TOLERANCE_DAYS
+
+
+def og_image_findings(
+    document: Document, item: str, fields: Mapping[str, Any], head: PageHead, checks: Mapping[str, Check]
+) -> list[Finding]:
+    """The page's og:image:width/height, when its og:image is one of the item's images, against that image.
+
+    Said only when the declared size is neither the image's real size nor the
+    size the document gives it: where the page agrees with the document,
+    `image-size-mismatch` already says both are wrong. Dimensions left out on
+    either side (og:image:width alone, an SVG without a height) are not compared.
+    """
+    og_size = (head.og_image_width, head.og_image_height)
+    if head.og_image is None or og_size == (None, None):
+        return []
+    try:
+        og_image = normalize_url(head.og_image)
+    except InvalidURL:
+        return []
+    images = fields.get("images")
+    for index, image in enumerate(images if isinstance(images, list) else []):
+        check = _check_for(image.get("url"), checks) if isinstance(image, dict) else None
+        if check is None or not check.ok or og_image not in {check.url, check.final_url}:
+            continue
+        real = (check.width, check.height)
+        declared = (_pixels(image.get("width")), _pixels(image.get("height")))
+        if real == (None, None) or _sizes_agree(og_size, real):
+            return []  # an image of unknown size is not-an-image's to report
+        if declared != (None, None) and _sizes_agree(og_size, declared):
+            return []
+        path = field_path(item, f"images[{index}].url")
+        said, real_text = _size_text(og_size), _size_text(real, unknown="any")
+        ours = (
+            f" (and {field_path(item, f'images[{index}]')} says {_size_text(declared)})"
+            if declared != (None, None)
+            else ""
+        )
+        return [
+            Finding(
+                code=Code.OG_IMAGE_SIZE_MISMATCH,
+                document=document.path,
+                field=path,
+                line=document.line(path),
+                url=image["url"],
+                expected=real_text,
+                actual=said,
+                message=f"the page's og:image:width/height declare this image {said}, but it is {real_text}{ours}",
+            )
+        ]
+    return []
+
+
+def _sizes_agree(one: tuple[int | None, int | None], other: tuple[int | None, int | None]) -> bool:
+    return all(a is None or b is None or a == b for a, b in zip(one, other, strict=True))
+
+
+def _pixels(value: Any) -> int | None:
+    """A declared dimension the schema accepts; anything else is invalid-metadata's and compares as unknown."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _size_text(size: tuple[int | None, int | None], unknown: str = "?") -> str:
+    return f"{size[0] or unknown}x{size[1] or unknown}"
 
 
 def parse_timestamp(value: Any) -> datetime | None:

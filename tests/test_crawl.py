@@ -234,7 +234,8 @@ def test_endless_body_is_closed_early(loopback: Any) -> None:
 def test_page_head_is_parsed_with_absolute_links(loopback: Any) -> None:
     head = (
         b"<html><head><title>Hello &amp; bye</title><link rel=amphtml href='/amp/x'>"
-        b"<link rel='canonical' href='https://example.com/x'></head><body>" + b"x" * 100_000
+        b"<link rel='canonical' href='https://example.com/x'>"
+        b"<meta property='article:published_time' content='2020-09-22T22:36:00Z'></head><body>" + b"x" * 300_000
     )
     url = loopback.add_route("/page/head", lambda request: (200, {"Content-Type": "text/html"}, head))
     result = check(url)
@@ -242,7 +243,25 @@ def test_page_head_is_parsed_with_absolute_links(loopback: Any) -> None:
     assert result.head.title == "Hello & bye"
     assert result.head.amphtml == loopback.url_for("/amp/x")
     assert result.head.canonical == "https://example.com/x"
+    assert result.head.published_time == "2020-09-22T22:36:00Z"
+    # A head with its date: nothing of the body is asked for beyond the chunk the head ended in.
     assert result.bytes_read < 100_000
+
+
+def test_a_head_without_a_date_costs_at_most_the_date_budget_more(loopback: Any) -> None:
+    head = b"<html><head><title>No date</title></head><body>"
+    late = b"<p>" + b"x" * 200_000 + b"</p><time pubdate datetime='2020-09-22'>too far</time>" + b"y" * 200_000
+    url = loopback.add_route("/page/no-date", lambda request: (200, {"Content-Type": "text/html"}, head + late))
+    result = check(url)
+    assert result.head is not None and result.head.published_time is None
+    # One network chunk (up to 64 KiB) ended the head; the budget is counted after it.
+    assert 0 < result.bytes_read <= 64 * 1024 + FAST.max_date_body_bytes + 64 * 1024
+    near = b"<p>intro</p><time pubdate datetime='2020-09-22T10:00:00Z'>Sept 22</time>" + b"y" * 400_000
+    url = loopback.add_route("/page/body-date", lambda request: (200, {"Content-Type": "text/html"}, head + near))
+    result = check(url)
+    assert result.head is not None
+    assert (result.head.published_source, result.head.published_time) == ("body:time", "2020-09-22T10:00:00Z")
+    assert result.bytes_read < 200_000
 
 
 def test_user_agent_names_the_tool(loopback: Any) -> None:

@@ -212,6 +212,7 @@ def test_document_rules_come_from_the_codes_stages_a_broken_document_first() -> 
         "amp-pair-mismatch",
         "title-mismatch",
         "date-mismatch",
+        "og-image-size-mismatch",
     ]
 
 

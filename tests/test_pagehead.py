@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
+from auditor.model import DateSource
 from auditor.pagehead import HeadParser, PageHead
 from auditor.simhash import simhash
 
@@ -35,6 +38,7 @@ EXPECTED = PageHead(
     published_time="2020-09-22T22:36:00Z",
     # The head's own words, title then og:title (no description here); hashing only looks at words.
     text_hash=simhash('Zürich & Genf: 日本 édition – Live Zürich "live"'),
+    published_source=DateSource.ARTICLE_PUBLISHED_TIME,
 )
 
 
@@ -60,6 +64,7 @@ def test_reads_everything_the_head_says() -> None:
         "og_image_height": 630,
         "published_time": "2020-09-22T22:36:00Z",
         "text_hash": EXPECTED.text_hash,
+        "published_source": "article:published_time",
     }
 
 
@@ -206,3 +211,205 @@ def test_the_text_hash_reads_the_heads_own_words_only() -> None:
     assert text_hash(words + noise) == text_hash(words)
     assert text_hash(words.replace("Try the search", "The mayor resigned")) != text_hash(words)
     assert text_hash("<title> </title>") is None
+
+
+# -- publication dates: every head source, in order of trust -------------------------
+def _dated(head: str, body: str = "", **options: object) -> PageHead:
+    return _parse(f"<html><head><title>T</title>{head}</head><body>{body}</body></html>".encode(), **options).result()
+
+
+@pytest.mark.parametrize(
+    ("head", "source", "text"),
+    [
+        ('<meta property="article:published_time" content="2016-05-24T20:49:03.000Z">', "article:published_time", None),
+        ('<meta name="article:published_time" content="2016-05-24T20:49:03Z">', "article:published_time", None),
+        (
+            '<script type="application/ld+json">{"@type": "NewsArticle", "datePublished": "2016-05-24"}</script>',
+            "json-ld",
+            "2016-05-24",
+        ),
+        (
+            '<script type="application/ld+json">{"@graph": [{"@type": "WebPage", "datePublished": "2016-01-01"},'
+            '{"@type": "Article", "datePublished": "2016-05-24T18:00:03.894Z"}]}</script>',
+            "json-ld",
+            "2016-05-24T18:00:03.894Z",
+        ),
+        (
+            '<script type="application/ld+json">[{"@type": "Organization"},'
+            '{"@type": "BlogPosting", "datePublished": "2016-05-24"}]</script>',
+            "json-ld",
+            "2016-05-24",
+        ),
+        ('<meta itemprop="datePublished" content="2016-05-24T11:30:00.000Z">', "itemprop", None),
+        ('<meta name="parsely-pub-date" content="2016-05-24T18:00:03.894Z">', "parsely-pub-date", None),
+        ('<meta name="sailthru.date" content="2016-05-24 16:38:36 -0700">', "sailthru.date", None),
+        ('<meta name="DC.date.issued" content="2016-05-24">', "dc.date", None),
+        ('<meta name="dcterms.created" content="2016-05-24">', "dc.date", None),
+        ('<meta name="pubdate" content="20160524">', "pubdate", None),
+        ('<meta name="publish-date" content="Tue, 24 May 2016 14:44:00 EDT">', "pubdate", None),
+        ('<meta name="article.published" content="2016-05-24T11:30:00.000Z">', "pubdate", None),
+        ('<meta name="date" content="2016-05-24T14:44:00-04:00">', "date", None),
+        ('<meta property="article:published_time" content="Tue May 24 05:55:00 2016">', "article:published_time", None),
+    ],
+)
+def test_each_head_source_gives_its_date(head: str, source: str, text: str | None) -> None:
+    result = _dated(head)
+    expected = text or head.split('content="')[1].split('"')[0]
+    assert (result.published_source, result.published_time) == (DateSource(source), expected)
+
+
+def test_head_sources_in_order_of_trust_whatever_their_order_on_the_page() -> None:
+    head = """
+    <meta name="date" content="2016-05-01">
+    <meta name="sailthru.date" content="2016-05-02">
+    <meta itemprop="datePublished" content="2016-05-03">
+    <script type="application/ld+json">{"@type": "NewsArticle", "datePublished": "2016-05-04"}</script>
+    <meta property="article:published_time" content="2016-05-05">
+    """
+    assert _dated(head).published_source is DateSource.ARTICLE_PUBLISHED_TIME
+    without_og = head.replace("article:published_time", "article:modified_time")
+    assert (_dated(without_og).published_source, _dated(without_og).published_time) == (
+        DateSource.JSON_LD,
+        "2016-05-04",
+    )
+
+
+def test_an_unreadable_date_gives_way_to_the_next_source() -> None:
+    head = """<meta property="article:published_time" content="4/6/2016">
+    <meta name="parsely-pub-date" content="2016-04-06T16:00:00Z">"""
+    assert (_dated(head).published_source, _dated(head).published_time) == (DateSource.PARSELY, "2016-04-06T16:00:00Z")
+
+
+def test_an_article_in_a_later_json_ld_script_outranks_an_earlier_web_page() -> None:
+    head = """
+    <script type="application/ld+json">{"@type": "WebPage", "datePublished": "2016-01-01"}</script>
+    <script type="application/ld+json">{"@type": "NewsArticle", "datePublished": "2016-05-24"}</script>
+    """
+    assert (_dated(head).published_source, _dated(head).published_time) == (DateSource.JSON_LD, "2016-05-24")
+    only_page = head.split("</script>")[0] + "</script>"
+    assert _dated(only_page).published_time == "2016-01-01"
+
+
+def test_one_element_that_is_two_sources() -> None:
+    head = '<meta property="article:published_time" itemprop="datePublished" content="2016-05-04T15:40:00Z">'
+    parser = _parse(f"<head>{head}</head>".encode())
+    assert set(parser.date_candidates().readable()) == {DateSource.ARTICLE_PUBLISHED_TIME, DateSource.ITEMPROP}
+
+
+def test_no_date_anywhere_is_none_not_an_error() -> None:
+    result = _dated('<meta name="description" content="2016-05-24"><meta property="article:modified_time" content="x">')
+    assert (result.published_time, result.published_source) == (None, None)
+
+
+def test_json_ld_split_across_chunks() -> None:
+    data = (
+        b'<head><script type="application/ld+json">{"@type": "NewsArticle", "headline": "</p> & <b>",'
+        b' "datePublished": "2016-05-24T20:29:19Z"}</script></head>'
+    )
+    for chunk_size in (1, 7, len(data)):
+        assert _parse(data, chunk_size).result().published_time == "2016-05-24T20:29:19Z"
+
+
+# -- publication dates in the body, within its byte budget ----------------------------
+BUDGET = 4096
+
+
+@pytest.mark.parametrize(
+    ("body", "source", "text"),
+    [
+        (
+            '<script type="application/ld+json">{"@type": "NewsArticle", "datePublished": "2021-07-01"}</script>',
+            "body:json-ld",
+            "2021-07-01",
+        ),
+        (
+            '<time itemprop="datePublished" datetime="2016-05-24 13:30:03">May 24</time>',
+            "body:itemprop",
+            "2016-05-24 13:30:03",
+        ),
+        ('<meta itemprop="datePublished" content="2016-05-14T16:34+5.30">', "body:itemprop", "2016-05-14T16:34+5.30"),
+        (
+            '<abbr itemprop="datePublished" title="2024-02-03T20:38:00Z">Feb 3</abbr>',
+            "body:itemprop",
+            "2024-02-03T20:38:00Z",
+        ),
+        (
+            "<span itemprop='datePublished'>\n Thursday, September 29, 2016\n</span>",
+            "body:itemprop",
+            "Thursday, September 29, 2016",
+        ),
+        (
+            '<span itemprop="datePublished"><time datetime="2016-04-06T16:00:00Z">April 06, 2016</time></span>',
+            "body:itemprop",
+            "2016-04-06T16:00:00Z",
+        ),
+        (
+            '<time datetime="2016-04-29T19:31:03-0400" pubdate="pubdate">April 29</time>',
+            "body:time",
+            "2016-04-29T19:31:03-0400",
+        ),
+        ('<time datetime="2016-05-16T00:00:00+00:00">May 16</time>', "body:time", "2016-05-16T00:00:00+00:00"),
+    ],
+)
+def test_each_body_source_when_the_head_has_none(body: str, source: str, text: str) -> None:
+    result = _dated("", f"<p>intro</p>{body}<p>more</p>", date_body_bytes=BUDGET)
+    assert (result.published_source, result.published_time) == (DateSource(source), text)
+
+
+def test_the_body_is_not_read_for_a_date_unless_allowed() -> None:
+    body = '<time datetime="2016-05-16T00:00:00+00:00">May 16</time>'
+    assert _dated("", body).published_source is None
+
+
+def test_a_head_date_wins_and_the_body_is_not_read() -> None:
+    data = (
+        b'<head><meta name="date" content="2016-05-01"></head><body>'
+        b'<time pubdate datetime="2016-05-02">x</time>' + b"x" * 10_000
+    )
+    parser = HeadParser(BASE, date_body_bytes=BUDGET)
+    assert parser.feed(data[:100]) is True
+    assert parser.result().published_source is DateSource.NAME_DATE
+
+
+def test_a_marked_body_date_ends_the_read_a_plain_time_does_not() -> None:
+    marked = b'<head></head><body><p>x</p><time datetime="2016-05-02" pubdate>May 2</time>' + b"x" * 20_000
+    parser = HeadParser(BASE, date_body_bytes=BUDGET)
+    parser.feed(marked[:200])
+    assert parser.done and parser.bytes_read == 200
+    plain = b'<head></head><body><time datetime="2016-05-01">related</time>' + b"<p>x</p>" * 2000
+    parser = HeadParser(BASE, date_body_bytes=BUDGET)
+    assert parser.feed(plain[:200]) is False  # a marked date may still come
+    _feed_all(parser, plain[200:], 100)
+    assert parser.done and parser.bytes_read == 200 + BUDGET
+    assert (parser.result().published_source, parser.result().published_time) == (DateSource.BODY_TIME, "2016-05-01")
+
+
+def test_a_pubdate_time_outranks_an_earlier_plain_one() -> None:
+    body = '<time datetime="2016-05-01">related</time><time pubdate datetime="2016-05-09">this one</time>'
+    assert _dated("", body, date_body_bytes=BUDGET).published_time == "2016-05-09"
+
+
+def test_a_body_date_past_the_budget_is_not_read() -> None:
+    head = b"<html><head><title>T</title></head><body>"
+    padding = b"<p>" + b"x" * (2 * BUDGET) + b"</p>"
+    data = head + padding + b'<time pubdate datetime="2016-05-02">May 2</time>' + b"x" * 50_000
+    parser = _parse(data, chunk_size=512, date_body_bytes=BUDGET)
+    assert parser.result().published_source is None
+    # The chunk that ended the head is read anyway; the budget counts what is read for the body alone.
+    assert parser.bytes_read == 512 + BUDGET
+
+
+def test_head_date_order_does_not_depend_on_chunking() -> None:
+    data = (
+        b'<html><head><meta name="date" content="2016-05-01"><script type="application/ld+json">'
+        b'{"@type": "Article", "datePublished": "2016-05-03"}</script></head><body>'
+    )
+    for chunk_size in (1, 5, 64, len(data)):
+        result = _parse(data, chunk_size, date_body_bytes=BUDGET).result()
+        assert (result.published_source, result.published_time) == (DateSource.JSON_LD, "2016-05-03")
+
+
+def _feed_all(parser: HeadParser, data: bytes, chunk_size: int) -> None:
+    for start in range(0, len(data), chunk_size):
+        if parser.feed(data[start : start + chunk_size]):
+            return

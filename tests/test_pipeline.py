@@ -706,3 +706,35 @@ def test_an_answer_from_another_address_is_not_reused(tmp_path: Path, loopback: 
     again = pipeline.audit(_config(tmp_path, max_age=86_400.0, remap=("/ok/remap-reuse /ok/remap-mirror",)))
     assert loopback.hits("/ok/remap-mirror") == 1 and again.report.summary.reused == 1
     assert [u.fetched_url for u in again.report.urls] == [loopback.url_for("/ok/remap-mirror")]
+
+
+# -- publication dates and og:image, through the crawler and the store --------------------
+def test_a_page_s_json_ld_date_and_og_image_size_reach_the_findings(tmp_path: Path, loopback: Any) -> None:
+    image = loopback.add_file("og-lead.png", _png((40, 20)), "image/png")
+    head = (
+        "<html><head><title>Dated</title>"
+        f'<meta property="og:image" content="{image}"><meta property="og:image:width" content="1200">'
+        '<meta property="og:image:height" content="630"><script type="application/ld+json">'
+        '{"@context": "https://schema.org", "@graph": [{"@type": "WebPage", "datePublished": "2020-09-22"},'
+        ' {"@type": "NewsArticle", "datePublished": "2020-10-01T08:00:00+02:00"}]}</script></head><body>'
+    )
+    page = loopback.add_route("/page/dated", lambda request: (200, {"Content-Type": "text/html"}, head.encode()))
+    undated = loopback.add_route(
+        "/page/undated", lambda request: (200, {"Content-Type": "text/html"}, b"<head><title>Undated</title></head>")
+    )
+    document = (
+        f"---\ntitle: Dated\nwebUrl: {page}\npublishedDateTime: 2020-09-22T22:36:00Z\n"
+        f"images:\n  - url: {image}\n    width: 40\n    height: 20\n"
+        f"related:\n  - title: Undated\n    webUrl: {undated}\n    publishedDateTime: 2001-01-01T00:00:00Z\n---\n"
+    )
+    _write(tmp_path / "corpus" / "a.md", document)
+    outcome = pipeline.audit(_config(tmp_path))
+    by_code = {f.code: f for f in outcome.report.findings}
+    assert set(by_code) == {"date-mismatch", "og-image-size-mismatch"}  # the undated page: no finding, no error
+    date = by_code["date-mismatch"]
+    assert (date.field, date.expected) == ("publishedDateTime", "2020-10-01T08:00:00+02:00")
+    assert date.message.startswith("the page's JSON-LD datePublished is 2020-10-01T08:00:00+02:00")
+    og = by_code["og-image-size-mismatch"]
+    assert (og.field, og.severity, og.expected, og.actual) == ("images[0].url", "warning", "40x20", "1200x630")
+    (head_of_page,) = [u.head for u in outcome.report.urls if u.url == page]
+    assert head_of_page is not None and head_of_page["published_source"] == "json-ld"

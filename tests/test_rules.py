@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from auditor.config import SchemaConfig
 from auditor.corpus import Document, load_document, parse_document
 from auditor.links import extract_links
-from auditor.model import Check, Code, Hop
+from auditor.model import Check, Code, DateSource, Hop
 from auditor.rules import (
     document_findings,
     flaky_findings,
@@ -334,6 +334,156 @@ def test_title_and_date_mismatch() -> None:
     assert codes == ["date-mismatch", "title-mismatch"]
     checks = _pages({"title": "Big News | Example Times", "published_time": "2020-09-23T10:00:00+00:00"}, {})
     assert page_findings(_doc(PAIR), checks) == []
+
+
+def _date_findings(published_time: str | None, source: str | None, ours: str = "2020-09-22T22:36:00Z") -> list[Any]:
+    document = _doc(f"title: Big News\nwebUrl: https://a.example/n\npublishedDateTime: {ours}\n")
+    head = {"title": "Big News", "published_time": published_time, "published_source": source}
+    checks = {"https://a.example/n": make_check(url="https://a.example/n", head=head)}
+    return [f for f in page_findings(document, checks) if f.code == Code.DATE_MISMATCH]
+
+
+def test_date_mismatch_names_the_source_it_used() -> None:
+    (finding,) = _date_findings("2020-09-25T10:00:00Z", DateSource.JSON_LD)
+    assert finding.message.startswith("the page's JSON-LD datePublished is 2020-09-25T10:00:00+00:00, more than a day")
+    assert (finding.field, finding.expected, finding.actual) == (
+        "publishedDateTime",
+        "2020-09-25T10:00:00+00:00",
+        "2020-09-22T22:36:00+00:00",
+    )
+    (finding,) = _date_findings("Tue, 29 Sep 2020 14:44:00 GMT", DateSource.PUBDATE)
+    assert '<meta name="pubdate">' in finding.message
+    assert "'Tue, 29 Sep 2020 14:44:00 GMT' (2020-09-29T14:44:00+00:00)" in finding.message  # as written, and read
+
+
+def test_a_head_stored_before_sources_were_recorded_was_article_published_time() -> None:
+    (finding,) = _date_findings("2020-09-25T10:00:00Z", None)
+    assert '<meta property="article:published_time">' in finding.message
+
+
+def test_a_zoned_page_time_is_compared_to_the_second() -> None:
+    assert _date_findings("2020-09-23T22:36:00Z", DateSource.ARTICLE_PUBLISHED_TIME) == []  # exactly a day
+    assert len(_date_findings("2020-09-23T22:36:01Z", DateSource.ARTICLE_PUBLISHED_TIME)) == 1
+
+
+@pytest.mark.parametrize(
+    ("page", "findings"),
+    [
+        # Zone unknown: the publisher's calendar day, a day's tolerance either way.
+        ("2020-09-21T01:00:00", 0),
+        ("2020-09-23T23:59:00", 0),
+        ("2020-09-20T23:00:00", 1),
+        ("2020-09-24T00:30:00", 1),
+        ("Tue Sep 22 05:55:00 2020", 0),  # ctime: no zone
+        ("Mon, 21 Sep 2020 23:50:00 EDT", 0),  # a zone name is no zone
+        # No time: the day itself.
+        ("2020-09-23", 0),
+        ("2020-09-24", 1),
+        ("September 20, 2020", 1),
+    ],
+)
+def test_a_page_date_without_zone_or_time_is_compared_by_calendar_day(page: str, findings: int) -> None:
+    found = _date_findings(page, DateSource.NAME_DATE)
+    assert len(found) == findings
+    if found:
+        assert "compared by calendar day" in found[0].message and "days from 2020-09-22" in found[0].message
+
+
+def test_no_date_on_the_page_or_an_unreadable_one_is_no_finding() -> None:
+    assert _date_findings(None, None) == []
+    assert _date_findings("4/6/2016", DateSource.DUBLIN_CORE) == []
+    assert _date_findings("2016-05-24", DateSource.NAME_DATE, ours="'not a date'") == []
+
+
+# -- og:image size -------------------------------------------------------------------
+OG_ARTICLE = (
+    "title: Big News\nwebUrl: https://a.example/n\nimages:\n"
+    "  - url: https://img.example/other.jpg\n    width: 10\n    height: 10\n"
+    "  - url: https://img.example/lead.jpg\n    width: {width}\n    height: {height}\n"
+)
+
+
+def _og_findings(
+    og: tuple[int | None, int | None], declared: tuple[int, int], real: tuple[int | None, int | None]
+) -> Any:
+    document = _doc(OG_ARTICLE.format(width=declared[0], height=declared[1]))
+    head = {"og_image": "https://img.example/lead.jpg", "og_image_width": og[0], "og_image_height": og[1]}
+    checks = {
+        "https://a.example/n": make_check(url="https://a.example/n", head=head),
+        "https://img.example/lead.jpg": make_check(
+            url="https://img.example/lead.jpg", kind="image", width=real[0], height=real[1], image_format="jpeg"
+        ),
+        "https://img.example/other.jpg": make_check(
+            url="https://img.example/other.jpg", kind="image", width=99, height=99, image_format="jpeg"
+        ),
+    }
+    return [f for f in page_findings(document, checks) if f.code == Code.OG_IMAGE_SIZE_MISMATCH]
+
+
+def test_og_image_size_that_is_neither_the_real_nor_the_declared_one() -> None:
+    (finding,) = _og_findings(og=(1200, 630), declared=(1024, 576), real=(1024, 576))
+    assert (finding.field, finding.line, finding.url) == ("images[1].url", 8, "https://img.example/lead.jpg")
+    assert (finding.expected, finding.actual) == ("1024x576", "1200x630")
+    assert finding.message == (
+        "the page's og:image:width/height declare this image 1200x630, but it is 1024x576 (and images[1] says 1024x576)"
+    )
+    assert Code.OG_IMAGE_SIZE_MISMATCH.default_severity == "warning"
+    # A document that declares no size: the page's size against the image's alone.
+    document = _doc(OG_ARTICLE.replace("    width: {width}\n    height: {height}\n", ""))
+    head = {"og_image": "https://img.example/lead.jpg", "og_image_width": 1200, "og_image_height": 630}
+    checks = {
+        "https://a.example/n": make_check(url="https://a.example/n", head=head),
+        "https://img.example/lead.jpg": make_check(
+            url="https://img.example/lead.jpg", kind="image", width=1024, height=576
+        ),
+    }
+    (finding,) = [f for f in page_findings(document, checks) if f.code == Code.OG_IMAGE_SIZE_MISMATCH]
+    assert finding.message == "the page's og:image:width/height declare this image 1200x630, but it is 1024x576"
+
+
+@pytest.mark.parametrize(
+    ("og", "declared", "real"),
+    [
+        ((1024, 576), (1200, 630), (1024, 576)),  # the page is right (image-size-mismatch blames the document)
+        ((1200, 630), (1200, 630), (1024, 576)),  # page and document agree: image-size-mismatch says both are wrong
+        ((1024, None), (1200, 630), (1024, 576)),  # only a width, and it is right
+        ((1200, 630), (1024, 576), (None, None)),  # the image's size is unknown
+        ((1200, 630), (1024, 576), (1200, None)),  # an SVG without a height: the width agrees
+        ((None, None), (1024, 576), (1024, 576)),  # no size declared on the page
+    ],
+)
+def test_og_image_size_that_is_no_finding(
+    og: tuple[int | None, int | None], declared: tuple[int, int], real: tuple[int | None, int | None]
+) -> None:
+    assert _og_findings(og, declared, real) == []
+
+
+def test_og_image_that_is_not_the_document_s_image_is_not_judged() -> None:
+    document = _doc(OG_ARTICLE.format(width=1024, height=576))
+    head = {"og_image": "https://img.example/social-card.jpg", "og_image_width": 1200, "og_image_height": 630}
+    checks = {
+        "https://a.example/n": make_check(url="https://a.example/n", head=head),
+        "https://img.example/lead.jpg": make_check(
+            url="https://img.example/lead.jpg", kind="image", width=1024, height=576
+        ),
+    }
+    assert [f for f in page_findings(document, checks) if f.code == Code.OG_IMAGE_SIZE_MISMATCH] == []
+
+
+def test_og_image_reached_through_a_redirect_of_the_document_s_image() -> None:
+    document = _doc(OG_ARTICLE.format(width=1024, height=576))
+    head = {"og_image": "https://cdn.example/lead.jpg", "og_image_width": 1200, "og_image_height": 630}
+    checks = {
+        "https://a.example/n": make_check(url="https://a.example/n", head=head),
+        "https://img.example/lead.jpg": make_check(
+            url="https://img.example/lead.jpg",
+            final_url="https://cdn.example/lead.jpg",
+            kind="image",
+            width=1024,
+            height=576,
+        ),
+    }
+    assert [f.field for f in page_findings(document, checks)] == ["images[1].url"]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""A page's head: read up to `</head>` (or `<body>`, or the cap) for the rules to compare."""
+"""A page's head: read up to `</head>` (or `<body>`, or the cap) for the rules to compare.
+
+A head without a publication date costs up to `max_date_body_bytes` more, read for one in the body.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,11 @@ from auditor.pagehead import HeadParser
 
 async def read_page(answer: Check, response: httpx.Response, final_url: str, config: CrawlConfig) -> Check:
     """`answer` with the head's links and meta (relative links resolved against `final_url`)."""
-    parser = HeadParser(final_url, max_bytes=config.max_head_bytes, encoding=response.charset_encoding)
+    parser = HeadParser(
+        final_url,
+        max_bytes=config.max_head_bytes,
+        encoding=response.charset_encoding,
+        date_body_bytes=config.max_date_body_bytes,
+    )
     read = await read_body(response, parser.feed, config.max_body_bytes)
     return replace(answer, bytes_read=read, head=parser.result())
