@@ -690,6 +690,10 @@ class Store:
         for row in rows:
             yield LINKS.decode(row, document=row["document_path"])
 
+    def reference_source(self, run_id: int) -> ReferenceSource:
+        """The run's references for the reports, read anew (and lean) each time they are needed."""
+        return ReferenceSource(self.path, run_id)
+
     def references_by_url(self, run_id: int) -> Iterator[tuple[str, list[LinkRef]]]:
         """Each normalised URL of the run, in URL order, with its references in document order."""
         rows = self._stream(
@@ -801,6 +805,59 @@ class Store:
             conn.execute("delete from archived_copies where url not in (select url from checks)")
         self.db.execute("vacuum")
         return int(dropped)
+
+
+# (document, field, line, kind, url as written, normalised URL): what the reports show of a reference.
+CitedRow = tuple[str, str, int | None, Kind, str, str]
+_KINDS = {kind.value: kind for kind in Kind}
+
+
+@dataclass(frozen=True)
+class ReferenceSource:
+    """A run's references as the reports read them: streamed, never listed.
+
+    A run of 100,000 documents cites two million URLs; each report format
+    reads them once, in the order it writes them, from its own read-only
+    connection (so it works from any thread and after the writer closed), as
+    plain rows: decoding each into a LinkRef would cost more than the writing.
+    """
+
+    path: Path
+    run_id: int
+
+    # Whose document rows stand for the run's documents is asked at each read: `prune` may move them.
+    _RUN = "run_documents.run_id = (select coalesce(documents_of, id) from runs where id = ?)"
+    _FROM = f"from run_documents join links on links.content = run_documents.content where {_RUN}"
+
+    def rows(self, *, by_path: bool = False) -> Iterator[CitedRow]:
+        """In citation order (documents as ingested), or by document path (each document's in citation order)."""
+        order = "run_documents.path" if by_path else "run_documents.position"
+        rows = self._query(
+            "select run_documents.path, links.field, links.line, links.kind, links.url, links.normalized_url "
+            f"{self._FROM} order by {order}, links.rowid"
+        )
+        kinds = _KINDS
+        for document, field, line, kind, url, normalized in rows:
+            yield document, field, line, kinds[kind], url, normalized
+
+    def cited_urls(self) -> Iterator[str]:
+        """Each normalised URL the run cites, once, in sorted order."""
+        for (url,) in self._query(f"select distinct links.normalized_url {self._FROM} order by 1"):
+            yield url
+
+    def counts(self) -> Iterator[tuple[str, int]]:
+        """(document, references) for each document with references, by path."""
+        yield from self._query(
+            "select run_documents.path, (select count(*) from links where links.content = run_documents.content) as n "
+            f"from run_documents where {self._RUN} and n > 0 order by run_documents.path"
+        )
+
+    def _query(self, sql: str) -> Iterator[Any]:
+        reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            yield from reader.execute(sql, [self.run_id])
+        finally:
+            reader.close()
 
 
 class BatchWriter(Generic[Record]):

@@ -6,21 +6,24 @@
     junit       junit.xml: a testsuite per document, a testcase per reference and rule
     github      GitHub Actions: workflow-command annotations and the step summary
 
-`build_report` reads a run back from SQLite into a `Report`; every renderer
-takes that model and returns text, so `auditor report` can re-render any
-stored run offline.
+`build_report` reads a run back from SQLite into a `Report` (its references
+stay in the store, streamed to each format as it is written); every renderer
+takes that model and writes text to a file (`write_*`) or returns it
+(`render_*`), so `auditor report` can re-render any stored run offline.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from auditor.errors import ReportError
 from auditor.report.model import Report
 from auditor.store import Store
 
-__all__ = ["FORMATS", "Report", "build_report", "render_json", "write_reports"]
+__all__ = ["FORMATS", "Report", "build_report", "render_json", "write_json", "write_reports"]
 
 FORMATS = ("json", "md", "html", "junit")
 
@@ -31,39 +34,52 @@ def build_report(store: Store, run_id: int) -> Report:
         store.run(run_id),
         store.findings(run_id),
         store.checks(run_id).values(),
-        store.links(run_id),
+        store.reference_source(run_id),
         previous_run=previous,
         previous_findings=store.findings(previous) if previous else (),
     )
 
 
+def write_json(report: Report, out: TextIO) -> None:
+    report.write_json(out)
+
+
 def render_json(report: Report) -> str:
-    return report.to_json()
+    out = io.StringIO()
+    write_json(report, out)
+    return out.getvalue()
 
 
-def _renderers() -> dict[str, tuple[str, Callable[[Report], str]]]:
+Writer = Callable[[Report, TextIO], None]
+
+
+def _writers() -> dict[str, tuple[str, Writer]]:
     # Imported lazily: reading a report model should not load Jinja2 and the templates.
     from auditor.report import html, junit, markdown
 
+    def write_markdown(report: Report, out: TextIO) -> None:
+        out.write(markdown.render_markdown(report))  # bounded: at most MAX_BYTES
+
     return {
-        "json": ("report.json", render_json),
-        "md": ("report.md", markdown.render_markdown),
-        "html": ("report.html", html.render_html),
-        "junit": ("junit.xml", junit.render_junit),
+        "json": ("report.json", write_json),
+        "md": ("report.md", write_markdown),
+        "html": ("report.html", html.write_html),
+        "junit": ("junit.xml", junit.write_junit),
     }
 
 
 def write_reports(report: Report, out: Path, formats: tuple[str, ...]) -> dict[str, Path]:
-    """Render and write each format; an unwritable --out is the user's to fix (ReportError)."""
+    """Render and write each format as it is made; an unwritable --out is the user's to fix (ReportError)."""
     written: dict[str, Path] = {}
-    renderers = _renderers()
+    writers = _writers()
     try:
         out.mkdir(parents=True, exist_ok=True)
         for fmt in formats:
-            filename, render = renderers[fmt]
+            filename, write = writers[fmt]
             path = out / filename
             tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(render(report), encoding="utf-8")
+            with tmp.open("w", encoding="utf-8") as handle:
+                write(report, handle)
             tmp.replace(path)  # a reader never sees half a report
             written[fmt] = path
     except OSError as exc:
