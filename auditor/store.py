@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -91,13 +92,17 @@ def _from_json(hint: Any) -> Callable[[Any], Any]:
     return lambda value: value
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _column_for(name: str, hint: Any) -> _Column:
     """How one record field is stored: SQLite's own types where they fit, JSON for the rest."""
     hint = _unwrap_optional(hint)
     if hint is bool:
         return _Column(name, int, int, bool)
     if hint in (int, float, str):
-        return _Column(name, hint, lambda value: value, lambda value: value)
+        return _Column(name, hint, _same, _same)
     if isinstance(hint, type) and issubclass(hint, Enum):
         return _Column(name, str, lambda value: value.value, hint)
     convert = _from_json(hint)  # records, tuples, mappings, lists, Any
@@ -130,6 +135,12 @@ class _Table(Generic[Record]):
             if f.metadata.get("stored", True) and f.name not in exclude and f.name != pk
         ]
         self.columns = tuple(_column_for(f.name, hints[f.name]) for f in fields)
+        # Encoding runs per row of a large ingest: all values in one call, then only the columns that change.
+        getter = attrgetter(*(c.name for c in self.columns))
+        self._values: Callable[[Any], tuple[Any, ...]] = (
+            getter if len(self.columns) > 1 else lambda record: (getter(record),)
+        )
+        self._encoders = tuple((i, c.encode) for i, c in enumerate(self.columns) if c.encode is not _same)
         names = [f"[{key}]" for key, _ in keys] + [f"[{c.name}]" for c in self.columns]
         self.insert_sql = f"insert into [{name}] ({', '.join(names)}) values ({', '.join('?' * len(names))})"
 
@@ -138,7 +149,12 @@ class _Table(Generic[Record]):
 
     def encode(self, record: Record) -> Row:
         """The record's own column values, in order (the writer puts the key values first)."""
-        return tuple(None if (value := getattr(record, c.name)) is None else c.encode(value) for c in self.columns)
+        values = list(self._values(record))
+        for index, encode in self._encoders:
+            value = values[index]
+            if value is not None:
+                values[index] = encode(value)
+        return tuple(values)
 
     def encode_field(self, name: str, value: Any) -> Any:
         """One column's value as stored (an update of that column alone)."""
@@ -908,11 +924,12 @@ class DocumentWriter:
 
     def __init__(self, store: Store, run_id: int, batch_size: int) -> None:
         self.store, self.run_id, self.batch_size = store, run_id, batch_size
-        self.pending: list[tuple[str, Row, list[Row]]] = []
+        self.pending: list[tuple[str, Row, list[Row], str | None]] = []
         self.documents = 0  # written so far: the next one's position
 
-    def add(self, path: str, content: Row, links: list[Row]) -> None:
-        self.pending.append((path, content, links))
+    def add(self, path: str, content: Row, links: list[Row], digest: str | None = None) -> None:
+        """`digest`: the content's `content_hash`, when the caller has it (the ingest workers make it)."""
+        self.pending.append((path, content, links, digest))
         if len(self.pending) >= self.batch_size:
             self.flush()
 
@@ -920,21 +937,25 @@ class DocumentWriter:
         batch, self.pending = self.pending, []
         if not batch:
             return
-        hashes = [content_hash(content) for _, content, _ in batch]
+        hashes = [digest or content_hash(content) for _, content, _, digest in batch]
         db = self.store.db
         marks = ",".join("?" * len(hashes))
         known = {row[0] for row in db.conn.execute(f"select hash from contents where hash in ({marks})", hashes)}
+        documents: list[Row] = []
+        contents: list[Row] = []
+        links: list[Row] = []
+        for (path, content, content_links, _), digest in zip(batch, hashes, strict=True):
+            documents.append((self.run_id, path, digest, self.documents))
+            self.documents += 1
+            if digest not in known:
+                known.add(digest)
+                contents.append((digest, *content))
+                links += [(digest, *link) for link in content_links]
+        # One statement per table for the whole batch: executemany stays in C.
         with db.conn:
-            for (path, content, links), digest in zip(batch, hashes, strict=True):
-                db.conn.execute(
-                    "insert or replace into run_documents values (?, ?, ?, ?)",
-                    [self.run_id, path, digest, self.documents],
-                )
-                self.documents += 1
-                if digest not in known:
-                    known.add(digest)
-                    db.conn.execute(CONTENTS.insert_sql, (digest, *content))
-                    db.conn.executemany(LINKS.insert_sql, [(digest, *link) for link in links])
+            db.conn.executemany("insert or replace into run_documents values (?, ?, ?, ?)", documents)
+            db.conn.executemany(CONTENTS.insert_sql, contents)
+            db.conn.executemany(LINKS.insert_sql, links)
 
 
 def _migrate_from_copies_per_run(db: sqlite_utils.Database) -> None:
