@@ -240,13 +240,14 @@ def _ingest(
 ) -> None:
     """Stream documents into the store with their links and offline findings."""
     documents = store.documents_writer(run_id)
-    try:
-        for path, content, digest, link_rows, offline in prepared:
-            documents.add(path, content, link_rows, digest)
-            findings.add_all(offline)
-            stops.check()
-    finally:
-        documents.flush()
+    with store.first_ingest():
+        try:
+            for path, content, digest, link_rows, offline in prepared:
+                documents.add(path, content, link_rows, digest)
+                findings.add_all(offline)
+                stops.check()
+        finally:
+            documents.flush()
 
 
 def _resumable_run(store: Store, mode: Mode, corpus: list[str]) -> int:
@@ -589,10 +590,10 @@ def dump(config: Config, write: Callable[[str], None]) -> int:
                 mode=Mode.AUDIT, corpus=[str(p) for p in config.paths], tool_version=__version__, config={}
             )
             documents = store.documents_writer(run_id)
-            with closing(_prepare_all(config, files)) as prepared:
+            with store.first_ingest(), closing(_prepare_all(config, files)) as prepared:
                 for path, content, digest, link_rows, _offline in prepared:
                     documents.add(path, content, link_rows, digest)
-            documents.flush()
+                documents.flush()
             count = 0
             for url, references in store.references_by_url(run_id):
                 why = rules.excluded_by(url)

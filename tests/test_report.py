@@ -15,13 +15,16 @@ tests/golden/old.sqlite is that store as the code then wrote it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 
+import auditor.report
 from auditor.corpus import Document
+from auditor.errors import ReportError
 from auditor.model import (
     Check,
     Code,
@@ -36,7 +39,7 @@ from auditor.model import (
     RunStatus,
     Severity,
 )
-from auditor.report import build_report, render_json
+from auditor.report import Report, build_report, render_json, write_reports
 from auditor.report.github import github_annotations
 from auditor.report.junit import render_junit
 from auditor.report.markdown import render_markdown
@@ -400,3 +403,48 @@ def test_references_are_found_after_prune_moves_the_documents_they_share(tmp_pat
     finally:
         store.close()
     assert tuple(report.references) == before and len(before) == 4
+
+
+def test_a_large_run_writes_its_formats_side_by_side_in_child_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_golden_store(tmp_path / "golden.sqlite")
+    store = Store.open_existing(tmp_path / "golden.sqlite")
+    try:
+        report = build_report(store, 1)
+    finally:
+        store.close()
+    formats = ("json", "md", "html", "junit")
+    write_reports(report, tmp_path / "one-by-one", formats)
+    assert auditor.report._side_by_side(report, formats) == ()  # four references are no large run
+    monkeypatch.setattr(auditor.report, "SIDE_BY_SIDE_REFERENCES", 1)
+    monkeypatch.setattr(auditor.report, "_single_threaded", lambda: True)  # the test runner may have threads
+    assert auditor.report._side_by_side(report, formats) == ("json", "html", "junit")
+    real, writers = auditor.report.write_json, []
+
+    def write_json(report: Report, out: TextIO) -> None:
+        writers.append(os.getpid())  # in the child: the parent never sees it
+        real(report, out)
+
+    monkeypatch.setattr(auditor.report, "write_json", write_json)
+    written = write_reports(report, tmp_path / "side-by-side", formats)
+    assert writers == [] and set(written) == set(formats)
+    for fmt, path in written.items():
+        assert path.read_bytes() == (tmp_path / "one-by-one" / path.name).read_bytes(), fmt
+
+
+def test_a_child_that_cannot_write_its_format_is_the_user_s_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_golden_store(tmp_path / "golden.sqlite")
+    store = Store.open_existing(tmp_path / "golden.sqlite")
+    try:
+        report = build_report(store, 1)
+    finally:
+        store.close()
+    monkeypatch.setattr(auditor.report, "SIDE_BY_SIDE_REFERENCES", 1)
+    monkeypatch.setattr(auditor.report, "_single_threaded", lambda: True)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "junit.xml.tmp").mkdir()  # the child cannot open its file
+    with pytest.raises(ReportError, match="cannot write reports to .*Is a directory"):
+        write_reports(report, tmp_path / "out", ("json", "junit"))

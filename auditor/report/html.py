@@ -291,9 +291,16 @@ def host_of(url: Any) -> str:
             return ""
 
 
+# A normalised URL's host, the way nearly all of them look (lower case, maybe a port): no urlsplit needed.
+_PLAIN_HOST = re.compile(r"[a-z][a-z0-9+.-]*://([a-z0-9.-]+)(?::[0-9]+)?(?:[/?#]|$)")
+
+
 @lru_cache(maxsize=65536)
 def _normalized_host(url: str) -> str:
     """The host of an already normalised URL (references and checks carry those)."""
+    plain = _PLAIN_HOST.match(url)
+    if plain:
+        return plain[1]
     try:
         return urlsplit(url).hostname or ""
     except ValueError:
