@@ -7,6 +7,7 @@ carrying an `invalid-metadata` finding: it never stops the audit.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -116,10 +117,30 @@ def iter_documents(paths: Iterable[Path], limits: ParseLimits = DEFAULT_LIMITS) 
 
 
 def display_path(path: Path) -> str:
+    """The path relative to the working directory, symbolic links resolved; as given if outside it."""
+    name = path.name
+    if name in ("", ".", "..") or os.path.islink(path):
+        return _display_path(path)
+    # A file that is no link resolves to its resolved directory and its name: each directory once.
+    directory = _display_directory(str(path.parent), os.getcwd())
+    if directory is None:
+        return str(path)
+    return name if directory == "." else f"{directory}{os.sep}{name}"
+
+
+def _display_path(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _display_directory(directory: str, cwd: str) -> str | None:
+    try:
+        return str(Path(directory).resolve().relative_to(Path(cwd)))
+    except ValueError:
+        return None
 
 
 def load_document(path: Path, limits: ParseLimits = DEFAULT_LIMITS) -> Document:

@@ -60,13 +60,16 @@ class _Column:
 
 
 def _json_dumps(value: Any) -> str:
-    return json.dumps(value, default=_jsonable)
+    return _ENCODER.encode(value)  # json.dumps(value, default=_jsonable), without a new encoder each time
 
 
 def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     return str(value)  # dates in front matter, and the like
+
+
+_ENCODER = json.JSONEncoder(default=_jsonable)
 
 
 def _unwrap_optional(hint: Any) -> Any:

@@ -251,3 +251,20 @@ def test_values_are_what_pyyaml_s_own_safe_loader_makes() -> None:
     for _ in range(2):  # the second time, the tags of plain values come from what the first remembered
         document = parse_document("a.md", f"---\n{front}---\n")
         assert document.data == yaml.load(front, Loader=yaml.SafeLoader)
+
+
+def test_display_path_resolves_links_and_stays_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("---\n---\n")
+    (tmp_path / "linked").symlink_to(tmp_path / "docs")
+    (tmp_path / "file-link.md").symlink_to(tmp_path / "docs" / "a.md")
+    monkeypatch.chdir(tmp_path)
+    cases = ["docs/a.md", "linked/a.md", "file-link.md", "./docs/a.md", "docs/../docs/a.md", "gone.md", "docs", "."]
+    for case in [*cases, str(tmp_path / "linked" / "a.md"), "/etc/hostname"]:
+        assert corpus.display_path(Path(case)) == corpus._display_path(Path(case)), case
+    assert corpus.display_path(Path("linked/a.md")) == "docs/a.md"
+    monkeypatch.chdir(tmp_path / "docs")  # the same directory seen from elsewhere: nothing stale is kept
+    assert corpus.display_path(Path("../linked/a.md")) == "a.md"
+    assert corpus.display_path(Path("/etc/hostname")) == "/etc/hostname"
