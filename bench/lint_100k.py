@@ -145,6 +145,7 @@ class TreeMemory(threading.Thread):
         super().__init__(daemon=True)
         self.root = root
         self.peak_rss = self.peak_pss = self.most_processes = 0
+        self.peak_pss_at, self.peak_pss_processes, self.started = 0.0, 0, time.perf_counter()
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -154,6 +155,8 @@ class TreeMemory(threading.Thread):
             for pid in pids:
                 rss += _kib(f"/proc/{pid}/status", ("VmRSS",)).get("VmRSS", 0)
                 pss += _kib(f"/proc/{pid}/smaps_rollup", ("Pss",)).get("Pss", 0)
+            if pss > self.peak_pss:
+                self.peak_pss_at, self.peak_pss_processes = time.perf_counter() - self.started, len(pids)
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
             self.most_processes = max(self.most_processes, len(pids))
             self.stopped.wait(SAMPLE_SECONDS)
@@ -171,6 +174,7 @@ class Result:
     max_rss_kib: int
     cpu_seconds: float
     processes: int
+    peak_pss_at: str
     findings: list[tuple[str, str, str]]
     summary: str
 
@@ -178,7 +182,8 @@ class Result:
         return (
             f"wall {self.seconds:.2f}s ({documents / self.seconds:,.0f} documents/s), CPU {self.cpu_seconds:.1f}s, "
             f"peak tree RSS {self.tree_rss_kib / 1024:.0f} MiB, tree PSS {self.tree_pss_kib / 1024:.0f} MiB, "
-            f"max RSS of one process {self.max_rss_kib / 1024:.0f} MiB ({self.processes} processes at most), "
+            f"max RSS of one process {self.max_rss_kib / 1024:.0f} MiB ({self.processes} processes at most; "
+            f"PSS peaked {self.peak_pss_at}), "
             f"{len(self.findings)} findings, exit {self.exit_code}"
         )
 
@@ -224,6 +229,7 @@ def lint(corpus: Path, scratch: Path, extra: list[str]) -> Result:
         usage.ru_maxrss,
         usage.ru_utime + usage.ru_stime,
         sampler.most_processes,
+        f"at {sampler.peak_pss_at:.1f}s with {sampler.peak_pss_processes} processes",
         findings,
         errors.strip().splitlines()[-1] if errors.strip() else "",
     )

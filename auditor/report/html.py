@@ -295,7 +295,7 @@ def host_of(url: Any) -> str:
 _PLAIN_HOST = re.compile(r"[a-z][a-z0-9+.-]*://([a-z0-9.-]+)(?::[0-9]+)?(?:[/?#]|$)")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)  # the checks' URLs, asked twice each; the cited URLs come once each
 def _normalized_host(url: str) -> str:
     """The host of an already normalised URL (references and checks carry those)."""
     plain = _PLAIN_HOST.match(url)
