@@ -67,10 +67,10 @@ def write_junit(report: Report, out: TextIO) -> None:
     for finding in report.findings:
         findings[finding.document].append(finding)
     totals = {"suites": 0, "tests": 0, "failures": 0, "skipped": 0}
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as suites:
+    with tempfile.TemporaryFile() as suites:
         for document, refs in _documents(report.references.by_document(), findings):
             text, counts = _suite(document, refs, findings.get(document, []), rules, checked, run)
-            suites.write(_INDENT[1] + text)
+            suites.write((_INDENT[1] + text).encode("utf-8"))
             for key, count in counts.items():
                 totals[key] += count
         root = (
@@ -85,7 +85,12 @@ def write_junit(report: Report, out: TextIO) -> None:
             return
         out.write(">")
         suites.seek(0)
-        shutil.copyfileobj(suites, out, _COPY_CHUNK)
+        binary = getattr(out, "buffer", None)
+        if binary is not None:  # a file: its bytes as they are, not decoded and encoded again
+            out.flush()
+            shutil.copyfileobj(suites, binary, _COPY_CHUNK)
+        else:
+            shutil.copyfileobj(io.TextIOWrapper(suites, encoding="utf-8"), out, _COPY_CHUNK)
         out.write("\n</testsuites>\n")
 
 
