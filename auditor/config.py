@@ -1,6 +1,7 @@
 """Every default of the tool, in one place.
 
-The CLI and the YAML config file only ever override these values; no other
+The command line, AUDITOR_* variables and the config file (auditor/settings.py
+reads and validates all three) only ever override these values; no other
 module hard-codes a limit.
 """
 
@@ -12,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from auditor import __version__
 from auditor.errors import ConfigError
@@ -90,6 +89,12 @@ class CrawlConfig:
     user_agent: str = USER_AGENT
 
 
+# `auditor serve`: audit at start, then every SERVE_EVERY (a duration as --every takes it), listening here.
+SERVE_EVERY = "6h"
+SERVE_HOST = "127.0.0.1"  # loopback only, unless told otherwise
+SERVE_PORT = 8080
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     paths: tuple[Path, ...] = (Path("seeds"),)
@@ -130,96 +135,12 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(text: str, *, what: str = "duration") -> float:
-    """Seconds in a duration of whole numbers and units: 45s, 30m, 6h, 2d, 1w, 1h30m; a ConfigError names a bad one."""
+    """Seconds in a duration of whole numbers and units: 45s, 30m, 6h, 2d, 1w, 1h30m; a ConfigError names a bad one.
+
+    `what` (the option) starts the message; empty, the caller says where the text came from.
+    """
     compact = text.strip().lower().replace(" ", "")
     parts = list(_DURATION.finditer(compact))
     if not compact or "".join(p.group(0) for p in parts) != compact:
-        raise ConfigError(f"{what}: {text!r} is not a duration like 30m, 6h or 2d")
+        raise ConfigError(f"{what + ': ' if what else ''}{text!r} is not a duration like 30m, 6h or 2d")
     return sum(float(p.group(1)) * _DURATION_UNITS[p.group(2)] for p in parts)
-
-
-def load_config_file(path: Path) -> dict[str, Any]:
-    """Read the YAML config file into overrides for `Config`.
-
-    `severity:` (finding code -> severity) and `required:` (item type ->
-    required fields) are read; an unknown key or value is a ConfigError
-    naming it, so a typo never silently does nothing.
-    """
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    overrides: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "severity":
-            overrides["severities"] = _severities(path, value)
-        elif key == "limits":
-            overrides["limits"] = _limits(path, value)
-        elif key == "required":
-            overrides["schema"] = SchemaConfig(required=_required(path, value))
-        else:
-            raise ConfigError(f"{path}: unknown key '{key}' (known: severity, limits, required)")
-    return overrides
-
-
-def _limits(path: Path, value: Any) -> ParseLimits:
-    known = [f.name for f in dataclasses.fields(ParseLimits)]
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: 'limits' must be a mapping of {', '.join(known)} to whole numbers")
-    for name, bound in value.items():
-        if name not in known:
-            raise ConfigError(f"{path}: unknown key 'limits.{name}' (known: {', '.join(known)})")
-        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
-            raise ConfigError(f"{path}: 'limits.{name}' must be a positive whole number, not {bound!r}")
-    return ParseLimits(**value)
-
-
-def _severities(path: Path, value: Any) -> dict[Code, Severity]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: 'severity' must be a mapping of finding code to severity")
-    severities = dict(DEFAULT_SEVERITIES)
-    for name, severity in value.items():
-        if name not in Code.__members__.values():
-            raise ConfigError(f"{path}: unknown finding code 'severity.{name}'")
-        if severity is False:  # YAML reads a bare `off` as false
-            severity = Severity.OFF
-        if severity not in SEVERITIES:
-            raise ConfigError(f"{path}: 'severity.{name}' must be one of {', '.join(SEVERITIES)}, not {severity!r}")
-        severities[Code(name)] = Severity(severity)
-    return severities
-
-
-_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _required(path: Path, value: Any) -> dict[str, tuple[tuple[str, ...], ...]]:
-    """`required:` maps a `type` (or `default`) to its fields; `a|b` means either will do.
-
-    Types not named keep their defaults, so `video: [title, originalUrl]`
-    alone changes videos only.
-    """
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: 'required' must be a mapping of item type to a list of fields")
-    required = dict(DEFAULT_REQUIRED)
-    for item_type, fields in value.items():
-        if not isinstance(item_type, str):
-            raise ConfigError(f"{path}: 'required' keys must be item types as text, not {item_type!r}")
-        key = f"required.{item_type}"
-        if not isinstance(fields, list):
-            raise ConfigError(f"{path}: '{key}' must be a list of field names, e.g. [title, webUrl|originalUrl]")
-        requirements = []
-        for index, entry in enumerate(fields):
-            names = tuple(name.strip() for name in entry.split("|")) if isinstance(entry, str) else ()
-            if not names or not all(_FIELD_NAME.fullmatch(name) for name in names):
-                raise ConfigError(
-                    f"{path}: '{key}[{index}]' must be a field name, or names joined by '|', not {entry!r}"
-                )
-            requirements.append(names)
-        required[item_type] = tuple(requirements)
-    return required
