@@ -532,6 +532,8 @@ def config_(reference: bool, **_options: Any) -> None:
         found = f"none (no ./{settings.DEFAULT_FILE}, no [tool.auditor] in ./{settings.PYPROJECT})"
     click.echo(f"# Effective configuration: command line > {settings.ENV_PREFIX}* variables > config file > default.")
     click.echo(terminal_safe(f"# Config file: {found}"))
+    if resolved.ignored:
+        click.echo(terminal_safe(f"# Ignored, naming no setting: {', '.join(resolved.ignored)}"))
     for line in resolved.describe().splitlines():
         click.echo(terminal_safe(line))
 

@@ -237,6 +237,7 @@ def env_name(key: str) -> str:
 class Layer:
     settings: Settings
     sources: Mapping[Loc, Source]  # every key (and file-only entry) this layer set -> where
+    ignored: tuple[str, ...] = ()  # AUDITOR_* variables that name no setting
 
 
 def _settings(data: Mapping[str, Any], *, strings: bool, where: Callable[[ErrorDetails], str]) -> Settings:
@@ -261,24 +262,32 @@ def command_line_layer(values: Mapping[str, Any], flags: Mapping[str, str]) -> L
 
 
 def env_layer(environ: Mapping[str, str]) -> Layer:
-    """AUDITOR_<OPTION> variables; one that names no option is an error (a typo must not go unnoticed)."""
+    """AUDITOR_<OPTION> variables.
+
+    One that is nearly a setting's name is a typo, and an error; any other AUDITOR_* name is left
+    alone (a token a header refers to, say) and only listed by `auditor config`.
+    """
     values: dict[str, str] = {}
-    for name, text in environ.items():
+    ignored: list[str] = []
+    for name, text in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV or not text:
             continue  # an empty variable is an unset one (as compose files and CI templates leave them)
         key = name[len(ENV_PREFIX) :].lower()
         if key in FILE_ONLY:
             raise ConfigError(f"{name}: '{key}' is set in the config file only")
         if key not in OPTION_KEYS:
-            hint = _did_you_mean(key, OPTION_KEYS, env_name)
-            raise ConfigError(f"{name}: no such setting{hint}")
+            # 0.8: a typo (PERHOST, TIMOUT, PATH) is this close; names of tokens and the like are not.
+            if hint := _did_you_mean(key, OPTION_KEYS, env_name, cutoff=0.8):
+                raise ConfigError(f"{name}: no such setting{hint}")
+            ignored.append(name)
+            continue
         values[key] = text
 
     def where(error: ErrorDetails) -> str:
         return f"{env_name(str(error['loc'][0]))}: {_explain(error)}"
 
     settings = _settings(values, strings=True, where=where)
-    return Layer(settings, {(key,): Source(f"env {env_name(key)}", 2) for key in values})
+    return Layer(settings, {(key,): Source(f"env {env_name(key)}", 2) for key in values}, tuple(ignored))
 
 
 def file_layer(path: Path, *, explicit: bool = True) -> Layer | None:
@@ -484,9 +493,11 @@ def _unknown_hint(error: ErrorDetails) -> str:
     return _did_you_mean(key, known, str)
 
 
-def _did_you_mean(key: str, known: tuple[str, ...], spell: Callable[[str], str]) -> str:
-    close = difflib.get_close_matches(key.replace("-", "_"), known, n=1)
-    return f" (did you mean '{spell(close[0])}'?)" if close else ""
+def _did_you_mean(key: str, known: tuple[str, ...], spell: Callable[[str], str], *, cutoff: float = 0.6) -> str:
+    """The nearest known name, compared without `_` and `-` (perhost is per_host)."""
+    squeezed = {name.replace("-", "").replace("_", ""): name for name in known}
+    close = difflib.get_close_matches(key.replace("-", "").replace("_", ""), squeezed, n=1, cutoff=cutoff)
+    return f" (did you mean '{spell(squeezed[close[0]])}'?)" if close else ""
 
 
 # -- all layers together --------------------------------------------------------------------------------
@@ -497,6 +508,7 @@ class Resolved:
     settings: Settings
     sources: Mapping[Loc, Source]
     file: Path | None  # the config file read, if any
+    ignored: tuple[str, ...] = ()  # AUDITOR_* variables that name no setting
 
     def source(self, *loc: str) -> Source:
         return self.sources.get(tuple(loc), DEFAULT)
@@ -615,7 +627,8 @@ def resolve(
         if layer is not None:
             layers.append(layer)
             used = found[0]
-    layers.append(env_layer(environ))
+    env = env_layer(environ)
+    layers.append(env)
     layers.append(command_line_layer(command_line, flags))
     values: dict[str, Any] = {}
     sources: dict[Loc, Source] = {}
@@ -626,7 +639,7 @@ def resolve(
                 del sources[loc]
         sources.update(layer.sources)
     settings = Settings.model_construct(_fields_set=set(values), **values)
-    return Resolved(settings, sources, used)
+    return Resolved(settings, sources, used, env.ignored)
 
 
 def defaults() -> dict[str, Any]:

@@ -169,11 +169,12 @@ def test_config_prints_each_value_and_where_it_came_from(tmp_path: Path) -> None
     (tmp_path / "auditor.yaml").write_text(
         "# tuned for a slow CDN\ntimeout: 60\nper_host: 2\nseverity:\n  redirect: off\n"
     )
-    result = _run("config", "--per-host", "3", env={"AUDITOR_MAX_AGE": "1d"})
+    result = _run("config", "--per-host", "3", env={"AUDITOR_MAX_AGE": "1d", "AUDITOR_TOKEN": "s3cret"})
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[1] == "# Config file: auditor.yaml"
-    assert lines[2].split() == ["paths:", "[seeds]", "#", "default"]
+    assert lines[1:3] == ["# Config file: auditor.yaml", "# Ignored, naming no setting: AUDITOR_TOKEN"]
+    assert lines[3].split() == ["paths:", "[seeds]", "#", "default"]
+    assert "s3cret" not in result.output
     rows = {line.split(":")[0].strip(): " ".join(line.split()) for line in lines}
     assert rows["timeout"] == "timeout: 60.0 # auditor.yaml:2"
     assert rows["per_host"] == "per_host: 3 # command line"

@@ -264,7 +264,9 @@ def test_variables_are_typed_like_file_values_and_errors_name_them() -> None:
     assert _error(env={"AUDITOR_PATHS": '["a", '}) == "AUDITOR_PATHS: not a JSON array: Expecting value"
     # Unset and empty are the same (compose files and CI templates leave variables empty).
     assert _resolve(env={"AUDITOR_MAX_AGE": "", "AUDITOR_CONFIG": ""}).source("max_age").where == "default"
-    assert "HOME_AUDITOR" not in _resolve(env={"HOME_AUDITOR": "x"}).sources  # not ours at all
+    # A name far from every setting is someone else's (a token a header refers to): left alone, listed.
+    resolved = _resolve(env={"AUDITOR_API_TOKEN": "s3cret", "AUDITOR_RATE": "2", "HOME_AUDITOR": "x"})
+    assert resolved.ignored == ("AUDITOR_API_TOKEN",) and resolved.settings.rate == 2.0
 
 
 def test_command_line_values_are_checked_by_the_same_model() -> None:
