@@ -587,4 +587,31 @@ def test_no_soft_404_asks_no_host_probe(tmp_path: Path, loopback: Any) -> None:
     assert probes() == before
     assert _run("audit", str(corpus), "--allow-private", "--format", "json").exit_code == 0
     assert probes() == before + 1
+    (tmp_path / "auditor.yaml").write_text("soft_404: false\n")  # the file's, and the flag that undoes it
+    assert _run("audit", str(corpus), "--allow-private", "--format", "json").exit_code == 0
+    assert probes() == before + 1
+    assert _run("audit", str(corpus), "--allow-private", "--format", "json", "--soft-404").exit_code == 0
+    assert probes() == before + 2
     assert "--no-soft-404" in _run("serve", "--help").output  # serve takes every audit option
+
+
+def test_config_never_prints_a_header_or_proxy_secret(tmp_path: Path) -> None:
+    (tmp_path / "auditor.yaml").write_text(
+        "hosts:\n  api.example:\n    headers:\n      Authorization: 'Bearer ${API_TOKEN}'\n"
+        "      Cookie: session=abc123\n"
+    )
+    result = _run(
+        "config",
+        "--header",
+        "X-Key: literal-42",
+        "--proxy",
+        "http://user:pw-99@proxy.example:8080",
+        env={"API_TOKEN": "tok-77", "AUDITOR_HEADERS": "X-Env: env-55"},
+    )
+    assert result.exit_code == 0, result.output
+    for secret in ("abc123", "literal-42", "pw-99", "tok-77", "env-55"):
+        assert secret not in result.output
+    shown = yaml.safe_load(result.stdout)
+    assert shown["headers"] == {"X-Key": "***"}  # the command line's, over the variable's
+    assert shown["hosts"]["api.example"]["headers"] == {"Authorization": "Bearer ${API_TOKEN}", "Cookie": "***"}
+    assert shown["proxy"] == "http://<redacted>@proxy.example:8080"

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from auditor import settings
 from auditor.cli import audit, lint, option_key, serve
-from auditor.config import DEFAULT_SEVERITIES, Config, CrawlConfig, ParseLimits
+from auditor.config import DEFAULT_SEVERITIES, ArchiveConfig, Config, CrawlConfig, ParseLimits
 from auditor.errors import ConfigError
+from auditor.network import AcceptCodes, parse_header, parse_hosts, proxy_setting
 from auditor.settings import Settings
 
 
@@ -33,7 +34,13 @@ def _resolve(
 ) -> settings.Resolved:
     if text is not None:
         Path("auditor.yaml").write_text(text, encoding="utf-8")
-    flags = {key: "--" + key.replace("_", "-") for key in settings.OPTION_KEYS}
+    # Each key's flag as the commands spell it (--header for headers), as cli._resolve passes them.
+    flags = {
+        option_key(param): max(param.opts, key=len)
+        for command in (audit, serve)
+        for param in command.params
+        if isinstance(param, click.Option)
+    }
     return settings.resolve(command_line=given or {}, flags=flags, environ=env or {}, config_file=config_file)
 
 
@@ -114,6 +121,51 @@ def test_limits_model_has_every_parse_limit() -> None:
         ("annotations: gitlab\n", "auditor.yaml:1: annotations: must be one of 'github' or 'none', not 'gitlab'"),
         ("per_host: 3\nrate: 1\nper_host: 4\n", "auditor.yaml:3: 'per_host' is given twice (first on line 1)"),
         ("per_host: x\nrate: y\n", "auditor.yaml:1: per_host: must be a whole number, not 'x' (and 1 more)"),
+        # Network settings and host rules: network.py's own messages, at the entry's line.
+        ("accept:\n  - 403\n  - '600'\n", "auditor.yaml:3: accept[1]: '600' is not a status code or range: write "
+                                         "codes like 403 or ranges like 200-299, between 100 and 599"),
+        ("headers:\n  X-Ok: 1\n  Host: b.example\n",
+         "auditor.yaml:3: headers.Host: 'Host' is set by auditor itself and cannot be configured"),
+        ("headers: ['X-Ok: 1', 'no colon']\n", "auditor.yaml:1: headers[1]: not a header: write 'Name: value'"),
+        ("headers: 5\n", "auditor.yaml:1: headers: must be a mapping of header name to value, or a list of 'Name: "
+                          "value'"),
+        ("user_agent: \"two\\nlines\"\n", "auditor.yaml:1: user_agent: must be printable text on one line"),
+        ("proxy: socks5://127.0.0.1:1080\n",
+         "auditor.yaml:1: proxy: not a proxy URL: write http://host:port (schemes: http, https)"),
+        ("ca_bundle: ''\n", "auditor.yaml:1: ca_bundle: must not be empty"),
+        ("hosts:\n  a.example:\n    rate: 1\n    burst: 3\n",
+         "auditor.yaml:4: hosts[a.example].burst: unknown setting (known: concurrency, rate, timeout, headers, "
+         "accept)"),
+        ("hosts:\n  '*.example.com':\n    concurrency: 0\n",
+         "auditor.yaml:3: hosts[*.example.com].concurrency: must be a whole number from 1 to 64, not 0"),
+        ("hosts:\n  a.example:\n    headers:\n      X-Key: '${not a name}'\n",
+         "auditor.yaml:4: hosts[a.example].headers.X-Key: header 'X-Key': ${not a name} is not a variable name "
+         "(letters, digits and _)"),
+        ("hosts: [a.example]\n", "auditor.yaml:1: hosts: must be a mapping of host (or *.domain) to its settings"),
+        # Filters: each entry checked where it is written.
+        ("include:\n  - fine\n  - '(x'\n",
+         "auditor.yaml:3: include[1]: '(x' is not a valid regular expression: missing ), unterminated subpattern at "
+         "position 0"),
+        ("remap: ['^https://a/']\n", "auditor.yaml:1: remap[0]: '^https://a/' must be a regular expression and a "
+                                     "replacement separated by white space, e.g. '^https://www\\.example\\.com/ "
+                                     "https://staging.example.com/'"),
+        ("exclude_paths: ['[z-a]']\n", "auditor.yaml:1: exclude_paths[0]: '[z-a]' is not a valid glob: bad "
+                                       "character range z-a"),
+        ("exclude: [1]\n", "auditor.yaml:1: exclude[0]: must be text, not 1 (quote it)"),
+        ("exclude: ['']\n", "auditor.yaml:1: exclude[0]: is empty: write the pattern, or remove the line"),
+        # Archived copies.
+        ("suggest: please\n", "auditor.yaml:1: suggest: must be true or false, not 'please'"),
+        ("soft_404: 0\n", "auditor.yaml:1: soft_404: must be true or false, not 0"),
+        ("archive: 5\n", "auditor.yaml:1: archive: must be a mapping, not 5"),
+        ("archive:\n  rates: 1\n", "auditor.yaml:2: unknown key 'archive.rates' (did you mean 'rate'?)"),
+        ("archive:\n  rate: fast\n", "auditor.yaml:2: archive.rate: must be a number, not 'fast'"),
+        ("archive:\n  rate: 0\n", "auditor.yaml:2: archive.rate: must be more than 0, not 0"),
+        ("archive:\n  concurrency: 1.5\n", "auditor.yaml:2: archive.concurrency: must be a whole number, not 1.5"),
+        ("archive:\n  max_lookups: true\n", "auditor.yaml:2: archive.max_lookups: must be a whole number, not true"),
+        ("archive:\n  ttl: soon\n", "auditor.yaml:2: archive.ttl: 'soon' is not a duration like 30m, 6h or 2d"),
+        ("archive:\n  ttl: -1\n", "auditor.yaml:2: archive.ttl: must be at least 0, not -1"),
+        ("archive:\n  api_url: ftp://archive.example/\n",
+         "auditor.yaml:2: archive.api_url: must be an http(s) URL, not 'ftp://archive.example/'"),
     ],
 )  # fmt: skip
 def test_yaml_errors_name_the_file_the_line_and_the_key(text: str, message: str) -> None:
@@ -231,6 +283,27 @@ allow_private: true
 max_age: 1h30m
 dead_after: 3
 flaky_window: 7
+accept: 200-299,403
+headers:
+  X-Token: "tok ${TOKEN}"
+user_agent: corpus-bot/1.0
+proxy: http://proxy.example:3128
+ca_bundle: certs/internal.pem
+include: '^https://www\\.example\\.com/'
+exclude: ['twitter\\.com', 'cdn\\.']
+exclude_paths: [drafts/]
+remap: ['^https://www\\.example\\.com/ https://staging.example.com/']
+suggest: true
+soft_404: false
+hosts:
+  API.example.com:
+    concurrency: 1
+    accept: [401]
+    headers:
+      Authorization: "Bearer ${API_TOKEN}"
+archive:
+  ttl: 7d
+  rate: 2
 """
     config = _resolve(text).config(resume=True)
     assert config.paths == (Path("docs"), Path("more"))
@@ -238,9 +311,19 @@ flaky_window: 7
     assert (config.fail_on, config.max_age, config.dead_after, config.flaky_window) == ("never", 5400.0, 3, 7)
     assert dataclasses.replace(config.crawl, user_agent="") == dataclasses.replace(
         CrawlConfig(concurrency=8, per_host=2, rate=0.5, timeout=5.0, retries=0, max_retry_wait=10.0,
-                    max_redirects=3, allow_private=True),
+                    max_redirects=3, allow_private=True, accept=AcceptCodes.parse("200-299,403"),
+                    headers=(parse_header("X-Token: tok ${TOKEN}"),), proxy=proxy_setting("http://proxy.example:3128"),
+                    ca_bundle=Path("certs/internal.pem"),
+                    hosts=parse_hosts({"api.example.com": {"concurrency": 1, "accept": [401],
+                                                           "headers": {"Authorization": "Bearer ${API_TOKEN}"}}})),
         user_agent="",
     )  # fmt: skip
+    assert config.crawl.user_agent == "corpus-bot/1.0"
+    assert config.crawl.accepts("api.example.com", 401) and not config.crawl.accepts("example.com", 401)
+    assert (config.include, config.exclude) == ((r"^https://www\.example\.com/",), (r"twitter\.com", r"cdn\."))
+    assert config.exclude_paths == ("drafts/",) and len(config.remap) == 1
+    assert config.suggest and not config.soft_404.probe
+    assert (config.archive.ttl, config.archive.rate, config.archive.max_lookups) == (7 * 86400.0, 2.0, 500)
     assert config.resume  # the command line's alone
 
 
@@ -272,6 +355,73 @@ def test_variables_are_typed_like_file_values_and_errors_name_them() -> None:
 def test_command_line_values_are_checked_by_the_same_model() -> None:
     assert _error(given={"format": "json,pdf"}) == "--format: unknown format pdf; choose from json, md, html, junit"
     assert _error(given={"max_age": "soon"}) == "--max-age: 'soon' is not a duration like 30m, 6h or 2d"
+    # A repeated flag's message says which use; a header's text is never repeated (it may be a token).
+    assert _error(given={"headers": ("X-Ok: 1", "ghp_s3cret")}) == "--header #2: not a header: write 'Name: value'"
+    assert _error(given={"headers": ("Host: x",)}) == (
+        "--header: 'Host' is set by auditor itself and cannot be configured"
+    )
+    assert _error(given={"exclude": ("a(",)}).startswith("--exclude: 'a(' is not a valid regular expression: ")
+    assert _error(given={"exclude_paths": ("ok/", "[z-a]")}).startswith("--exclude-path #2: '[z-a]' is not a valid")
+    assert _error(given={"accept": "403,abc"}).startswith("--accept: 'abc' is not a status code or range")
+    assert _error(given={"proxy": "ftp://p"}).startswith("--proxy: not a proxy URL")
+    assert _error(given={"user_agent": "two\nlines"}) == "--user-agent: must be printable text on one line"
+
+
+def test_a_list_on_the_command_line_or_in_a_variable_replaces_the_files() -> None:
+    text = "exclude: [a, b]\ninclude: [c]\nheaders: {X-A: '1'}\nsuggest: true\nsoft_404: false\n"
+    assert _resolve(text).settings.exclude == ("a", "b")
+    resolved = _resolve(
+        text,
+        env={"AUDITOR_INCLUDE": '["d", "e"]', "AUDITOR_SOFT_404": "true", "AUDITOR_HEADERS": "X-B: ${B}"},
+        given={"exclude": ("z",), "suggest": False},
+    )
+    config = resolved.config()
+    assert (config.exclude, config.include, config.suggest, config.soft_404.probe) == (("z",), ("d", "e"), False, True)
+    assert [h.name for h in config.crawl.headers] == ["X-B"]  # the variable's headers, not the file's too
+    sources = {key: resolved.source(key).where for key in ("exclude", "include", "headers", "suggest", "soft_404")}
+    assert sources == {
+        "exclude": "command line",
+        "include": "env AUDITOR_INCLUDE",
+        "headers": "env AUDITOR_HEADERS",
+        "suggest": "command line",
+        "soft_404": "env AUDITOR_SOFT_404",
+    }
+
+
+def test_network_variables_and_their_errors() -> None:
+    env = {"AUDITOR_ACCEPT": "403,500-503", "AUDITOR_PROXY": "http://p.example:3128", "AUDITOR_CA_BUNDLE": "ca.pem"}
+    crawl = _resolve(env=env).config().crawl
+    assert (str(crawl.accept), str(crawl.proxy), crawl.ca_bundle) == ("403,500-503", "http://p.example:3128",
+                                                                      Path("ca.pem"))  # fmt: skip
+    assert _error(env={"AUDITOR_HEADERS": '["X: 1", "bad"]'}) == "AUDITOR_HEADERS #2: not a header: write 'Name: value'"
+    assert _error(env={"AUDITOR_ACCEPT": "99"}).startswith("AUDITOR_ACCEPT: '99' is not a status code or range")
+    assert _error(env={"AUDITOR_HOSTS": "x"}) == "AUDITOR_HOSTS: 'hosts' is set in the config file only"
+    assert _error(env={"AUDITOR_ARCHIVE": "x"}) == "AUDITOR_ARCHIVE: 'archive' is set in the config file only"
+    assert _error(env={"AUDITOR_HEADER": "X: 1"}) == "AUDITOR_HEADER: no such setting (did you mean 'AUDITOR_HEADERS'?)"
+
+
+def test_hosts_in_a_pyproject_table_with_their_lines() -> None:
+    Path("pyproject.toml").write_text(
+        '[tool.auditor]\nper_host = 2\n\n[tool.auditor.hosts."*.example.com"]\naccept = [403]\n\n'
+        '[tool.auditor.hosts."api.example.com".headers]\nAuthorization = "Bearer ${API_TOKEN}"\n'
+        'Cookie = "session=abc123"\n'
+    )
+    resolved = _resolve()
+    assert resolved.config().crawl.accepts("www.example.com", 403)
+    assert resolved.source("hosts", "*.example.com").where == "pyproject.toml:4"
+    text = resolved.describe()
+    assert "Bearer ${API_TOKEN}" in text and "abc123" not in text
+    Path("pyproject.toml").write_text('[tool.auditor.hosts."a.example"]\nrate = 1\nburst = 3\n')
+    assert _error() == (
+        "pyproject.toml:3: hosts[a.example].burst: unknown setting (known: concurrency, rate, timeout, headers, accept)"
+    )
+
+
+def test_archive_model_has_every_archive_setting() -> None:
+    assert list(settings.Archive.model_fields) == [f.name for f in dataclasses.fields(ArchiveConfig)]
+    assert settings.Archive().model_dump() == dataclasses.asdict(ArchiveConfig())
+    assert _resolve("archive:\n  ttl: 3600\n").config().archive.ttl == 3600.0
+    assert _resolve("archive:\n  ttl: 0s\n").config().archive.ttl == 0.0  # always ask
 
 
 # -- auditor config's text ------------------------------------------------------------------------------
@@ -299,6 +449,36 @@ def _write(name: str, text: str) -> Path:
     path = Path(name)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_describe_never_shows_a_secret_from_any_layer() -> None:
+    literal, proxy_password = "literal-s3cret-1", "proxy-pass-2"
+    resolved = _resolve(
+        "headers:\n  X-Env: 'token ${FILE_TOKEN}'\n  X-Literal: " + literal + "\n"
+        "hosts:\n  '*.Example.com':\n    headers:\n      Cookie: 'consent=" + literal + "'\n"
+        "      Authorization: 'Bearer ${API_TOKEN}'\n",
+        env={"API_TOKEN": "resolved-never", "AUDITOR_PROXY": f"http://user:{proxy_password}@proxy.example:3128"},
+    )
+    text = resolved.describe()
+    assert literal not in text and proxy_password not in text and "resolved-never" not in text
+    shown = yaml.safe_load(text)
+    assert shown["headers"] == {"X-Env": "token ${FILE_TOKEN}", "X-Literal": "***"}
+    assert shown["hosts"] == {"*.example.com": {"headers": {"Cookie": "***", "Authorization": "Bearer ${API_TOKEN}"}}}
+    assert shown["proxy"] == "http://<redacted>@proxy.example:3128"
+    assert resolved.source("hosts", "*.example.com").where == "auditor.yaml:5"  # found under its written name
+    # From the command line too.
+    given = _resolve(given={"headers": (f"X-Given: {literal}",)})
+    assert literal not in given.describe() and "X-Given: '***'" in given.describe()
+
+
+def test_host_rules_read_back_from_describe_mean_the_same() -> None:
+    text = "hosts:\n  a.example:\n    rate: 0.5\n    accept: 403,500-503\n    headers: {X-A: '${A}'}\n"
+    text += "  '*.b.example': {}\n"
+    resolved = _resolve(text)
+    again = settings.resolve(
+        command_line={}, flags={}, environ={}, config_file=_write("again.yaml", resolved.describe())
+    )
+    assert again.settings.hosts == resolved.settings.hosts and again.settings.hosts.rules[1].pattern == "*.b.example"
 
 
 def test_header_values_are_shown_only_as_variable_references() -> None:
