@@ -50,6 +50,7 @@ from pydantic import (
     PlainSerializer,
     Strict,
     ValidationError,
+    ValidationInfo,
 )
 from pydantic_core import ErrorDetails
 
@@ -110,13 +111,20 @@ Loc = tuple[str | int, ...]
 
 
 # -- value types: strict (a YAML `true` is no number), except where text is the natural spelling -------------
-def _items(value: object) -> object:
+# Passed to pydantic when AUDITOR_* variables are validated: only there is a list written as JSON.
+VARIABLES = {"variables": True}
+
+
+def _items(value: object, info: ValidationInfo) -> object:
     """A list, or one item alone (`paths: seeds/`); in a variable a JSON array (`["a", "b"]`)."""
-    if isinstance(value, str) and value.lstrip().startswith("["):
+    if isinstance(value, str) and value.lstrip().startswith("[") and info.context == VARIABLES:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"not a JSON array: {exc.msg}") from None
+            # A pattern like [a-z]x is one entry too, written as an array of one: ["[a-z]x"].
+            raise ValueError(
+                f"not a JSON array: {exc.msg} (one value starting with '[' is written [\"...\"])"
+            ) from None
     if isinstance(value, str | os.PathLike):
         return (value,)
     return tuple(value) if isinstance(value, list | tuple) else value
@@ -126,11 +134,11 @@ def _listed(value: object) -> object:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _format_items(value: object) -> object:
+def _format_items(value: object, info: ValidationInfo) -> object:
     """`json,md` as on the command line, or a list."""
     if isinstance(value, str) and not value.lstrip().startswith("["):
         return tuple(name.strip() for name in value.split(",") if name.strip())
-    return _items(value)
+    return _items(value, info)
 
 
 def _known_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
@@ -217,11 +225,11 @@ def _accept_written(codes: AcceptCodes) -> list[int | str]:
     return [first if first == last else f"{first}-{last}" for first, last in codes.ranges]
 
 
-def _headers(value: object) -> object:
+def _headers(value: object, info: ValidationInfo) -> object:
     """A mapping of name to value (as under `hosts:`), or `Name: value` lines (as `--header` takes them)."""
     if isinstance(value, dict):
         return tuple(_parsed(partial(make_header, name, text, (str(name),))) for name, text in value.items())
-    items = _items(value)
+    items = _items(value, info)
     if not isinstance(items, tuple):
         raise ValueError("must be a mapping of header name to value, or a list of 'Name: value'")
     headers = []
@@ -443,7 +451,7 @@ class Layer:
 def _settings(data: Mapping[str, Any], *, strings: bool, where: Callable[[ErrorDetails], str]) -> Settings:
     try:
         if strings:  # variables: text read as a YAML file's value would be typed (8, true, 0.5)
-            return Settings.model_validate_strings(data)
+            return Settings.model_validate_strings(data, context=VARIABLES)
         return Settings.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()

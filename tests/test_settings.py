@@ -344,7 +344,11 @@ def test_variables_are_typed_like_file_values_and_errors_name_them() -> None:
     )
     assert _error(env={"AUDITOR_PERHOST": "3"}) == "AUDITOR_PERHOST: no such setting (did you mean 'AUDITOR_PER_HOST'?)"
     assert _error(env={"AUDITOR_SEVERITY": "x"}) == "AUDITOR_SEVERITY: 'severity' is set in the config file only"
-    assert _error(env={"AUDITOR_PATHS": '["a", '}) == "AUDITOR_PATHS: not a JSON array: Expecting value"
+    assert _error(env={"AUDITOR_PATHS": '["a", '}) == (
+        "AUDITOR_PATHS: not a JSON array: Expecting value (one value starting with '[' is written [\"...\"])"
+    )
+    assert _resolve(env={"AUDITOR_EXCLUDE": '["[a-z]x"]'}).settings.exclude == ("[a-z]x",)
+    assert _resolve("exclude: '[a-z]x'\n").settings.exclude == ("[a-z]x",)  # in a file, text is text
     # Unset and empty are the same (compose files and CI templates leave variables empty).
     assert _resolve(env={"AUDITOR_MAX_AGE": "", "AUDITOR_CONFIG": ""}).source("max_age").where == "default"
     # A name far from every setting is someone else's (a token a header refers to): left alone, listed.
