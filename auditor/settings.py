@@ -295,6 +295,7 @@ def _filter_entry(check: Callable[[str], object], value: str) -> str:
     return value
 
 
+# The setting compile_pattern is told only names it in a message of its own, which _filter_entry drops.
 _pattern = partial(_filter_entry, partial(filters.compile_pattern, "include"))
 _remap_rule = partial(_filter_entry, filters.RemapRule.parse)
 _glob = partial(_filter_entry, filters.check_glob)
@@ -410,7 +411,8 @@ class Settings(BaseModel):
     host: str = SERVE_HOST
     port: Annotated[int, Field(ge=0, le=65535)] = SERVE_PORT
 
-    # Only a config file holds these: structured, and each entry overrides one default.
+    # Only a config file holds these: mappings whose entries each override one default (severity, limits,
+    # required, archive) or add one rule (hosts).
     severity: dict[Annotated[Code, Strict(False)], SeverityValue] = Field(
         default_factory=dict, description="finding code -> error, warning or off"
     )
