@@ -309,7 +309,10 @@ def test_a_signal_in_any_phase_stops_cleanly_with_reports(
 
 def test_a_second_signal_during_the_cleanup_ends_the_process_at_once(tmp_path: Path, loopback: Any) -> None:
     process, db = _start_slow_audit(tmp_path, "cleanup", [loopback.url_for("/ok/cleanup"), loopback.url_for("/hang/c")])
-    time.sleep(1.0)  # the fast URL is checked; the hanging one keeps the crawl going
+    deadline = time.monotonic() + 15  # the fast URL is checked; the hanging one keeps the crawl going
+    while loopback.hits("/ok/cleanup") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
     process.send_signal(signal.SIGINT)
     _wait_for_line(process, b"IN cleanup")  # writing reports of the interrupted run, slowly
     started = time.monotonic()
