@@ -120,6 +120,14 @@ def cli() -> None:
     help="Requests in flight at once, all hosts together.",
 )
 @click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=CRAWL_DEFAULTS.processes,
+    show_default=True,
+    help="Processes the crawl runs in, the hosts split between them (one per core to spare); "
+    "--concurrency is shared out among them.",
+)
+@click.option(
     "--per-host",
     type=click.IntRange(1, 64),
     default=CRAWL_DEFAULTS.per_host,

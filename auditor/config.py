@@ -91,6 +91,8 @@ class CrawlConfig:
     # (a new TLS handshake costs more); a bigger or slower rest closes the connection instead.
     drain_bytes: int = 64 * 1024
     drain_timeout: float = 1.0
+    # Processes the crawl runs in (processes.py): above 1, the hosts are split between them by a stable hash.
+    processes: int = 1
     # Keep-alive: origins whose connection pools are kept (least recently used closed first); each pool
     # keeps up to `per_host` idle connections.
     max_idle_origins: int = 256

@@ -28,6 +28,7 @@ from auditor import __version__
 from auditor.config import Config
 from auditor.corpus import iter_corpus_files, load_document
 from auditor.crawl import Crawler
+from auditor.crawl.processes import ProcessCrawler, open_crawler
 from auditor.errors import ConfigError, DatabaseError
 from auditor.filters import PathFilter, UrlRules
 from auditor.interrupt import Interrupted, StopRequests
@@ -57,7 +58,7 @@ MAX_WORKERS = 8
 
 ProgressHook = Callable[[Check, int, int], None]
 # Runs after the corpus's URLs, with the same crawler (its client and host gates): the host probes.
-AfterCrawl = Callable[[Crawler], Awaitable[None]]
+AfterCrawl = Callable[[Crawler | ProcessCrawler], Awaitable[None]]
 # A document's path, its encoded content, its links' encoded rows and its offline findings.
 Prepared = tuple[str, Row, list[Row], list[Finding]]
 _CRAWL_COUNTS = ("fetched", "revalidated", "reused")
@@ -371,7 +372,7 @@ def _crawl(
     tally = _Tally()
     remapped = _Remapped()
 
-    async def probe_hosts(crawler: Crawler) -> None:
+    async def probe_hosts(crawler: Crawler | ProcessCrawler) -> None:
         checks.flush()  # the probes go to the hosts of the pages that answered: all of them stored
         await _probe_hosts(store, run_id, config, crawler)
 
@@ -382,7 +383,7 @@ def _crawl(
                 _plan(store, run_id, config, tally, UrlRules.of(config), remapped),
                 total,
                 config,
-                crawler or Crawler(config.crawl),
+                crawler or open_crawler(config.crawl),
                 checks,
                 progress,
                 stops,
@@ -402,7 +403,7 @@ async def _crawl_async(
     targets: Iterable[Target],
     total: int,
     config: Config,
-    crawler: Crawler,
+    crawler: Crawler | ProcessCrawler,
     checks: CheckWriter,
     progress: ProgressHook | None,
     stops: StopRequests,
@@ -449,7 +450,7 @@ async def _crawl_async(
         flusher.cancel()
 
 
-async def _probe_hosts(store: Store, run_id: int, config: Config, crawler: Crawler) -> None:
+async def _probe_hosts(store: Store, run_id: int, config: Config, crawler: Crawler | ProcessCrawler) -> None:
     """Once per host whose pages answered: a path that cannot exist, to learn how it answers one.
 
     A host the run already probed (--resume) is not asked again; with --max-age a probe younger

@@ -386,6 +386,7 @@ class Settings(BaseModel):
     quiet: bool = False
     verbose: bool = False
     concurrency: Annotated[int, Field(ge=1, le=1024)] = _CRAWL.concurrency
+    processes: Annotated[int, Field(ge=1, le=64)] = _CRAWL.processes
     per_host: Annotated[int, Field(ge=1, le=64)] = _CRAWL.per_host
     rate: Annotated[float, Field(ge=0.01, le=1000)] = _CRAWL.rate
     timeout: Annotated[float, Field(ge=0.1, le=600)] = _CRAWL.timeout

@@ -1015,3 +1015,42 @@ def test_cookies_last_one_redirect_chain_not_the_crawl(loopback: Any) -> None:
     assert hop.cookies == {"hop": "1"}
     (after,) = loopback.requests.for_path("/ok/cookie-scope-later")
     assert after.cookies == {}
+
+
+# -- a crawl in several processes -----------------------------------------------------
+
+
+def test_the_partition_is_stable_and_keeps_the_amp_cache_together() -> None:
+    from auditor.crawl.processes import partition_of
+
+    # Fixed values: the same on every machine and run (no salted hash), so shards agree.
+    assert partition_of("https://www.example.com/a", 4) == 1
+    assert partition_of("https://x-y.cdn.ampproject.org/c/s/x", 4) == partition_of("https://cdn.ampproject.org/", 4)
+    assert partition_of("https://WWW.example.com:8443/b?c", 4) == 1  # the host decides, in any spelling
+
+
+def test_a_crawl_in_processes_checks_every_url_once_and_gives_the_same_answers(loopback: Any) -> None:
+    """Two hosts (127.0.0.1 and localhost) in different processes (four parts: they land in 0 and 2)."""
+    from auditor.crawl.processes import ProcessCrawler, partition_of
+
+    prefix = f"proc-{time.monotonic_ns()}"
+    hosts = ("127.0.0.1", "localhost")
+    assert partition_of(f"http://{hosts[0]}/", 4) != partition_of(f"http://{hosts[1]}/", 4)
+    targets: list[Target | tuple[str, str]] = [
+        (f"http://{host}:{loopback.port}{path}", "page")
+        for host in hosts
+        for path in (f"/ok/{prefix}-{host}-{n}" for n in range(5))
+    ]
+    targets += [(f"http://{hosts[1]}:{loopback.port}/status/404/{prefix}", "page")]
+
+    async def run() -> list[Check]:
+        async with ProcessCrawler(FAST, 4) as crawler:
+            return [c async for c in crawler.crawl(targets)]
+
+    in_processes = asyncio.run(run())
+    assert sorted((c.url, c.status, c.ok) for c in in_processes) == sorted(
+        (c.url, c.status, c.ok) for c in crawl(targets)
+    )
+    for url, _ in targets:
+        path = url.split(str(loopback.port), 1)[1]
+        assert loopback.hits(path) == 2  # once per crawl: the processes' and the in-process one
