@@ -528,26 +528,64 @@ def test_hostname_mismatch_is_tls_error(loopback_tls_wrong_name: Any, loopback_t
 
 
 # -- private-address guard ---------------------------------------------------------------
-PRETEND_PUBLIC = "93.184.216.34"
+@pytest.fixture
+def loopback_looks_public(monkeypatch: pytest.MonkeyPatch) -> None:
+    """127.0.0.1 passes the guard so the test server can play a public site; nothing else changes.
+
+    The guard's verdict, not its lookup, is what changes: connections go to what was resolved.
+    """
+    judged = auditor.crawl.guard.is_public_address
+    monkeypatch.setattr(auditor.crawl.guard, "is_public_address", lambda a: a == "127.0.0.1" or judged(a))
 
 
-async def loopback_looks_public(host: str, port: int) -> list[str]:
-    """127.0.0.1 passes the guard so the test server can play a public site; nothing else changes."""
-    if host == "127.0.0.1":
-        return [PRETEND_PUBLIC]
+async def localhost_as_most_systems_answer(host: str, port: int) -> list[str]:
+    """localhost is ::1 too (this machine answers 127.0.0.1 only, which the fixture above lets pass)."""
+    if host == "localhost":
+        return ["::1", "127.0.0.1"]
     return [info[4][0] for info in await asyncio.get_running_loop().getaddrinfo(host, port)]
 
 
 @pytest.mark.parametrize(
     "target", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://[::1]/", "http://localhost/"]
 )
+@pytest.mark.usefixtures("loopback_looks_public")
 def test_redirect_to_a_private_address_is_refused_without_connecting(loopback: Any, target: str) -> None:
     url = loopback.url_for(
         "/redirect-to?url=" + httpx.QueryParams({"u": target})["u"].replace(":", "%3A").replace("/", "%2F")
     )
-    result = check(url, config=replace(FAST, allow_private=False), resolver=loopback_looks_public)
+    result = check(url, config=replace(FAST, allow_private=False), resolver=localhost_as_most_systems_answer)
     assert (result.ok, result.reason, result.attempts) == (False, "private-address", 1)
     assert [hop.status for hop in result.redirects] == [302]
+
+
+class _Rebinding:
+    """A name whose first answer is public and every later one private: DNS rebinding."""
+
+    def __init__(self) -> None:
+        self.lookups = 0
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.lookups += 1
+        return ["127.0.0.1"] if self.lookups == 1 else ["10.0.0.1"]
+
+
+@pytest.mark.usefixtures("loopback_looks_public")
+def test_connections_go_to_the_address_the_guard_judged_and_each_name_is_resolved_once(loopback: Any) -> None:
+    """However many requests and connections, one lookup per name: a later answer cannot redirect one."""
+    resolver = _Rebinding()
+    for n in range(3):  # a long body each: the connection is closed after the head, so three connections
+        loopback.add_route(f"/rebind-{n}", lambda _: (200, {}, _page_with_rest(400_000)))
+    urls = [f"http://rebind.example:{loopback.port}/rebind-{n}" for n in range(3)]
+    config = replace(FAST, allow_private=False, concurrency=1)
+
+    async def run() -> list[Check]:
+        async with Crawler(config, resolver=resolver) as crawler:
+            return [c async for c in crawler.crawl((url, "page") for url in urls)]
+
+    results = asyncio.run(run())
+    assert [(r.ok, r.status) for r in results] == [(True, 200)] * 3
+    assert resolver.lookups == 1
+    assert len({r.connection_id for r in loopback.requests.all() if r.path.startswith("/rebind-")}) == 3
 
 
 def test_private_target_refused_unless_allowed(loopback: Any) -> None:
@@ -947,10 +985,13 @@ def test_a_long_rest_of_body_is_cut_off_not_drained(loopback: Any) -> None:
 def test_an_origin_pool_past_the_bound_is_closed_only_once_settled(loopback: Any) -> None:
     """max_idle_origins bounds the pools kept; the one just used is never closed under a request."""
     from auditor.crawl.client import PoolPerOrigin, ssl_context
+    from auditor.crawl.connect import GuardedBackend
+    from auditor.crawl.guard import AddressGuard, system_resolver
 
     async def run() -> tuple[int, int]:
         config = replace(FAST, max_idle_origins=1, timeout=0.05, drain_timeout=0.05)
-        transport = PoolPerOrigin(config, ssl_context(config))
+        guard = AddressGuard(allow_private=True, resolver=system_resolver)
+        transport = PoolPerOrigin(config, ssl_context(config), GuardedBackend(guard.connectable))
         async with httpx.AsyncClient(transport=transport) as client:
             first = await client.get(loopback.url_for("/ok/origin-a"))
             second = await client.get(f"http://localhost:{loopback.port}/ok/origin-b")  # another origin

@@ -59,11 +59,14 @@ class Crawler:
         self._fetcher: Fetcher | None = None
 
     async def __aenter__(self) -> Crawler:
-        self.client = open_client(self.config, transport=self._transport, on_response=refuse_unusable_redirect)
+        guard = AddressGuard(allow_private=self.config.allow_private, resolver=self.resolver)
+        self.client = open_client(
+            self.config, transport=self._transport, on_response=refuse_unusable_redirect, lookup=guard.connectable
+        )
         self._fetcher = Fetcher(
             self.client,
             self.config,
-            guard=AddressGuard(allow_private=self.config.allow_private, resolver=self.resolver),
+            guard=guard,
             politeness=self.politeness,
             hosts=self.hosts,
         )
