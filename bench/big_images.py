@@ -35,7 +35,7 @@ tiff                   10  rare on the web (only Safari shows it), here for the
                            after the strips, at the end), chosen at random
 ==================  =====  ====================================================
 
-Generation takes about a minute and a half on 2 cores (then it is cached): it
+Generation takes about 70 s on 2 cores (then it is cached): it
 encodes about 360 distinct pictures (random crops of one noise-and-gradient
 canvas per worker, sized so files land in 0.5–5 MB) and writes each as up to
 3 files whose metadata differs (a per-file EXIF ImageUniqueID, XMP
