@@ -1004,3 +1004,14 @@ def test_an_origin_pool_past_the_bound_is_closed_only_once_settled(loopback: Any
     kept_while_recent, kept_after = asyncio.run(run())
     assert kept_while_recent == 2  # over the bound rather than cut a request short
     assert kept_after == 1
+
+
+def test_cookies_last_one_redirect_chain_not_the_crawl(loopback: Any) -> None:
+    """The chain's cookie (set by a redirect) reaches its next hop, never a later URL of the host."""
+    first, later = loopback.url_for("/redirect/302/cookie-scope"), loopback.url_for("/ok/cookie-scope-later")
+    results = crawl([(first, "page"), (later, "page")], replace(FAST, concurrency=1, per_host=1))
+    assert [r.status for r in results] == [200, 200]
+    hop = [r for r in loopback.requests.all() if r.path == "/ok"][-1]
+    assert hop.cookies == {"hop": "1"}
+    (after,) = loopback.requests.for_path("/ok/cookie-scope-later")
+    assert after.cookies == {}

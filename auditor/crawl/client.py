@@ -8,6 +8,7 @@ plus `ca_bundle` when given.
 
 from __future__ import annotations
 
+import http.cookiejar
 import ssl
 import time
 import urllib.request
@@ -61,6 +62,9 @@ def open_client(
         # Only for httpx's own transports (through a proxy): requests in flight are bounded by the workers.
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=config.concurrency),
         follow_redirects=False,
+        # Cookies live as long as one redirect chain (redirects.py keeps them): httpx's client-wide jar
+        # would carry one URL's cookies to every later URL of its host, so verdicts would hang on order.
+        cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
         event_hooks={"response": [on_response]},
         timeout=httpx.Timeout(config.timeout, connect=min(config.connect_timeout, config.timeout)),
         headers={"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": ACCEPT},
