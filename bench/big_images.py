@@ -4,10 +4,10 @@ Target: the median bytes per image at most 4 KiB, the total at most 1 % of the
 images' full sizes.
 
 The images are real files, written once into a cache directory (default
-``$TMPDIR/auditor-bench-big-images``, about 2.3 GB; the script prints how to
-free it) and reused by later runs. The mix, and why (big files on the web are
-mostly photos that nobody resized or stripped, so metadata in front of the
-size is common):
+``$TMPDIR/auditor-bench-big-images-1000``, about 2.3 GB; the script prints
+how to free it) and reused by later runs. The mix, and why (big files on the
+web are mostly photos that nobody resized or stripped, so metadata in front
+of the size is common):
 
 ==================  =====  ====================================================
 kind                files  what comes before the size
@@ -704,9 +704,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64, help="in flight, globally and per host")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "auditor-bench-big-images")
+    parser.add_argument("--cache", type=Path, help="default: $TMPDIR/auditor-bench-big-images-<images>")
     parser.add_argument("--modes", default="range,no-range", help="range, no-range or both (comma-separated)")
     args = parser.parse_args()
+    args.cache = args.cache or Path(tempfile.gettempdir()) / f"auditor-bench-big-images-{args.images}"
     images = build_images(args.cache, args.images)
     mix = ", ".join(f"{kind} {sum(image.kind == kind for image in images)}" for kind in KINDS)
     total = sum(image.size for image in images)
