@@ -463,14 +463,8 @@ class Store:
 
     def archived_copies(self, urls: Iterable[str]) -> dict[str, ArchivedCopy]:
         """The cached archive answer of each URL that has one, however old."""
-        wanted = sorted(set(urls))
-        found: dict[str, ArchivedCopy] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.query(f"select * from archived_copies where url in ({marks})", chunk)
-            found.update((row["url"], ARCHIVED.decode(row)) for row in rows)
-        return found
+        rows = self._rows_for(urls, lambda marks: f"select * from archived_copies where url in ({marks})")
+        return {row["url"]: ARCHIVED.decode(row) for row in rows}
 
     def save_archived_copy(self, copy: ArchivedCopy) -> None:
         """Keep an archive answer for later runs, replacing the URL's older one."""
@@ -531,18 +525,15 @@ class Store:
 
     def latest_probes(self, origins: Iterable[str]) -> dict[str, Check]:
         """The newest probe of each origin, by any run."""
-        wanted = sorted(set(origins))
-        found: dict[str, Check] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.query(
-                "select latest.origin as probe_origin, checks.* from checks join (select origin, max(check_id) as id "
-                f"from host_probes where origin in ({marks}) group by origin) as latest on latest.id = checks.id",
-                chunk,
-            )
-            found.update((row["probe_origin"], CHECKS.decode(row)) for row in rows)
-        return found
+        rows = self._rows_for(
+            origins,
+            lambda marks: (
+                "select latest.origin as probe_origin, checks.* from checks join (select origin, "
+                f"max(check_id) as id from host_probes where origin in ({marks}) group by origin) as latest "
+                "on latest.id = checks.id"
+            ),
+        )
+        return {row["probe_origin"]: CHECKS.decode(row) for row in rows}
 
     _RUN_PAGES = (
         "from run_checks join checks on checks.id = run_checks.check_id where run_checks.run_id = ? "
@@ -624,17 +615,20 @@ class Store:
 
     def latest_checks(self, urls: Iterable[str]) -> dict[str, Check]:
         """The most recent stored check of each URL (any run), for reuse and revalidation."""
-        wanted = sorted(set(urls))
-        found: dict[str, Check] = {}
+        rows = self._rows_for(
+            urls,
+            lambda marks: (
+                f"select * from checks where id in (select max(id) from checks where url in ({marks}) group by url)"
+            ),
+        )
+        return {row["url"]: CHECKS.decode(row) for row in rows}
+
+    def _rows_for(self, keys: Iterable[str], query: Callable[[str], str]) -> Iterator[dict[str, Any]]:
+        """The rows of `query(marks)` for these keys, bound 500 at a time (SQLite caps a statement's parameters)."""
+        wanted = sorted(set(keys))
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.query(
-                f"select * from checks where id in (select max(id) from checks where url in ({marks}) group by url)",
-                chunk,
-            )
-            found.update((row["url"], CHECKS.decode(row)) for row in rows)
-        return found
+            yield from self.db.query(query(",".join("?" * len(chunk))), chunk)
 
     def checks(self, run_id: int, urls: Iterable[str] | None = None) -> dict[str, Check]:
         """The checks a run used, by URL: all of them, or only the given URLs (bounded memory per document)."""
