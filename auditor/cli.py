@@ -14,7 +14,7 @@ import click
 from click.core import ParameterSource
 
 from auditor import __version__, pipeline, settings
-from auditor.config import FAIL_ON, SERVE_EVERY, SERVE_HOST, SERVE_PORT, Config, CrawlConfig, parse_duration
+from auditor.config import FAIL_ON, MAX_SHARDS, SERVE_EVERY, SERVE_HOST, SERVE_PORT, Config, CrawlConfig, parse_duration
 from auditor.crawl import check_settings
 from auditor.errors import AuditorError, ConfigError
 from auditor.links import InvalidURL, normalize_url
@@ -281,6 +281,19 @@ def cli() -> None:
     help="Probe each host with pages once for soft 404s (a path that cannot exist); with --no-soft-404, "
     "redirects and titles still count. `severity: {soft-404: off}` in the config file drops the finding.",
 )
+@click.option(
+    "--shard",
+    metavar="K/N|auto",
+    default=None,
+    help="Check only the URLs of the K-th of N host partitions (1/3, 2/3, 3/3), for `auditor merge` to join; "
+    "'auto' takes K from the scheduler (JOB_COMPLETION_INDEX, CI_NODE_INDEX, SLURM_ARRAY_TASK_ID, ...).",
+)
+@click.option(
+    "--shard-count",
+    type=click.IntRange(1, MAX_SHARDS),
+    default=None,
+    help="N for --shard auto, when the scheduler does not say it (a Kubernetes Indexed Job's completions).",
+)
 def audit(**options: Any) -> None:
     """Check every link in the corpus (default: seeds/) and write reports."""
     resolved = _resolve()
@@ -322,8 +335,8 @@ def _dump(resolved: settings.Resolved, *, resume: bool) -> None:
 
 
 # The same audit options as `audit`, taken from it, so the two cannot drift apart; --resume and --dump act on
-# one audit, which is `auditor audit`'s job, not a service's.
-SERVE_SKIPS = ("resume", "dump")
+# one audit, which is `auditor audit`'s job, not a service's; so are shards, which `auditor merge` joins.
+SERVE_SKIPS = ("resume", "dump", "shard", "shard_count")
 
 
 @cli.command(params=[param for param in audit.params if param.name not in SERVE_SKIPS])
@@ -471,6 +484,42 @@ def _github(report: Report) -> None:
     except OSError as exc:
         # The audit's verdict matters more than its summary: warn, keep the exit code.
         click.echo(f"auditor: warning: cannot append to $GITHUB_STEP_SUMMARY: {exc.strerror or exc}", err=True)
+
+
+@cli.command()
+@click.argument("shard_dbs", metavar="SHARD.sqlite...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=DEFAULTS.db,
+    show_default=True,
+    help="SQLite database the merged run is added to (it may hold earlier runs; later runs compare against it).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=DEFAULTS.out,
+    show_default=True,
+    help="Directory the reports are written to.",
+)
+@_formats_option
+@_config_option
+@click.option(
+    "--annotations",
+    type=click.Choice(github.MODES),
+    default=None,
+    help="Print findings as CI annotations, as `audit` does.",
+)
+@click.option("--wait", is_flag=True, help="When another run is writing --db, wait for it to finish.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary line; errors only.")
+def merge(shard_dbs: tuple[Path, ...], **_options: Any) -> None:
+    """Join the shard databases of one `audit --shard K/N` into one run: judge it whole, write its reports.
+
+    The shards' own config decides severities and --fail-on; the exit code is as for `audit`.
+    """
+    from auditor import merge as merging
+
+    _exit(lambda config, wait: merging.merge(shard_dbs, config, wait=wait), _resolve())
 
 
 @cli.command()
@@ -668,7 +717,7 @@ def config_(reference: bool, **_options: Any) -> None:
 
 # The commands whose options the reference lists, in this order; `config` (which takes serve's options to
 # show what they would be) adds only its own.
-REFERENCE_COMMANDS = ("audit", "lint", "serve", "report", "runs", "history", "prune")
+REFERENCE_COMMANDS = ("audit", "lint", "serve", "merge", "report", "runs", "history", "prune")
 
 
 def options_reference() -> str:

@@ -149,6 +149,20 @@ class Soft404Config:
     max_text_distance: int = 10
 
 
+@dataclass(frozen=True)
+class Shard:
+    """`--shard K/N`: this process checks the URLs of the K-th of N host partitions (auditor/shards.py)."""
+
+    index: int  # from 1
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+MAX_SHARDS = 100_000  # a bound on --shard N, far beyond any scheduler's array
+
+
 # `auditor serve`: audit at start, then every SERVE_EVERY (a duration as --every takes it), listening here.
 SERVE_EVERY = "6h"
 SERVE_HOST = "127.0.0.1"  # loopback only, unless told otherwise
@@ -181,6 +195,7 @@ class Config:
     remap: tuple[str, ...] = ()  # 'REGEX REPLACEMENT', first matching rule wins
     suggest: bool = False  # ask the Wayback Machine for an archived copy of each dead link
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    shard: Shard | None = None  # check one host partition of the corpus's URLs; `auditor merge` joins them
 
     def __post_init__(self) -> None:
         # Library callers may pass the plain strings; the rest of the run sees the enums.

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from auditor import __version__
+from auditor import __version__, shards
 from auditor.config import Config
 from auditor.corpus import iter_corpus_files, load_document
 from auditor.crawl import Crawler
@@ -122,10 +122,18 @@ def _run_locked(
     store = Store(config.db)
     corpus = [str(p) for p in config.paths]
     if config.resume:
-        run_id = _resumable_run(store, mode, corpus)
+        run_id = _resumable_run(store, mode, corpus, config)
         store.reopen_run(run_id)
     else:
-        run_id = store.start_run(mode=mode, corpus=corpus, tool_version=__version__, config=_config_record(config))
+        shard = config.shard if mode is Mode.AUDIT else None
+        run_id = store.start_run(
+            mode=mode,
+            corpus=corpus,
+            tool_version=__version__,
+            config=_config_record(config),
+            shard=shard.index if shard else None,
+            shards=shard.count if shard else None,
+        )
     findings = FindingWriter(store, run_id, config)
     status = RunStatus.FINISHED
     stops = stops if stops is not None else StopRequests()
@@ -137,8 +145,9 @@ def _run_locked(
                 _ingest(store, run_id, prepared, findings, stops)
             if mode is Mode.AUDIT:
                 _crawl(store, run_id, config, crawler, progress, stops)
-                _judge(store, run_id, config, findings, stops)
-                if config.suggest and not config.offline:
+                if config.shard is None:  # a shard has part of the checks: `auditor merge` judges the whole
+                    _judge(store, run_id, config, findings, stops)
+                if config.suggest and not config.offline and config.shard is None:
                     findings.flush()  # the archived copies are recorded on the stored findings
                     suggest(store, run_id, config, stops)
         except Interrupted:
@@ -158,7 +167,7 @@ def _run_locked(
                 status=RunStatus.INTERRUPTED if stops.requested else status,
                 documents=store.count_documents(run_id),
                 references=store.count_references(run_id),
-                urls=store.count_unique_urls(run_id),
+                urls=_count_urls(store, run_id, config if mode is Mode.AUDIT else config.replace(shard=None)),
             )
         try:
             report = build_report(store, run_id)
@@ -172,6 +181,10 @@ def _run_locked(
             store.close()
     if stops.requested:
         return Outcome(run_id, stops.exit_code, report, interrupted=True)
+    if mode is Mode.AUDIT and config.shard is not None:
+        # A shard has no verdict of its own (`auditor merge` judges, and exits by --fail-on): a finished
+        # shard is a success, or every job of a scheduler's array would fail on one broken document.
+        return Outcome(run_id, 0, report)
     failing = any(config.fails(f.severity) for f in report.findings)
     return Outcome(run_id, 1 if failing else 0, report)
 
@@ -244,7 +257,7 @@ def _ingest(
         documents.flush()
 
 
-def _resumable_run(store: Store, mode: Mode, corpus: list[str]) -> int:
+def _resumable_run(store: Store, mode: Mode, corpus: list[str], config: Config) -> int:
     """The last run, if it is unfinished and over this corpus: what --resume continues."""
     try:
         run = store.run(store.latest_run_id())
@@ -257,6 +270,10 @@ def _resumable_run(store: Store, mode: Mode, corpus: list[str]) -> int:
             f"--resume: the last run ({run.id}) was {run.mode} of {', '.join(run.corpus)}, not {mode} of "
             f"{', '.join(corpus)}"
         )
+    shard = config.shard if mode is Mode.AUDIT else None
+    if (run.shard, run.shards) != ((shard.index, shard.count) if shard else (None, None)):
+        was = f"shard {run.shard}/{run.shards}" if run.shard else "not a shard"
+        raise ConfigError(f"--resume: the last run ({run.id}) was {was}; resume it with the same --shard")
     return run.id or 0
 
 
@@ -306,6 +323,7 @@ def _plan(
     (recorded as excluded, never fetched). A remapped URL is fetched at its new address."""
     already = store.checked_urls(run_id)
     batch: list[tuple[str, Kind]] = []
+    ours = _shard_filter(config, rules)
 
     def decide() -> Iterator[Target]:
         latest = store.latest_checks(url for url, _ in batch)
@@ -333,11 +351,30 @@ def _plan(
         batch.clear()
 
     for url, kind in store.unique_urls(run_id):
-        if url not in already:
+        if url not in already and ours(url):
             batch.append((url, kind))
         if len(batch) >= REUSE_BATCH:
             yield from decide()
     yield from decide()
+
+
+def _shard_filter(config: Config, rules: UrlRules) -> Callable[[str], bool]:
+    """Whether this process checks a URL: all of them, or (--shard) those of its host partition.
+
+    A remapped URL goes by the host it is fetched from: that host's politeness is what the partition keeps.
+    """
+    shard = config.shard
+    if shard is None:
+        return lambda url: True
+    return lambda url: shards.owns(shard, rules.fetch_url(url) or url)
+
+
+def _count_urls(store: Store, run_id: int, config: Config) -> int:
+    """The run's unique URLs; a shard's, those of its partition."""
+    if config.shard is None:
+        return store.count_unique_urls(run_id)
+    ours = _shard_filter(config, UrlRules.of(config))
+    return sum(1 for url, _ in store.unique_urls(run_id) if ours(url))
 
 
 def _excluded(url: str, kind: Kind, why: str) -> Check:
@@ -367,7 +404,7 @@ def _crawl(
     stops: StopRequests,
 ) -> None:
     stops.check()
-    total = store.count_unique_urls(run_id)
+    total = _count_urls(store, run_id, config)
     checks = store.checks_writer(run_id, batch_size=CHECK_BATCH)
     tally = _Tally()
     remapped = _Remapped()

@@ -54,10 +54,11 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from auditor import filters
+from auditor import filters, shards
 from auditor.config import (
     DEFAULT_REQUIRED,
     DEFAULT_SEVERITIES,
+    MAX_SHARDS,
     SERVE_EVERY,
     SERVE_HOST,
     SERVE_PORT,
@@ -152,6 +153,15 @@ def _duration(text: str) -> str:
     """Checked here, kept as written (what `auditor config` shows); seconds are computed where used."""
     try:
         parse_duration(text, what="")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return text.strip()
+
+
+def _shard(text: str) -> str:
+    """K/N or auto, checked here and kept as written; `auto` is resolved from the environment in Resolved.config."""
+    try:
+        shards.parse_spec(text, what="")
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
     return text.strip()
@@ -321,6 +331,7 @@ PathValue = Annotated[Path, Strict(False), BeforeValidator(_path)]  # text in a 
 Paths = Annotated[tuple[PathValue, ...], BeforeValidator(_items)]
 Formats = Annotated[tuple[str, ...], BeforeValidator(_format_items), AfterValidator(_known_formats)]
 Duration = Annotated[str, AfterValidator(_duration)]
+ShardSpec = Annotated[str, AfterValidator(_shard)]
 Every = Annotated[str, AfterValidator(_every)]
 Requirement = Annotated[tuple[str, ...], BeforeValidator(_requirement)]
 Requirements = Annotated[tuple[Requirement, ...], BeforeValidator(_listed)]
@@ -408,6 +419,8 @@ class Settings(BaseModel):
     remap: RemapRules = _DEFAULTS.remap
     suggest: bool = _DEFAULTS.suggest
     soft_404: bool = _DEFAULTS.soft_404.probe
+    shard: ShardSpec | None = None
+    shard_count: Annotated[int, Field(ge=1, le=MAX_SHARDS)] | None = None
     every: Every = SERVE_EVERY
     host: str = SERVE_HOST
     port: Annotated[int, Field(ge=0, le=65535)] = SERVE_PORT
@@ -436,7 +449,14 @@ OPTION_KEYS = tuple(key for key in Settings.model_fields if key not in FILE_ONLY
 # Keys the commands consume themselves; every other key is a field of Config or CrawlConfig, of the
 # same name unless converted by Resolved.config.
 COMMAND_KEYS = frozenset({"annotations", "wait", "quiet", "verbose", "every", "host", "port"})
-CONVERTED = {"paths": "paths", "format": "formats", "max_age": "max_age", "soft_404": "soft_404"}
+CONVERTED = {
+    "paths": "paths",
+    "format": "formats",
+    "max_age": "max_age",
+    "soft_404": "soft_404",
+    "shard": "shard",
+    "shard_count": "shard",
+}
 
 
 def env_name(key: str) -> str:
@@ -765,8 +785,11 @@ class Resolved:
     def source(self, *loc: str) -> Source:
         return self.sources.get(tuple(loc), DEFAULT)
 
-    def config(self, *, resume: bool = False) -> Config:
-        """The run-time model: every key that is not the commands' own lands in Config or CrawlConfig."""
+    def config(self, *, resume: bool = False, environ: Mapping[str, str] | None = None) -> Config:
+        """The run-time model: every key that is not the commands' own lands in Config or CrawlConfig.
+
+        `environ` (default: the process's) is where `--shard auto` finds its scheduler's index.
+        """
         s = self.settings
         crawl_fields = {f.name for f in dataclasses.fields(CrawlConfig)}
         config_fields = {f.name for f in dataclasses.fields(Config)}
@@ -791,6 +814,7 @@ class Resolved:
             schema=SchemaConfig(required={**DEFAULT_REQUIRED, **s.required}),
             soft_404=Soft404Config(probe=s.soft_404),
             archive=ArchiveConfig(**s.archive.model_dump()),
+            shard=shards.resolve(s.shard, s.shard_count, os.environ if environ is None else environ),
             resume=resume,
             **plain,
         )

@@ -17,6 +17,7 @@ import types
 import typing
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -337,8 +338,25 @@ class Store:
         self.db.close()
 
     # -- runs ---------------------------------------------------------------
-    def start_run(self, *, mode: Mode, corpus: Iterable[str], tool_version: str, config: dict[str, Any]) -> int:
-        run = Run(mode=mode, started_at=now_iso(), corpus=tuple(corpus), tool_version=tool_version, config=config)
+    def start_run(
+        self,
+        *,
+        mode: Mode,
+        corpus: Iterable[str],
+        tool_version: str,
+        config: dict[str, Any],
+        shard: int | None = None,
+        shards: int | None = None,
+    ) -> int:
+        run = Run(
+            mode=mode,
+            started_at=now_iso(),
+            corpus=tuple(corpus),
+            tool_version=tool_version,
+            config=config,
+            shard=shard,
+            shards=shards,
+        )
         with self.db.conn:
             cursor = self.db.conn.execute(RUNS.insert_sql, RUNS.encode(run))
         return int(cursor.lastrowid or 0)
@@ -346,7 +364,21 @@ class Store:
     def finish_run(self, run_id: int, *, status: RunStatus, **counts: int) -> None:
         self.db.table("runs").update(run_id, {"status": status.value, "finished_at": now_iso(), **counts})
         if status is RunStatus.FINISHED:
-            self._compact(run_id)
+            if self.run(run_id).shard is None:
+                self._compact(run_id)
+            else:
+                # A shard's checks cover its partition only: "the newest check of every URL it cites" would
+                # claim other shards' URLs, so it keeps its own rows; its fingerprint tells `merge` the corpus.
+                self.db.table("runs").update(run_id, {"fingerprint": self._fingerprint(run_id)})
+
+    def _fingerprint(self, run_id: int) -> str:
+        """Of the run's documents: paths and contents, in order."""
+        digest = hashlib.blake2b(digest_size=16)
+        for path, content in self.db.execute(
+            "select path, content from run_documents where run_id = ? order by position", [self._documents_run(run_id)]
+        ):
+            digest.update(json.dumps([path, content]).encode())
+        return digest.hexdigest()
 
     def _compact(self, run_id: int) -> None:
         """A finished run keeps no copy of what an earlier run already holds.
@@ -356,12 +388,7 @@ class Store:
         rows go and the id is kept. Its documents: if they are the previous
         run's, path for path and content for content, it shares that run's rows.
         """
-        digest = hashlib.blake2b(digest_size=16)
-        for path, content in self.db.execute(
-            "select path, content from run_documents where run_id = ? order by position", [run_id]
-        ):
-            digest.update(json.dumps([path, content]).encode())
-        fingerprint = digest.hexdigest()
+        fingerprint = self._fingerprint(run_id)
         previous_id = self.previous_run_id(run_id)
         previous = self.run(previous_id) if previous_id is not None else None
         with self.db.conn:
@@ -754,6 +781,119 @@ class Store:
 
     def count_references(self, run_id: int) -> int:
         return int(self.db.execute(f"select count(*) {self._RUN_LINKS}", [self._documents_run(run_id)]).fetchone()[0])
+
+    # -- merging shards (auditor/merge.py) ----------------------------------------
+    @contextmanager
+    def attached(self, path: Path) -> Iterator[None]:
+        """Another auditor database (a shard's), readable as `shard.` on this connection for the block."""
+        self.db.conn.execute("attach database ? as shard", [str(path)])
+        try:
+            yield
+        finally:
+            self.db.conn.execute("detach database shard")
+
+    def claim_shard_urls(self, shard_run: int, index: int) -> tuple[str, int] | None:
+        """Record the URLs the attached shard's run checked as its own; the first one an earlier shard
+        already claimed, with that shard, instead (nothing recorded then)."""
+        conn = self.db.conn
+        conn.execute("create temp table if not exists claimed (url text primary key, shard integer not null)")
+        used = (
+            "from shard.run_checks join shard.checks on shard.checks.id = shard.run_checks.check_id "
+            "where shard.run_checks.run_id = ?"
+        )
+        twice = conn.execute(
+            "select shard.checks.url, claimed.shard from shard.run_checks "
+            "join shard.checks on shard.checks.id = shard.run_checks.check_id "
+            "join temp.claimed as claimed on claimed.url = shard.checks.url "
+            "where shard.run_checks.run_id = ? limit 1",
+            [shard_run],
+        ).fetchone()
+        if twice is not None:
+            return str(twice[0]), int(twice[1])
+        with conn:
+            conn.execute(f"insert or ignore into temp.claimed select shard.checks.url, ? {used}", [index, shard_run])
+        return None
+
+    def unclaimed_url(self, shard_documents: int) -> str | None:
+        """A URL the attached shard's documents cite that no claimed shard checked, if there is one."""
+        row = self.db.conn.execute(
+            "select links.normalized_url from shard.run_documents join shard.links as links "
+            "on links.content = shard.run_documents.content where shard.run_documents.run_id = ? "
+            "and links.normalized_url not in (select url from temp.claimed) limit 1",
+            [shard_documents],
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def copy_shard_documents(self, run_id: int, shard_documents: int) -> None:
+        """The attached shard's documents, as this run's: contents (and their links) this store lacks, and
+        the run's path -> content rows."""
+        conn = self.db.conn
+        link_columns = ", ".join(["[content]", *(f"[{c.name}]" for c in LINKS.columns)])
+        content_columns = ", ".join(["[hash]", *(f"[{c.name}]" for c in CONTENTS.columns)])
+        theirs = "select content from shard.run_documents where run_id = ?"
+        with conn:
+            # Links first: a content already here has its links already.
+            conn.execute(
+                f"insert into main.links ({link_columns}) select {link_columns} from shard.links "
+                f"where content in ({theirs}) and content not in (select hash from main.contents) order by rowid",
+                [shard_documents],
+            )
+            conn.execute(
+                f"insert or ignore into main.contents ({content_columns}) select {content_columns} "
+                f"from shard.contents where hash in ({theirs})",
+                [shard_documents],
+            )
+            conn.execute(
+                "insert into main.run_documents (run_id, path, content, position) "
+                "select ?, path, content, position from shard.run_documents where run_id = ?",
+                [run_id, shard_documents],
+            )
+
+    def copy_shard_checks(self, run_id: int, shard_run: int) -> None:
+        """The checks (and host probes) the attached shard's run used, as this run's.
+
+        A check that is already this store's newest of its URL (the shard reused it within --max-age, and
+        an earlier merge brought it here) is pointed at, not copied, so history stays one row per fetch.
+        """
+        conn = self.db.conn
+        columns = ", ".join(f"[{c.name}]" for c in CHECKS.columns)
+        with conn:
+            conn.execute("create temp table if not exists shard_checks (id integer primary key, out_id integer)")
+            conn.execute("delete from temp.shard_checks")
+            conn.execute(
+                "insert or ignore into temp.shard_checks (id) select check_id from shard.run_checks where run_id = ? "
+                "union select check_id from shard.host_probes where run_id = ?",
+                [shard_run, shard_run],
+            )
+            conn.execute(
+                "update temp.shard_checks set out_id = (select mine.id from shard.checks as theirs "
+                "join main.checks as mine on mine.id = (select max(id) from main.checks where url = theirs.url) "
+                "where theirs.id = shard_checks.id and mine.checked_at is theirs.checked_at "
+                "and mine.kind is theirs.kind and mine.status is theirs.status)"
+            )
+            conn.execute(
+                f"insert into main.checks ([run_id], {columns}) select ?, {columns} from shard.checks "
+                "where id in (select id from temp.shard_checks where out_id is null) order by id",
+                [run_id],
+            )
+            # The shards' URLs are disjoint (claim_shard_urls): a URL has one check of this run.
+            conn.execute(
+                "update temp.shard_checks set out_id = (select mine.id from shard.checks as theirs "
+                "join main.checks as mine on mine.url = theirs.url and mine.run_id = ? "
+                "where theirs.id = shard_checks.id) where out_id is null",
+                [run_id],
+            )
+            conn.execute(
+                "insert or ignore into main.run_checks select ?, out_id from temp.shard_checks "
+                "where id in (select check_id from shard.run_checks where run_id = ?)",
+                [run_id, shard_run],
+            )
+            conn.execute(
+                "insert or replace into main.host_probes select ?, probes.origin, copied.out_id "
+                "from shard.host_probes as probes join temp.shard_checks as copied on copied.id = probes.check_id "
+                "where probes.run_id = ?",
+                [run_id, shard_run],
+            )
 
     # -- retention ------------------------------------------------------------
     def prune(self, keep_run_ids: Iterable[int]) -> int:

@@ -558,7 +558,8 @@ def test_settings_accept_what_the_option_accepts(param: click.Parameter) -> None
         assert all(_valid(key, choice) for choice in kind.choices)
         assert not _valid(key, "no-such-choice")
     # What the command gets when the option is not given is the setting's default (paths: none means seeds/).
-    ctx = serve.make_context("serve", [])
+    command = serve if param in serve.params else audit  # --shard is audit's alone
+    ctx = command.make_context(command.name or "", [])
     value = ctx.params[param.name or ""]
     default = getattr(Settings(), key)
     if value is None:  # none, or empty as a file writes it (accept: [])
