@@ -2,10 +2,11 @@
 
 One event loop spends most of a crawl's CPU in Python HTTP code, so past one
 core it is the limit. With `processes` above 1, the targets are split by their
-politeness bucket (host_bucket: a host, or all AMP cache hosts as one) with a
-stable hash, so every request to a bucket's first hop is made by one process
-and its limits (per_host, rate, the 429/503 slow-down) hold as they do in one
-process; the global `concurrency` is divided between the processes. The
+politeness bucket (a host, or all AMP cache hosts as one) by the same stable
+hash as `--shard` (shards.py: one partition at both scales), so every
+request to a bucket's first hop is made by one process and its limits
+(per_host, rate, the 429/503 slow-down) hold as they do in one process;
+the global `concurrency` is divided between the processes. The
 processes only fetch: planning, storing and judging stay with the caller,
 which gets each check back as it completes. A redirect to another host is
 followed by the process where its chain began, as it would be in one process.
@@ -18,7 +19,6 @@ them.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import multiprocessing
 import signal
@@ -27,12 +27,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from urllib.parse import urlsplit
 
 from auditor.config import CrawlConfig
-from auditor.crawl.politeness import host_bucket
 from auditor.crawl.pool import Crawler
 from auditor.model import Check, Kind, Target
+from auditor.shards import shard_of
 
 # Targets sent to a process and not yet answered, per request it may have in flight: enough that it never
 # waits for the next one, few enough that a slow process does not hold the whole plan.
@@ -41,10 +40,8 @@ STOP_SECONDS = 5.0
 
 
 def partition_of(url: str, count: int) -> int:
-    """Which of `count` parts a URL's politeness bucket falls in (0-based); the same on every machine and run."""
-    bucket = host_bucket(urlsplit(url).hostname or "")
-    digest = hashlib.blake2b(bucket.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % count
+    """Which of `count` processes checks a URL (0-based): the shards' own partition, at the scale of one machine."""
+    return shard_of(url, count) - 1
 
 
 @dataclass
