@@ -2,8 +2,8 @@
 
 One event loop spends most of a crawl's CPU in Python HTTP code, so past one
 core it is the limit. With `processes` above 1, the targets are split by their
-politeness bucket (a host, or all AMP cache hosts as one) by the same stable
-hash as `--shard` (shards.py: one partition at both scales), so every
+politeness bucket (a host, or all AMP cache hosts as one) by a stable hash,
+the partition of `--shard` (shards.py) at the scale of one machine, so every
 request to a bucket's first hop is made by one process and its limits
 (per_host, rate, the 429/503 slow-down) hold as they do in one process;
 the global `concurrency` is divided between the processes. The
@@ -19,6 +19,7 @@ them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import multiprocessing
 import signal
@@ -27,11 +28,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from urllib.parse import urlsplit
 
 from auditor.config import CrawlConfig
+from auditor.crawl.politeness import host_bucket
 from auditor.crawl.pool import Crawler
 from auditor.model import Check, Kind, Target
-from auditor.shards import shard_of
 
 # Targets sent to a process and not yet answered, per request it may have in flight: enough that it never
 # waits for the next one, few enough that a slow process does not hold the whole plan.
@@ -40,8 +42,14 @@ STOP_SECONDS = 5.0
 
 
 def partition_of(url: str, count: int) -> int:
-    """Which of `count` processes checks a URL (0-based): the shards' own partition, at the scale of one machine."""
-    return shard_of(url, count) - 1
+    """Which of `count` processes checks a URL (0-based): its bucket's stable hash, as for shards.
+
+    Salted apart from the shards' hash: within shard K of N (an even N, say) every bucket has the same
+    shard hash modulo 2, so the same hash would give one process all of a shard's hosts.
+    """
+    bucket = host_bucket(urlsplit(url).hostname or "")
+    digest = hashlib.blake2b(bucket.encode(), digest_size=8, salt=b"processes").digest()
+    return int.from_bytes(digest, "big") % count
 
 
 @dataclass
