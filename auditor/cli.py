@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from auditor import __version__, pipeline
-from auditor.config import FAIL_ON, Config, CrawlConfig, Soft404Config, load_config_file, parse_duration
+from auditor import __version__, pipeline, settings
+from auditor.config import FAIL_ON, MAX_SHARDS, SERVE_EVERY, SERVE_HOST, SERVE_PORT, Config, CrawlConfig, parse_duration
 from auditor.crawl import check_settings
 from auditor.errors import AuditorError, ConfigError
-from auditor.filters import PathFilter, UrlRules
 from auditor.links import InvalidURL, normalize_url
-from auditor.model import FailOn, Severity
-from auditor.network import AcceptCodes, Header, parse_header, proxy_setting
+from auditor.model import Severity
 from auditor.progress import Progress, terminal_safe
 from auditor.report import FORMATS, Report, build_report, github, write_reports
 from auditor.report.model import describe_lookups
@@ -29,9 +29,6 @@ from auditor.store import Store
 
 DEFAULTS = Config()
 CRAWL_DEFAULTS = CrawlConfig()
-DEFAULT_CONFIG_FILE = Path("auditor.yaml")
-# Repeatable options that may also be lists in the config file.
-FILTER_OPTIONS = ("include", "exclude", "exclude_paths", "remap")
 
 
 class UsageProblem(click.ClickException):
@@ -65,13 +62,7 @@ def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Exit 1 when a finding reaches this severity.",
         ),
-        click.option(
-            "--config",
-            "config_file",
-            type=click.Path(path_type=Path),
-            default=None,
-            help=f"YAML config file (default: {DEFAULT_CONFIG_FILE} if present).",
-        ),
+        _config_option,
         click.option(
             "--annotations",
             type=click.Choice(github.MODES),
@@ -92,10 +83,21 @@ def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _config_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(path_type=Path),
+        default=None,
+        help=f"Config file: YAML, or a TOML file's [tool.auditor] table (default: ./{settings.DEFAULT_FILE}, "
+        f"else [tool.auditor] in ./{settings.PYPROJECT}).",
+    )(command)
+
+
 def _formats_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--format",
-        "formats",
+        "format",
         default=",".join(DEFAULTS.formats),
         show_default=True,
         help=f"Comma-separated report formats: {', '.join(FORMATS)}.",
@@ -116,6 +118,14 @@ def cli() -> None:
     default=CRAWL_DEFAULTS.concurrency,
     show_default=True,
     help="Requests in flight at once, all hosts together.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=CRAWL_DEFAULTS.processes,
+    show_default=True,
+    help="Processes the crawl runs in, the hosts split between them (one per core to spare); "
+    "--concurrency is shared out among them.",
 )
 @click.option(
     "--per-host",
@@ -164,7 +174,6 @@ def cli() -> None:
     "--accept",
     metavar="CODES",
     default=None,
-    callback=lambda _ctx, _param, value: _setting(lambda: AcceptCodes.parse(value or [], ("--accept",))),
     help="Statuses that count as OK besides 2xx, on every host: 403 or 200-299,403 "
     "(per host: `hosts:` in the config file). The real status is kept.",
 )
@@ -173,23 +182,20 @@ def cli() -> None:
     "headers",
     metavar="'NAME: VALUE'",
     multiple=True,
-    callback=lambda _ctx, _param, value: _setting(lambda: _headers(value)),
     help="Extra request header for every host; repeatable. ${NAME} in VALUE is read from the environment. "
-    "Values never reach the database, the logs or the reports.",
+    "Values never reach the database, the logs or the reports (in a config file: a mapping of name to value).",
 )
 @click.option(
     "--user-agent",
     metavar="TEXT",
     default=CRAWL_DEFAULTS.user_agent,
     show_default=True,
-    callback=lambda _ctx, _param, value: _setting(lambda: _user_agent(value)),
     help="User-Agent sent to every host.",
 )
 @click.option(
     "--proxy",
     metavar="URL",
     default=None,
-    callback=lambda _ctx, _param, value: _setting(lambda: proxy_setting(value, ("--proxy",)) if value else None),
     help="Send every request through this HTTP(S) proxy (default: HTTP_PROXY, HTTPS_PROXY and NO_PROXY "
     "from the environment).",
 )
@@ -221,7 +227,11 @@ def cli() -> None:
     show_default=True,
     help="Runs (this one included) within which two flips between ok and failing make a link flaky.",
 )
-@click.option("--resume", is_flag=True, help="Continue the last unfinished run, checking only what it had not.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the last unfinished run, checking only what it had not (command line only).",
+)
 @click.option(
     "--include",
     metavar="REGEX",
@@ -254,26 +264,43 @@ def cli() -> None:
     "--dump",
     is_flag=True,
     help="Print each unique URL after the filters and remaps, with its references, as JSON lines; "
-    "fetch nothing, write nothing.",
+    "fetch nothing, write nothing (command line only).",
 )
 @click.option(
     "--suggest/--no-suggest",
-    default=None,
+    default=DEFAULTS.suggest,
+    show_default=True,
     help="Ask the Wayback Machine (archive.org) for an archived copy of each dead link and show it in the reports; "
-    "answers are cached in the database for 30 days. Default: off, or `suggest:` in the config file.",
+    "answers are cached in the database (`archive:` in the config file tunes how).",
 )
 @click.option(
-    "--no-soft-404",
-    "no_soft_404",
-    is_flag=True,
-    help="Do not probe hosts for soft 404s (one request per host with pages); redirects and titles "
-    "still count. `severity: {soft-404: off}` in the config file drops the finding.",
+    "--soft-404/--no-soft-404",
+    "soft_404",
+    default=DEFAULTS.soft_404.probe,
+    show_default=True,
+    help="Probe each host with pages once for soft 404s (a path that cannot exist); with --no-soft-404, "
+    "redirects and titles still count. `severity: {soft-404: off}` in the config file drops the finding.",
 )
-def audit(paths: tuple[Path, ...], **options: Any) -> None:
+@click.option(
+    "--shard",
+    metavar="K/N|auto",
+    default=None,
+    help="Check only the URLs of the K-th of N host partitions (1/3, 2/3, 3/3), for `auditor merge` to join; "
+    "'auto' takes K from the scheduler (JOB_COMPLETION_INDEX, CI_NODE_INDEX, SLURM_ARRAY_TASK_ID, ...).",
+)
+@click.option(
+    "--shard-count",
+    type=click.IntRange(1, MAX_SHARDS),
+    default=None,
+    help="N for --shard auto, when the scheduler does not say it (a Kubernetes Indexed Job's completions).",
+)
+def audit(**options: Any) -> None:
     """Check every link in the corpus (default: seeds/) and write reports."""
-    if options.get("dump"):
-        _dump(paths, options)
-    progress = Progress.for_stream(quiet=options["quiet"], verbose=options["verbose"])
+    resolved = _resolve()
+    if options["dump"]:
+        _dump(resolved, resume=options["resume"])
+    quiet, verbose = _quiet_verbose(resolved)
+    progress = Progress.for_stream(quiet=quiet, verbose=verbose)
 
     def run(config: Config, wait: WaitHook | None) -> pipeline.Outcome:
         try:
@@ -283,46 +310,22 @@ def audit(paths: tuple[Path, ...], **options: Any) -> None:
         finally:
             progress.close()
 
-    _exit(run, paths, options)
+    _exit(run, resolved, resume=options["resume"])
 
 
 @cli.command()
 @_common_options
-def lint(paths: tuple[Path, ...], **options: Any) -> None:
+def lint(**_options: Any) -> None:
     """Run only the offline metadata rules: no network, fast enough for pre-commit."""
-    _exit(lambda config, wait: pipeline.lint(config, wait=wait), paths, options)
+    _exit(lambda config, wait: pipeline.lint(config, wait=wait), _resolve())
 
 
-T = TypeVar("T")
-
-
-def _setting(parse: Callable[[], T]) -> T:
-    """A flag's typed value; its ConfigError is a usage problem naming the flag (exit 2)."""
+def _dump(resolved: settings.Resolved, *, resume: bool) -> None:
+    """Print the URLs and stop: nothing is run, printed or waited for but the lines."""
     try:
-        return parse()
-    except ConfigError as exc:
-        raise UsageProblem(str(exc)) from exc
-
-
-def _headers(values: tuple[str, ...]) -> tuple[Header, ...]:
-    # Named by position: a header without its name may be nothing but a secret.
-    return tuple(parse_header(text, (f"--header #{n}",)) for n, text in enumerate(values, start=1))
-
-
-def _user_agent(value: str) -> str:
-    if not value.strip() or any(not ch.isprintable() for ch in value):
-        raise ConfigError("--user-agent: must be printable text on one line")
-    return value.strip()
-
-
-def _dump(paths: tuple[Path, ...], options: dict[str, Any]) -> None:
-    for name in ("quiet", "verbose", "annotations", "wait"):  # nothing is run, printed or waited for but the lines
-        options.pop(name)
-    try:
-        if options.get("resume"):
+        if resume:
             raise ConfigError("--dump lists what an audit would fetch; it cannot --resume one")
-        config = build_config(paths, options)
-        pipeline.dump(config, click.echo)
+        pipeline.dump(resolved.config(), click.echo)
     except AuditorError as exc:
         raise UsageProblem(str(exc)) from exc
     except KeyboardInterrupt:
@@ -331,66 +334,100 @@ def _dump(paths: tuple[Path, ...], options: dict[str, Any]) -> None:
     sys.exit(0)
 
 
-def _every(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
-    try:
-        return parse_every(value)
-    except ConfigError as exc:
-        raise UsageProblem(str(exc)) from exc
+# The same audit options as `audit`, taken from it, so the two cannot drift apart; --resume and --dump act on
+# one audit, which is `auditor audit`'s job, not a service's; so are shards, which `auditor merge` joins.
+SERVE_SKIPS = ("resume", "dump", "shard", "shard_count")
 
 
-# The same audit options as `audit`, taken from it, so the two cannot drift apart.
-@cli.command(params=list(audit.params))
+@cli.command(params=[param for param in audit.params if param.name not in SERVE_SKIPS])
 @click.option(
     "--every",
-    default="6h",
+    default=SERVE_EVERY,
     show_default=True,
-    callback=_every,
     help="Audit at start, then at this interval: a whole number and a unit, s, m, h or d (30m, 6h, 2d).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--host", default=SERVE_HOST, show_default=True, help="Address to listen on (loopback by default).")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=8080,
+    default=SERVE_PORT,
     show_default=True,
     help="Port to listen on (0: any free one).",
 )
-def serve(paths: tuple[Path, ...], every: int, host: str, port: int, **options: Any) -> None:
+def serve(**_options: Any) -> None:
     """Audit on a schedule and serve the reports, a JSON API, /healthz and /metrics over HTTP (read-only).
 
     SIGTERM or SIGINT stops the audit under way at its next safe point, then the service: exit 0.
     """
     from auditor.serve import service  # the ASGI stack is loaded for `serve` only
 
-    quiet, verbose = options.pop("quiet"), options.pop("verbose")
-    options.pop("annotations")  # a service prints no CI annotations
-    options.pop("wait")  # a tick that finds the database in use is logged, and the next one tries again
+    # annotations: a service prints none; wait: a tick that finds the database in use is logged, the next tries again.
+    resolved = _resolve()
+    quiet, verbose = _quiet_verbose(resolved)
     try:
-        if quiet and verbose:
-            raise ConfigError("--quiet and --verbose contradict each other; pick one")
-        if options.get("resume"):
-            raise ConfigError("--resume continues one audit; `auditor audit --resume` does that, not serve")
-        if options.get("dump"):
-            raise ConfigError("--dump prints what one audit would fetch; `auditor audit --dump` does that, not serve")
-        config = build_config(paths, options)
+        config = resolved.config()
         check_settings(config.crawl)
-        code = service.serve(config, every=every, host=host, port=port, quiet=quiet, verbose=verbose)
+        every = parse_every(resolved.settings.every)
+        code = service.serve(
+            config, every=every, host=resolved.settings.host, port=resolved.settings.port, quiet=quiet, verbose=verbose
+        )
     except AuditorError as exc:
         raise UsageProblem(str(exc)) from exc
     sys.exit(code)
 
 
-def _exit(
-    run: Callable[[Config, WaitHook | None], pipeline.Outcome], paths: tuple[Path, ...], options: dict[str, Any]
-) -> None:
-    quiet, verbose = options.pop("quiet"), options.pop("verbose")
-    annotations_option, wait = options.pop("annotations"), options.pop("wait")
+def _resolve() -> settings.Resolved:
+    """This command's options as set: command line > AUDITOR_<OPTION> > config file > default."""
+    ctx = click.get_current_context()
+    given: dict[str, Any] = {}
+    flags: dict[str, str] = {}
+    for param in ctx.command.params:
+        key = option_key(param)
+        if key not in settings.Settings.model_fields or param.name is None:
+            continue
+        flags[key] = _flag(param)
+        if ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
+            given[key] = ctx.params[param.name]
     try:
-        if quiet and verbose:
-            raise ConfigError("--quiet and --verbose contradict each other; pick one")
-        annotate = github.resolve_mode(annotations_option)
-        config = build_config(paths, options)
-        outcome = run(config, _say_waiting(config.db, quiet) if wait else None)
+        return settings.resolve(
+            command_line=given, flags=flags, environ=os.environ, config_file=ctx.params.get("config_file")
+        )
+    except AuditorError as exc:
+        raise UsageProblem(str(exc)) from exc
+
+
+def option_key(param: click.Parameter) -> str:
+    """The config key of an option or argument: its parameter name, which is the long option name with
+    underscores (--per-host: per_host) unless the option names it (--header: headers)."""
+    return param.name or ""
+
+
+def _flag(param: click.Parameter) -> str:
+    if isinstance(param, click.Option):
+        return max(param.opts, key=len)
+    return param.human_readable_name
+
+
+def _quiet_verbose(resolved: settings.Resolved) -> tuple[bool, bool]:
+    """Both set: the one from the stronger source wins (`-v` over a file's `quiet: true`); from one source, an error."""
+    quiet, verbose = resolved.settings.quiet, resolved.settings.verbose
+    if quiet and verbose:
+        quiet_rank, verbose_rank = resolved.source("quiet").rank, resolved.source("verbose").rank
+        if quiet_rank == verbose_rank:
+            where = resolved.source("quiet").where
+            raise UsageProblem(f"--quiet and --verbose contradict each other ({where}); pick one")
+        return quiet_rank > verbose_rank, verbose_rank > quiet_rank
+    return quiet, verbose
+
+
+def _exit(
+    run: Callable[[Config, WaitHook | None], pipeline.Outcome], resolved: settings.Resolved, *, resume: bool = False
+) -> None:
+    quiet, _verbose = _quiet_verbose(resolved)
+    try:
+        annotate = github.resolve_mode(resolved.settings.annotations)
+        config = resolved.config(resume=resume)
+        outcome = run(config, _say_waiting(config.db, quiet) if resolved.settings.wait else None)
     except AuditorError as exc:
         raise UsageProblem(str(exc)) from exc
     except KeyboardInterrupt:
@@ -450,6 +487,42 @@ def _github(report: Report) -> None:
 
 
 @cli.command()
+@click.argument("shard_dbs", metavar="SHARD.sqlite...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=DEFAULTS.db,
+    show_default=True,
+    help="SQLite database the merged run is added to (it may hold earlier runs; later runs compare against it).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=DEFAULTS.out,
+    show_default=True,
+    help="Directory the reports are written to.",
+)
+@_formats_option
+@_config_option
+@click.option(
+    "--annotations",
+    type=click.Choice(github.MODES),
+    default=None,
+    help="Print findings as CI annotations, as `audit` does.",
+)
+@click.option("--wait", is_flag=True, help="When another run is writing --db, wait for it to finish.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary line; errors only.")
+def merge(shard_dbs: tuple[Path, ...], **_options: Any) -> None:
+    """Join the shard databases of one `audit --shard K/N` into one run: judge it whole, write its reports.
+
+    The shards' own config decides severities and --fail-on; the exit code is as for `audit`.
+    """
+    from auditor import merge as merging
+
+    _exit(lambda config, wait: merging.merge(shard_dbs, config, wait=wait), _resolve())
+
+
+@cli.command()
 @click.option(
     "--db",
     type=click.Path(path_type=Path),
@@ -466,17 +539,19 @@ def _github(report: Report) -> None:
     help="Directory the reports are written to.",
 )
 @_formats_option
-def report(db: Path, run_id: int | None, out: Path, formats: str) -> None:
+@_config_option
+def report(run_id: int | None, **_options: Any) -> None:
     """Re-render the reports of a stored run, offline: nothing is fetched."""
+    resolved = _resolve().settings
+    db = resolved.db
     try:
-        chosen = parse_formats(formats)
         store = Store.open_existing(db)
         try:
             run_id = run_id if run_id is not None else store.latest_run_id()
             model = build_report(store, run_id)
         finally:
             store.close()
-        written = write_reports(model, out, chosen)
+        written = write_reports(model, resolved.out, resolved.format)
     except AuditorError as exc:
         raise UsageProblem(str(exc)) from exc
     click.echo(f"auditor: run {run_id}: wrote {', '.join(str(path) for path in written.values())}", err=True)
@@ -486,8 +561,10 @@ def report(db: Path, run_id: int | None, out: Path, formats: str) -> None:
 @click.option(
     "--db", type=click.Path(path_type=Path), default=DEFAULTS.db, show_default=True, help="SQLite database to list."
 )
-def runs(db: Path) -> None:
+@_config_option
+def runs(**_options: Any) -> None:
     """List the runs stored in a database, with their counts."""
+    db = _resolve().settings.db
     try:
         store = Store.open_existing(db)
         try:
@@ -538,8 +615,10 @@ def _print_table(rows: list[tuple[str, ...]], *, text_columns: set[int]) -> None
 @click.option("--db", type=click.Path(path_type=Path), default=DEFAULTS.db, show_default=True,
               help="SQLite database to read.")  # fmt: skip
 @click.option("--limit", type=click.IntRange(1), default=30, show_default=True, help="Most recent runs shown.")
-def history(url: str, db: Path, limit: int) -> None:
+@_config_option
+def history(url: str, limit: int, **_options: Any) -> None:
     """A URL's verdicts over time, newest run first: what each run found and how it knew."""
+    db = _resolve().settings.db
     try:
         normalized = normalize_url(url)
     except InvalidURL as exc:
@@ -581,8 +660,10 @@ def history(url: str, db: Path, limit: int) -> None:
               help="SQLite database to prune.")  # fmt: skip
 @click.option("--keep", type=click.IntRange(1), default=None, help="Keep the N most recent runs.")
 @click.option("--older-than", metavar="DURATION", default=None, help="Drop runs started longer ago than this (90d).")
-def prune(db: Path, keep: int | None, older_than: str | None) -> None:
+@_config_option
+def prune(keep: int | None, older_than: str | None, **_options: Any) -> None:
     """Drop old runs and whatever no kept run references, then VACUUM."""
+    db = _resolve().settings.db
     try:
         if (keep is None) == (older_than is None):
             raise ConfigError("prune: give exactly one of --keep N or --older-than DURATION")
@@ -606,64 +687,105 @@ def prune(db: Path, keep: int | None, older_than: str | None) -> None:
     )
 
 
+# Every option of audit and serve, so that the whole configuration shows.
+@cli.command("config", params=list(serve.params))
+@click.option(
+    "--reference",
+    is_flag=True,
+    help="Print the Markdown reference of every option (the README's table) instead.",
+)
+def config_(reference: bool, **_options: Any) -> None:
+    """Print the effective configuration and where each value came from: default, file:line, variable, command line.
+
+    The output is itself a valid auditor.yaml. Command-line options given here count as for `audit`.
+    """
+    if reference:
+        click.echo(options_reference())
+        return
+    resolved = _resolve()
+    if resolved.file is not None:
+        found = f"{resolved.file}"
+    else:
+        found = f"none (no ./{settings.DEFAULT_FILE}, no [tool.auditor] in ./{settings.PYPROJECT})"
+    click.echo(f"# Effective configuration: command line > {settings.ENV_PREFIX}* variables > config file > default.")
+    click.echo(terminal_safe(f"# Config file: {found}"))
+    if resolved.ignored:
+        click.echo(terminal_safe(f"# Ignored, naming no setting: {', '.join(resolved.ignored)}"))
+    for line in resolved.describe().splitlines():
+        click.echo(terminal_safe(line))
+
+
+# The commands whose options the reference lists, in this order; `config` (which takes serve's options to
+# show what they would be) adds only its own.
+REFERENCE_COMMANDS = ("audit", "lint", "serve", "merge", "report", "runs", "history", "prune")
+
+
+def options_reference() -> str:
+    """One Markdown row per option of every command, from the commands' own params and the settings model.
+
+    The README carries this table between its `options` markers, and a test compares the two.
+    """
+    rows: dict[str, list[str]] = {}
+    used_by: dict[str, list[str]] = {}
+    defaults = settings.defaults()
+    for name in (*REFERENCE_COMMANDS, "config"):
+        command = cli.commands[name]
+        for param in command.params:
+            key = option_key(param)
+            if not isinstance(param, click.Option) and key not in defaults:
+                continue  # an argument that is no setting (history's URL): in the command's usage
+            if key in rows and name == "config":
+                continue
+            used_by.setdefault(key, []).append(name)
+            if key in rows:
+                continue
+            if isinstance(param, click.Option):
+                spellings = [*sorted(param.opts, key=len, reverse=True), *param.secondary_opts]
+                option = ", ".join(f"`{opt}`" for opt in spellings)
+            else:
+                option = f"`{param.human_readable_name} ...`"
+            if key in defaults:
+                setting, variable, default = f"`{key}`", f"`{settings.env_name(key)}`", _cell_default(defaults[key])
+            elif param.name == "config_file":
+                setting, variable, default = "—", f"`{settings.CONFIG_ENV}`", "—"
+            else:
+                setting, variable, default = "—", "—", _cell_default(_click_default(param))
+            help_text = getattr(param, "help", None) or "The files and directories to audit."
+            rows[key] = [option, setting, variable, default, "", help_text]
+    for key in settings.FILE_ONLY:
+        description = settings.Settings.model_fields[key].description or ""
+        default = "each entry's own" if defaults[key] else "—"
+        rows[key] = ["—", f"`{key}`", "—", default, "(file only)", f"A mapping: {description}."]
+    lines = [
+        "| option | config key | variable | default | commands | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, cells in rows.items():
+        if key in used_by:
+            cells[4] = ", ".join(used_by[key]) if len(used_by[key]) < len(REFERENCE_COMMANDS) else "all"
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def _click_default(param: click.Parameter) -> object:
+    default = param.default
+    return None if default is None or callable(default) or not isinstance(default, str | int | float) else default
+
+
+def _cell_default(value: object) -> str:
+    if value is None or value == [] or value == {}:
+        return "—"
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if isinstance(value, list):
+        return "`" + ",".join(str(item) for item in value) + "`"
+    return f"`{value}`"
+
+
 def _seconds(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
-def parse_formats(value: str) -> tuple[str, ...]:
-    formats = tuple(f.strip() for f in value.split(",") if f.strip())
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ConfigError(
-            f"--format: unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}"
-        )
-    return formats
-
-
-def build_config(paths: tuple[Path, ...], options: dict[str, Any]) -> Config:
-    config_file = options.pop("config_file", None)
-    overrides: dict[str, Any] = {}
-    if config_file is not None:
-        if not config_file.exists():
-            raise ConfigError(f"config file not found: {config_file}")
-        overrides = load_config_file(config_file)
-    elif DEFAULT_CONFIG_FILE.exists():
-        overrides = load_config_file(DEFAULT_CONFIG_FILE)
-    formats = parse_formats(options.pop("formats"))
-    crawl_fields = {name: options.pop(name) for name in list(options) if hasattr(CRAWL_DEFAULTS, name)}
-    if "hosts" in overrides:
-        crawl_fields["hosts"] = overrides.pop("hosts")
-    max_age = options.pop("max_age", None)
-    # --suggest / --no-suggest win over the config file's `suggest:`.
-    suggest = options.pop("suggest", None)
-    if suggest is not None:
-        overrides["suggest"] = suggest
-    # A list given on the command line replaces the config file's; an empty one keeps it.
-    for name in FILTER_OPTIONS:
-        given = tuple(options.pop(name, ()))
-        if given or name not in overrides:
-            overrides[name] = given
-    overrides["dump"] = options.pop("dump", False)
-    config = Config(
-        paths=paths or DEFAULTS.paths,
-        db=options.pop("db"),
-        out=options.pop("out"),
-        formats=formats,
-        fail_on=FailOn(options.pop("fail_on")),
-        crawl=CrawlConfig(**crawl_fields),
-        max_age=None if max_age is None else parse_duration(max_age, what="--max-age"),
-        dead_after=options.pop("dead_after", DEFAULTS.dead_after),
-        flaky_window=options.pop("flaky_window", DEFAULTS.flaky_window),
-        resume=options.pop("resume", False),
-        soft_404=Soft404Config(probe=not options.pop("no_soft_404", False)),
-        **overrides,
-    )
-    # A bad pattern is a usage error now, not halfway through a run (or at serve's first audit).
-    UrlRules.of(config)
-    PathFilter(config.exclude_paths)
-    return config
 
 
 def main() -> None:

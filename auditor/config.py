@@ -1,30 +1,27 @@
 """Every default of the tool, in one place.
 
-The CLI and the YAML config file only ever override these values; no other
+The command line, AUDITOR_* variables and the config file (auditor/settings.py
+reads and validates all three) only ever override these values; no other
 module hard-codes a limit.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from auditor import __version__
 from auditor.errors import ConfigError
 from auditor.model import Code, FailOn, Severity
-from auditor.network import AcceptCodes, Header, HostRule, HostRules, Redacted, SettingError, parse_hosts
+from auditor.network import AcceptCodes, Header, HostRule, HostRules, Redacted
 
 PROJECT_URL = "https://github.com/auditor-project/auditor"
 USER_AGENT = f"auditor/{__version__} (+{PROJECT_URL})"
 
-SEVERITIES = tuple(severity.value for severity in Severity)
 FAIL_ON = tuple(fail_on.value for fail_on in FailOn)
 # The public contract: every finding code and its default severity (the model owns both).
 DEFAULT_SEVERITIES: Mapping[Code, Severity] = {code: code.default_severity for code in Code}
@@ -94,6 +91,8 @@ class CrawlConfig:
     # (a new TLS handshake costs more); a bigger or slower rest closes the connection instead.
     drain_bytes: int = 64 * 1024
     drain_timeout: float = 1.0
+    # Processes the crawl runs in (processes.py): above 1, the hosts are split between them by a stable hash.
+    processes: int = 1
     # Keep-alive: origins whose connection pools are kept (least recently used closed first); each pool
     # keeps up to `per_host` idle connections.
     max_idle_origins: int = 256
@@ -150,6 +149,26 @@ class Soft404Config:
     max_text_distance: int = 10
 
 
+@dataclass(frozen=True)
+class Shard:
+    """`--shard K/N`: this process checks the URLs of the K-th of N host partitions (auditor/shards.py)."""
+
+    index: int  # from 1
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+MAX_SHARDS = 100_000  # a bound on --shard N, far beyond any scheduler's array
+
+
+# `auditor serve`: audit at start, then every SERVE_EVERY (a duration as --every takes it), listening here.
+SERVE_EVERY = "6h"
+SERVE_HOST = "127.0.0.1"  # loopback only, unless told otherwise
+SERVE_PORT = 8080
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     paths: tuple[Path, ...] = (Path("seeds"),)
@@ -174,9 +193,9 @@ class Config:
     exclude: tuple[str, ...] = ()
     exclude_paths: tuple[str, ...] = ()  # .gitignore-style globs: corpus files not read at all
     remap: tuple[str, ...] = ()  # 'REGEX REPLACEMENT', first matching rule wins
-    dump: bool = False  # print the URLs an audit would fetch, as JSON lines, and stop: no network, no run
     suggest: bool = False  # ask the Wayback Machine for an archived copy of each dead link
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    shard: Shard | None = None  # check one host partition of the corpus's URLs; `auditor merge` joins them
 
     def __post_init__(self) -> None:
         # Library callers may pass the plain strings; the rest of the run sees the enums.
@@ -200,177 +219,12 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(text: str, *, what: str = "duration") -> float:
-    """Seconds in a duration of whole numbers and units: 45s, 30m, 6h, 2d, 1w, 1h30m; a ConfigError names a bad one."""
+    """Seconds in a duration of whole numbers and units: 45s, 30m, 6h, 2d, 1w, 1h30m; a ConfigError names a bad one.
+
+    `what` (the option) starts the message; empty, the caller says where the text came from.
+    """
     compact = text.strip().lower().replace(" ", "")
     parts = list(_DURATION.finditer(compact))
     if not compact or "".join(p.group(0) for p in parts) != compact:
-        raise ConfigError(f"{what}: {text!r} is not a duration like 30m, 6h or 2d")
+        raise ConfigError(f"{what + ': ' if what else ''}{text!r} is not a duration like 30m, 6h or 2d")
     return sum(float(p.group(1)) * _DURATION_UNITS[p.group(2)] for p in parts)
-
-
-def load_config_file(path: Path) -> dict[str, Any]:
-    """Read the YAML config file into overrides for `Config`.
-
-    `severity:` (finding code -> severity), `limits:`, `required:` (item
-    type -> required fields), `hosts:`, the lists `include:`, `exclude:`,
-    `exclude_paths:` and `remap:`, `suggest:` (true or false) and `archive:`
-    (the ArchiveConfig fields) are read; an unknown key or value is a ConfigError
-    naming it, so a typo never silently does nothing.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = yaml.safe_load(text)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    overrides: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "severity":
-            overrides["severities"] = _severities(path, value)
-        elif key == "limits":
-            overrides["limits"] = _limits(path, value)
-        elif key == "required":
-            overrides["schema"] = SchemaConfig(required=_required(path, value))
-        elif key == "hosts":
-            try:
-                overrides["hosts"] = parse_hosts(value)
-            except SettingError as exc:
-                line = _line_of(text, exc.keys)
-                raise ConfigError(f"{path}:{line}: {exc}" if line else f"{path}: {exc}") from None
-        elif key in _TEXT_LISTS:
-            overrides[key] = _text_list(path, key, value)
-        elif key == "suggest":
-            if not isinstance(value, bool):
-                raise ConfigError(f"{path}: 'suggest' must be true or false, not {value!r}")
-            overrides["suggest"] = value
-        elif key == "archive":
-            overrides["archive"] = archive_config(path, value)
-        else:
-            known = ", ".join(("severity", "limits", "required", "hosts", *_TEXT_LISTS, "suggest", "archive"))
-            raise ConfigError(f"{path}: unknown key '{key}' (known: {known})")
-    return overrides
-
-
-def _line_of(text: str, keys: tuple[str | int, ...]) -> int | None:
-    """The line of the deepest key on the path `keys` that the file has (a missing key: its mapping's line)."""
-    node: yaml.Node | None = yaml.compose(text)
-    line = None
-    for key in keys:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            entry = next((kv for kv in node.value if isinstance(kv[0], yaml.ScalarNode) and kv[0].value == key), None)
-            if entry is None:
-                break
-            line, node = entry[0].start_mark.line + 1, entry[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-# Keys whose value is a list of strings (patterns and rules; auditor/filters.py compiles them).
-_TEXT_LISTS = ("include", "exclude", "exclude_paths", "remap")
-
-
-def _text_list(path: Path, key: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise ConfigError(f"{path}: '{key}' must be a list, one entry per line starting with '- '")
-    for index, entry in enumerate(value):
-        if entry == "":
-            raise ConfigError(f"{path}: '{key}[{index}]' is empty: write the pattern, or remove the line")
-        if not isinstance(entry, str):
-            shown = json.dumps(entry, default=str)  # as YAML would write it: null, true, 1
-            raise ConfigError(f"{path}: '{key}[{index}]' must be text, not {shown} (quote it)")
-    return tuple(value)
-
-
-def _limits(path: Path, value: Any) -> ParseLimits:
-    known = [f.name for f in dataclasses.fields(ParseLimits)]
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: 'limits' must be a mapping of {', '.join(known)} to whole numbers")
-    for name, bound in value.items():
-        if name not in known:
-            raise ConfigError(f"{path}: unknown key 'limits.{name}' (known: {', '.join(known)})")
-        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
-            raise ConfigError(f"{path}: 'limits.{name}' must be a positive whole number, not {bound!r}")
-    return ParseLimits(**value)
-
-
-def _severities(path: Path, value: Any) -> dict[Code, Severity]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: 'severity' must be a mapping of finding code to severity")
-    severities = dict(DEFAULT_SEVERITIES)
-    for name, severity in value.items():
-        if name not in Code.__members__.values():
-            raise ConfigError(f"{path}: unknown finding code 'severity.{name}'")
-        if severity is False:  # YAML reads a bare `off` as false
-            severity = Severity.OFF
-        if severity not in SEVERITIES:
-            raise ConfigError(f"{path}: 'severity.{name}' must be one of {', '.join(SEVERITIES)}, not {severity!r}")
-        severities[Code(name)] = Severity(severity)
-    return severities
-
-
-_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _required(path: Path, value: Any) -> dict[str, tuple[tuple[str, ...], ...]]:
-    """`required:` maps a `type` (or `default`) to its fields; `a|b` means either will do.
-
-    Types not named keep their defaults, so `video: [title, originalUrl]`
-    alone changes videos only.
-    """
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: 'required' must be a mapping of item type to a list of fields")
-    required = dict(DEFAULT_REQUIRED)
-    for item_type, fields in value.items():
-        if not isinstance(item_type, str):
-            raise ConfigError(f"{path}: 'required' keys must be item types as text, not {item_type!r}")
-        key = f"required.{item_type}"
-        if not isinstance(fields, list):
-            raise ConfigError(f"{path}: '{key}' must be a list of field names, e.g. [title, webUrl|originalUrl]")
-        requirements = []
-        for index, entry in enumerate(fields):
-            names = tuple(name.strip() for name in entry.split("|")) if isinstance(entry, str) else ()
-            if not names or not all(_FIELD_NAME.fullmatch(name) for name in names):
-                raise ConfigError(
-                    f"{path}: '{key}[{index}]' must be a field name, or names joined by '|', not {entry!r}"
-                )
-            requirements.append(names)
-        required[item_type] = tuple(requirements)
-    return required
-
-
-def archive_config(path: Path, value: Any) -> ArchiveConfig:
-    """`archive:` in the config file: any ArchiveConfig field; `ttl` as a duration (30d) or seconds (0: always ask)."""
-    known = {f.name: f.type for f in dataclasses.fields(ArchiveConfig)}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: 'archive' must be a mapping of {', '.join(known)}")
-    settings: dict[str, Any] = {}
-    for name, setting in value.items():
-        key = f"archive.{name}"
-        if name not in known:
-            raise ConfigError(f"{path}: unknown key '{key}' (known: {', '.join(known)})")
-        if name == "ttl" and isinstance(setting, str):
-            setting = parse_duration(setting, what=f"{path}: '{key}'")
-        number = isinstance(setting, int | float) and not isinstance(setting, bool)
-        if name == "api_url":
-            if not isinstance(setting, str) or not re.fullmatch(r"https?://\S+", setting):
-                raise ConfigError(f"{path}: '{key}' must be an http(s) URL, not {setting!r}")
-        elif known[name] == "int" and (not isinstance(setting, int) or not number or setting < 1):
-            raise ConfigError(f"{path}: '{key}' must be a positive whole number, not {setting!r}")
-        elif name == "ttl" and (not number or setting < 0):
-            raise ConfigError(f"{path}: '{key}' must be a duration (30d) or seconds, not {setting!r}")
-        elif known[name] == "float" and name != "ttl" and (not number or setting <= 0):
-            raise ConfigError(f"{path}: '{key}' must be a positive number, not {setting!r}")
-        settings[name] = float(setting) if known[name] == "float" else setting
-    return ArchiveConfig(**settings)

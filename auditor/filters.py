@@ -35,7 +35,8 @@ from auditor.errors import ConfigError
 from auditor.links import InvalidURL, normalize_url
 
 # How each setting is named on the command line and in the config file, for messages that must
-# make sense whichever of the two the value came from.
+# make sense whichever of the two the value came from (auditor/settings.py, which knows, names the
+# file and line, the variable or the flag instead).
 OPTION_NAMES = {
     "include": "--include / include",
     "exclude": "--exclude / exclude",
@@ -46,11 +47,21 @@ OPTION_NAMES = {
 _DOLLAR_GROUP = re.compile(r"\$(\d|\{)")
 
 
-def _compile(setting: str, text: str) -> re.Pattern[str]:
+class FilterError(ConfigError):
+    """A bad pattern, rule or glob; `detail` says what, without naming the setting."""
+
+    def __init__(self, setting: str, detail: str) -> None:
+        self.setting = setting
+        self.detail = detail
+        super().__init__(f"{OPTION_NAMES[setting]}: {detail}")
+
+
+def compile_pattern(setting: str, text: str) -> re.Pattern[str]:
+    """An include or exclude regex (`setting` names which, for the message)."""
     try:
         return re.compile(text)
     except re.error as exc:
-        raise ConfigError(f"{OPTION_NAMES[setting]}: '{text}' is not a valid regular expression: {exc}") from None
+        raise FilterError(setting, f"'{text}' is not a valid regular expression: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -64,20 +75,19 @@ class RemapRule:
         """'REGEX REPLACEMENT': two words separated by white space (a URL has none)."""
         parts = text.split()
         if len(parts) != 2:
-            raise ConfigError(
-                f"{OPTION_NAMES['remap']}: '{text}' must be a regular expression and a replacement separated by "
-                "white space, e.g. '^https://www\\.example\\.com/ https://staging.example.com/'"
+            raise FilterError(
+                "remap",
+                f"'{text}' must be a regular expression and a replacement separated by white space, "
+                "e.g. '^https://www\\.example\\.com/ https://staging.example.com/'",
             )
-        pattern = _compile("remap", parts[0])
+        pattern = compile_pattern("remap", parts[0])
         replacement = parts[1]
         if _DOLLAR_GROUP.search(replacement):
-            raise ConfigError(
-                f"{OPTION_NAMES['remap']}: '{text}': groups are written \\1 or \\g<name> (Python's syntax), not $1"
-            )
+            raise FilterError("remap", f"'{text}': groups are written \\1 or \\g<name> (Python's syntax), not $1")
         try:
             pattern.sub(replacement, "")  # parses the template: a bad group reference fails now, not mid-run
         except (re.error, IndexError) as exc:
-            raise ConfigError(f"{OPTION_NAMES['remap']}: '{text}': bad replacement: {exc}") from None
+            raise FilterError("remap", f"'{text}': bad replacement: {exc}") from None
         return cls(pattern, replacement, text)
 
 
@@ -91,8 +101,8 @@ class UrlRules:
     def of(cls, config: Config) -> UrlRules:
         """The config's rules compiled; a bad one is a ConfigError naming the setting and the pattern."""
         return cls(
-            include=tuple(_compile("include", text) for text in config.include),
-            exclude=tuple(_compile("exclude", text) for text in config.exclude),
+            include=tuple(compile_pattern("include", text) for text in config.include),
+            exclude=tuple(compile_pattern("exclude", text) for text in config.exclude),
             remap=tuple(RemapRule.parse(text) for text in config.remap),
         )
 
@@ -136,13 +146,18 @@ class PathFilter:
 
     def __init__(self, globs: Sequence[str]) -> None:
         for glob in globs:  # one at a time, so the message names the bad one
-            try:
-                pathspec.GitIgnoreSpec.from_lines([glob])
-            except (ValueError, re.error) as exc:
-                # The regex it compiles to is not the user's: its positions would mislead.
-                detail = exc.msg if isinstance(exc, re.error) else str(exc)
-                raise ConfigError(f"{OPTION_NAMES['exclude_paths']}: '{glob}' is not a valid glob: {detail}") from None
+            check_glob(glob)
         self.spec = pathspec.GitIgnoreSpec.from_lines(globs) if globs else None
 
     def excludes(self, path: Path) -> bool:
         return self.spec is not None and self.spec.match_file(display_path(path))
+
+
+def check_glob(glob: str) -> None:
+    """A FilterError for an `exclude_paths` glob that .gitignore syntax cannot read."""
+    try:
+        pathspec.GitIgnoreSpec.from_lines([glob])
+    except (ValueError, re.error) as exc:
+        # The regex it compiles to is not the user's: its positions would mislead.
+        detail = exc.msg if isinstance(exc, re.error) else str(exc)
+        raise FilterError("exclude_paths", f"'{glob}' is not a valid glob: {detail}") from None

@@ -9,9 +9,11 @@ beyond headers, and EXIF rotation is deliberately not applied: the declared
 The probe also says which bytes it needs next (`ImageProbe.next_range`), and
 that need is not always "more of the start": a TIFF names the offset of its
 first IFD in its first 8 (BigTIFF: 16) bytes, often at the end of the file, so
-the next range starts there. The probe therefore keeps the contiguous head of
-the file plus one segment fetched further on, and the parsers read through a
-`_Bytes` view that answers "not here yet" for bytes it does not hold.
+the next range starts there; a JPEG's segment lengths say where the next
+segment header is, so a 30 KB EXIF block or a 60 KB XMP packet is stepped over,
+not read. The probe therefore keeps the contiguous head of the file plus the
+pieces fetched further on, and the parsers read through a `_Bytes` view that
+answers "not here yet" for bytes it does not hold.
 
 Every format parser is written so that missing bytes yield "need more bytes"
 (with which), never a wrong size. The maintained `imagesize` package decodes
@@ -69,7 +71,8 @@ class _NeedMore:
     """Try again once every byte of [start, end) is held.
 
     Parsers that read from the start leave `start` at 0: they need the head to
-    grow to `end`. A parser that jumps (TIFF to its IFD) names where.
+    grow to `end`. A parser that jumps (TIFF to its IFD, JPEG past a long
+    segment) names where.
     """
 
     end: int
@@ -86,21 +89,31 @@ _Outcome = _Found | _NeedMore
 
 @dataclass(frozen=True)
 class _Bytes:
-    """What the probe holds of the file: its first bytes, and maybe one segment further on."""
+    """What the probe holds of the file: its first bytes, and pieces further on (apart from it and each other)."""
 
     head: bytes
-    segment_start: int = 0
-    segment: bytes = b""
+    pieces: tuple[tuple[int, bytes], ...] = ()  # (file offset, bytes)
 
     def read(self, start: int, length: int) -> bytes | None:
         """Bytes [start, start + length), or None while any of them is missing."""
         end = start + length
         if end <= len(self.head):
             return self.head[start:end]
-        segment_end = self.segment_start + len(self.segment)
-        if self.segment and self.segment_start <= start and end <= segment_end:
-            return self.segment[start - self.segment_start : end - self.segment_start]
+        for piece_start, piece in self.pieces:
+            if piece_start <= start and end <= piece_start + len(piece):
+                return piece[start - piece_start : end - piece_start]
         return None
+
+    def find(self, byte: int, start: int) -> int:
+        """The offset of the first `byte` at or after `start` in the stretch holding `start`, else that stretch's end.
+
+        `start` itself when it is not held.
+        """
+        for stretch_start, stretch in ((0, self.head), *self.pieces):
+            if stretch_start <= start < stretch_start + len(stretch):
+                found = stretch.find(bytes([byte]), start - stretch_start)
+                return stretch_start + (len(stretch) if found < 0 else found)
+        return start
 
 
 def probe_bytes(data: bytes) -> ImageInfo | None:
@@ -125,8 +138,7 @@ class ImageProbe:
             raise ValueError("max_bytes must be positive")
         self._max_bytes = max_bytes
         self._head = bytearray()
-        self._segment = bytearray()
-        self._segment_start = 0
+        self._pieces: list[tuple[int, bytearray]] = []  # further on, by offset; never touching the head or each other
         self._position = 0  # file offset of the next byte fed
         self._fed = 0  # bytes fed in total: the budget max_bytes limits
         self._wanted = (0, 1)  # the parser's last "need bytes [start, end)"
@@ -183,11 +195,11 @@ class ImageProbe:
 
         It starts at the first byte the parser lacks: the end of what is held
         when the header simply goes on, or wherever the format points (a TIFF
-        IFD). It is as long as what is already held of that region (at least
-        FIRST_RANGE_BYTES), so round trips stay logarithmic in the header's
-        offset; when the parser already knows it needs more than that (a JPEG
-        segment length), it gets all of it plus FIRST_RANGE_BYTES, because the
-        next header lies just past the data it skips.
+        IFD, the JPEG segment after a long one). It is as long as what is
+        already held of that region, or for a jump as everything held so far
+        (at least FIRST_RANGE_BYTES either way), so round trips stay
+        logarithmic in the header's offset; when the parser already knows it
+        needs more than that, it gets all of it plus FIRST_RANGE_BYTES.
         """
         if not self.done and self._fed > self._attempted_with:
             self._attempt()  # a short response may have left bytes unparsed
@@ -198,12 +210,13 @@ class ImageProbe:
         start = self._first_missing(wanted_start)
         if self._file_size is not None and start >= self._file_size:
             return None  # what the parser lacks lies past the end of the file: no range can give it
+        ends = {piece_start + len(piece): len(piece) for piece_start, piece in self._pieces}
         if start == len(self._head):
             held = len(self._head)
-        elif self._segment and start == self._segment_start + len(self._segment):
-            held = len(self._segment)
+        elif start in ends:
+            held = ends[start]
         else:
-            held = 0
+            held = self._fed  # a jump: doubling what was read so far keeps a chain of jumps logarithmic too
         doubling = max(held, FIRST_RANGE_BYTES)
         needed = wanted_end - start
         length = doubling if needed <= doubling else needed + FIRST_RANGE_BYTES
@@ -244,33 +257,38 @@ class ImageProbe:
                 return
         if position == len(self._head):
             self._head += chunk
-            self._absorb_segment()
-            return
-        segment_end = self._segment_start + len(self._segment)
-        if self._segment and position == segment_end:
-            self._segment += chunk
-        elif self._segment and self._segment_start <= position < segment_end:
-            offset = position - self._segment_start
-            self._segment[offset : offset + len(chunk)] = chunk
         else:
-            # Only one far segment is kept: formats need their header plus one place further on.
-            self._segment_start, self._segment = position, bytearray(chunk)
+            for piece_start, piece in self._pieces:
+                if piece_start <= position <= piece_start + len(piece):
+                    offset = position - piece_start
+                    piece[offset : offset + len(chunk)] = chunk  # extends it, or overwrites a resent part
+                    break
+            else:
+                self._pieces.append((position, bytearray(chunk)))
+                self._pieces.sort(key=lambda item: item[0])
+        if self._pieces:
+            self._join_pieces()
 
-    def _absorb_segment(self) -> None:
-        """A head that grew into the segment takes it over, so reads never straddle the two."""
-        if not self._segment or self._segment_start > len(self._head):
-            return
-        overlap = len(self._head) - self._segment_start
-        self._head += self._segment[overlap:]
-        self._segment, self._segment_start = bytearray(), 0
+    def _join_pieces(self) -> None:
+        """Pieces that grew into the head or into each other are joined, so reads never straddle two."""
+        joined: list[tuple[int, bytearray]] = []
+        for piece_start, piece in self._pieces:
+            if piece_start <= len(self._head):
+                self._head += piece[len(self._head) - piece_start :]
+            elif joined and piece_start <= joined[-1][0] + len(joined[-1][1]):
+                last_start, last = joined[-1]
+                last += piece[last_start + len(last) - piece_start :]
+            else:
+                joined.append((piece_start, piece))
+        self._pieces = joined
 
     def _first_missing(self, start: int) -> int:
         """The first offset at or after `start` that is not held (up to the end of the region holding `start`)."""
         if start <= len(self._head):
             return len(self._head)
-        segment_end = self._segment_start + len(self._segment)
-        if self._segment and self._segment_start <= start <= segment_end:
-            return segment_end
+        for piece_start, piece in self._pieces:
+            if piece_start <= start <= piece_start + len(piece):
+                return piece_start + len(piece)
         return start
 
     def _holds(self, start: int, end: int) -> bool:
@@ -278,7 +296,7 @@ class ImageProbe:
         return end <= self._first_missing(start)
 
     def _view(self) -> _Bytes:
-        return _Bytes(bytes(self._head), self._segment_start, bytes(self._segment))
+        return _Bytes(bytes(self._head), tuple((start, bytes(piece)) for start, piece in self._pieces))
 
     def _attempt(self) -> None:
         self._attempted_with = self._fed
@@ -697,23 +715,25 @@ _JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
 
 
-def _parse_jpeg(data: bytes) -> _Outcome:
+def _parse_jpeg(view: _Bytes) -> _Outcome:
     """Walk segments by their length fields from SOI to the first SOFn.
 
     Segments are skipped whole, so the JPEG thumbnail inside an EXIF APP1 block
-    (with its own, smaller SOF) is never looked at.
+    (with its own, smaller SOF) is never looked at, and a segment that ends
+    beyond the bytes held is not read at all: the walk asks for the bytes at
+    its end (`_NeedMore.start`), where the next marker is.
     """
     position = 2
     while True:
-        if len(data) < position + 2:
-            return _NeedMore(position + 2, "jpeg")
-        if data[position] != 0xFF:
+        pair = view.read(position, 2)
+        if pair is None:
+            return _NeedMore(position + 2, "jpeg", start=position)
+        if pair[0] != 0xFF:
             # Like libjpeg, tolerate stray bytes between segments; the scan stays
             # outside every segment because segments were skipped by length.
-            next_marker = data.find(b"\xff", position)
-            position = len(data) if next_marker < 0 else next_marker
+            position = view.find(0xFF, position)
             continue
-        marker = data[position + 1]
+        marker = pair[1]
         if marker == 0xFF:  # fill byte before a marker
             position += 1
             continue
@@ -725,16 +745,18 @@ def _parse_jpeg(data: bytes) -> _Outcome:
             continue
         if marker in (0xD8, 0xD9, 0xDA):
             raise _Rejected("undecodable jpeg image: no frame header before the scan data")
-        if len(data) < position + 4:
-            return _NeedMore(position + 4, "jpeg")
-        length = struct.unpack_from(">H", data, position + 2)[0]
+        header = view.read(position, 4)
+        if header is None:
+            return _NeedMore(position + 4, "jpeg", start=position)
+        length = struct.unpack_from(">H", header, 2)[0]
         if length < 2:
             raise _Rejected("undecodable jpeg image: bad segment length")
         if marker in _JPEG_SOF_MARKERS:
             end = position + 9  # marker, length, precision, height, width
-            if len(data) < end:
-                return _NeedMore(end, "jpeg")
-            height, width = struct.unpack_from(">HH", data, position + 5)
+            frame = view.read(position, 9)
+            if frame is None:
+                return _NeedMore(end, "jpeg", start=position)
+            height, width = struct.unpack_from(">HH", frame, 5)
             if height == 0:
                 raise _Rejected("undecodable jpeg image: height is deferred to a DNL marker")
             return _Found(ImageInfo(width, height, "jpeg"), end)
@@ -933,7 +955,7 @@ _SIGNATURES: tuple[tuple[_Signature, Callable[[_Bytes], _Outcome]], ...] = (
     (_signature(b"\x89PNG\r\n\x1a\n"), _from_head(_parse_png)),
     (_signature(b"GIF87a"), _from_head(_parse_gif)),
     (_signature(b"GIF89a"), _from_head(_parse_gif)),
-    (_signature(b"\xff\xd8\xff"), _from_head(_parse_jpeg)),
+    (_signature(b"\xff\xd8\xff"), _parse_jpeg),
     (_signature(b"RIFF____WEBP", wildcards=range(4, 8)), _from_head(_parse_webp)),
     (_signature(b"____ftyp", wildcards=range(4)), _parse_iso),
     (_signature(b"II*\x00"), _parse_tiff),

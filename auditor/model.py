@@ -429,3 +429,8 @@ class Run:
     documents_of: int | None = None
     fingerprint: str | None = None  # of the run's documents: paths and contents, in order
     archive: ArchiveLookups | None = None  # --suggest only: how the archive lookups went
+    # A shard run (--shard K/N) checked only the URLs of partition `shard` of `shards`; it keeps its rows
+    # (never compacted) and judges nothing but the offline rules. A merged run (auditor merge) has
+    # `shards` alone: its URLs were checked by that many shard runs, its findings judged on the whole.
+    shard: int | None = None
+    shards: int | None = None

@@ -66,6 +66,7 @@ class SettingError(ConfigError):
 
     def __init__(self, keys: Keys, message: str) -> None:
         self.keys = keys
+        self.detail = message  # without the keys: the settings layer names the file, line or flag itself
         super().__init__(f"{setting_name(keys)}: {message}" if keys else message)
 
 

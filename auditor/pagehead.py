@@ -30,6 +30,7 @@ CHARSET_PRESCAN_BYTES = 1024
 # The lookahead keeps a label cut off by a chunk boundary ("windows-12") from counting.
 _META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)(?=[\s"'>;/])""", re.IGNORECASE)
 _HEAD_OVER = re.compile(rb"</head|<body", re.IGNORECASE)
+_HEAD_OVER_TEXT = re.compile(r"</head|<body", re.IGNORECASE)
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 # WHATWG Encoding: these labels mean windows-1252, and a <meta> naming UTF-16
 # is a lie (the bytes were ASCII-compatible enough to read it).
@@ -139,7 +140,14 @@ class HeadParser:
         self._parse(self._decoder.decode(pending))
 
     def _parse(self, text: str) -> None:
-        if text and (not self._html.head_over or self._html.searching_body):
+        # The head is fed up to the tag that may end it, so the body in the same chunk is not tokenised
+        # for nothing (html.parser is pure Python); a `</head` inside a script just means feeding on.
+        while text and not self._html.head_over:
+            end = _HEAD_OVER_TEXT.search(text)
+            cut = len(text) if end is None else text.find(">", end.end()) + 1 or len(text)
+            self._html.feed(text[:cut])
+            text = text[cut:]
+        if text and self._html.searching_body:
             self._html.feed(text)
 
 

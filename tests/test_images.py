@@ -144,9 +144,9 @@ def goldens() -> dict[str, Golden]:
 GOLDEN_NAMES = sorted(goldens())
 
 
-def _feed(data: bytes, chunk_size: int) -> ImageProbe:
+def _feed(data: bytes, chunk_size: int, *, max_bytes: int = 256 * 1024) -> ImageProbe:
     """Stream `data` the way the crawler does: feed until done, finish() at the end of the body."""
-    probe = ImageProbe()
+    probe = ImageProbe(max_bytes=max_bytes)
     for start in range(0, len(data), chunk_size):
         if probe.feed(data[start : start + chunk_size]):
             return probe
@@ -275,12 +275,16 @@ def test_exif_jpeg_prefixes_are_undecided_or_right() -> None:
         assert info == (ImageInfo(640, 480, "jpeg") if length >= answer_at else None), length
 
 
-def test_exif_jpeg_beyond_the_cap_gives_up_early() -> None:
-    probe = ImageProbe(max_bytes=4096)
-    assert probe.feed(exif_jpeg()[:100]) is True  # the APP1 length already says the SOF is past 4096
-    assert probe.info is None
-    assert probe.error == "no image size within the first 4096 bytes"
-    assert probe.bytes_read == 100
+def test_exif_jpeg_beyond_the_cap_is_stepped_over_with_ranges() -> None:
+    # The SOF is past 60,000 bytes, but over ranges only the segment headers are read.
+    ranged = ImageProbe(max_bytes=4096)
+    spans = _serve_ranges(ranged, exif_jpeg())
+    assert ranged.info == ImageInfo(640, 480, "jpeg")
+    assert spans == [(0, 2047), (60_006, 60_006 + 2047)]  # the head, then just past the APP1 block
+    # A stream cannot step over anything: it stops at the cap.
+    streamed = _feed(exif_jpeg(), 1000, max_bytes=4096)
+    assert (streamed.info, streamed.error) == (None, "no image size within the first 4096 bytes")
+    assert streamed.bytes_read == 4096
 
 
 # --- SVG ---------------------------------------------------------------------------------
@@ -489,6 +493,74 @@ def test_exif_jpeg_over_range_requests() -> None:
     assert probe.info == ImageInfo(640, 480, "jpeg")
     assert len(spans) == 2
     assert sum(end - start + 1 for start, end in spans) < 64 * 1024
+
+
+def _app_segment(marker: int, payload_size: int, fill: int = 0xFF) -> bytes:
+    # 0xFF filling: a walk that ever looked inside a segment would see markers everywhere.
+    return bytes([0xFF, marker]) + struct.pack(">H", payload_size + 2) + bytes([fill]) * payload_size
+
+
+def test_long_jpeg_segments_are_stepped_over_not_read() -> None:
+    # An editor's save: EXIF (30 KB), Photoshop IRB (12 KB), XMP (40 KB), then the frame header.
+    main = _encode(_picture(size=(640, 480)), "JPEG")
+    data = main[:2] + _app_segment(0xE1, 30_000) + _app_segment(0xED, 12_000) + _app_segment(0xE1, 40_000) + main[2:]
+    probe = ImageProbe()
+    spans = _serve_ranges(probe, data)
+    assert probe.info == ImageInfo(640, 480, "jpeg")
+    exif_end = 2 + 4 + 30_000
+    irb_end = exif_end + 4 + 12_000
+    # The head; the IRB header past the EXIF; the XMP header past the IRB (twice as long: a jump
+    # doubles what was read); the frame header past the XMP.
+    assert [start for start, _ in spans] == [0, exif_end, irb_end, irb_end + 4 + 40_000]
+    assert [end - start + 1 for start, end in spans] == [2048, 2048, 4096, 8192]
+    # Streamed, the same bytes give the same answer.
+    assert _feed(data, 4096).info == ImageInfo(640, 480, "jpeg")
+
+
+def test_many_jpeg_segments_still_take_few_ranges() -> None:
+    # 75 segments of 3 KB: one range per segment would be 75 round trips; doubling keeps it logarithmic.
+    main = _encode(_picture(size=(64, 48)), "JPEG")
+    data = main[:2] + b"".join(_app_segment(0xE2, 3000) for _ in range(75)) + main[2:]
+    probe = ImageProbe()
+    spans = _serve_ranges(probe, data)
+    assert probe.info == ImageInfo(64, 48, "jpeg")
+    assert len(spans) <= 9
+    assert probe.bytes_read <= 256 * 1024
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_jpeg_segment_layouts_over_ranges(seed: int) -> None:
+    # Short and long segments in any order, and a server that may send less than asked:
+    # the answer is always the real size, in few requests.
+    rng = random.Random(seed)
+    main = _encode(_picture(size=(rng.randrange(1, 900), rng.randrange(1, 900))), "JPEG")
+    segments = [_app_segment(rng.choice((0xE1, 0xE2, 0xED, 0xFE)), rng.choice((0, 10, 600, 5_000, 30_000, 65_000)))
+                for _ in range(rng.randrange(0, 8))]  # fmt: skip
+    data = main[:2] + b"".join(segments) + main[2:]
+    short = rng.choice((None, 700, 3_000))
+    probe = ImageProbe()
+    requests = 0
+    while (span := probe.next_range()) is not None and span[0] < len(data):
+        requests += 1
+        end = span[1] + 1 if short is None else min(span[1] + 1, span[0] + short)
+        probe.seek(span[0])
+        probe.feed(data[span[0] : end])
+    with Image.open(io.BytesIO(data)) as image:
+        assert probe.info == ImageInfo(*image.size, "jpeg")
+    assert requests <= len(segments) + 3  # at most one per segment stepped over, and a few
+
+
+def test_pieces_fed_out_of_order_join_up() -> None:
+    main = _encode(_picture(size=(320, 200)), "JPEG")
+    data = main[:2] + _app_segment(0xE1, 9_000) + _app_segment(0xE1, 9_000) + main[2:]
+    probe = ImageProbe()
+    answers = []
+    for start, end in [(13_000, len(data)), (6_000, 9_500), (2_000, 6_100), (9_400, 13_100), (0, 2_100)]:
+        probe.seek(start)
+        answers.append(probe.feed(data[start:end]))
+    # Nothing is known before the first bytes; with them, every piece joins the head.
+    assert answers == [False, False, False, False, True]
+    assert probe.info == ImageInfo(320, 200, "jpeg")
 
 
 def test_a_short_response_is_parsed_before_naming_the_next_range() -> None:

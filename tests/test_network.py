@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from auditor.config import CrawlConfig, load_config_file
+from auditor import settings
+from auditor.config import CrawlConfig
 from auditor.crawl import Crawler, check_settings
 from auditor.errors import ConfigError
 from auditor.model import Check, Reason
@@ -217,14 +218,18 @@ def test_a_bad_host_rule_names_the_file_line_and_key(tmp_path: Path, text: str, 
     path = tmp_path / "auditor.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as raised:
-        load_config_file(path)
+        _from_file(path)
     assert str(raised.value).startswith(f"{path}{expected}"), str(raised.value)
+
+
+def _from_file(path: Path) -> CrawlConfig:
+    return settings.resolve(command_line={}, flags={}, environ={}, config_file=path).config().crawl
 
 
 def test_hosts_in_the_config_file_reach_the_crawl_config(tmp_path: Path) -> None:
     path = tmp_path / "auditor.yaml"
     path.write_text("hosts:\n  '*.example.com':\n    accept: 403\n")
-    hosts = load_config_file(path)["hosts"]
+    hosts = _from_file(path).hosts
     config = replace(FAST, hosts=hosts)
     assert config.accepts("www.example.com", 403) and not config.accepts("example.org", 403)
 

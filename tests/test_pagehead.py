@@ -413,3 +413,13 @@ def _feed_all(parser: HeadParser, data: bytes, chunk_size: int) -> None:
     for start in range(0, len(data), chunk_size):
         if parser.feed(data[start : start + chunk_size]):
             return
+
+
+def test_a_head_end_inside_a_script_does_not_end_the_head() -> None:
+    data = (
+        b'<html><head><script>document.write("</head><body>");</script>'
+        b'<title>Still the head</title><link rel="canonical" href="/c"></head><body><title>body</title>'
+    )
+    for chunk_size in (7, len(data)):
+        head = _parse(data, chunk_size).result()
+        assert (head.title, head.canonical) == ("Still the head", "https://news.example.com/c")

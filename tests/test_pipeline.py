@@ -309,7 +309,10 @@ def test_a_signal_in_any_phase_stops_cleanly_with_reports(
 
 def test_a_second_signal_during_the_cleanup_ends_the_process_at_once(tmp_path: Path, loopback: Any) -> None:
     process, db = _start_slow_audit(tmp_path, "cleanup", [loopback.url_for("/ok/cleanup"), loopback.url_for("/hang/c")])
-    time.sleep(1.0)  # the fast URL is checked; the hanging one keeps the crawl going
+    deadline = time.monotonic() + 15  # the fast URL is checked; the hanging one keeps the crawl going
+    while loopback.hits("/ok/cleanup") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
     process.send_signal(signal.SIGINT)
     _wait_for_line(process, b"IN cleanup")  # writing reports of the interrupted run, slowly
     started = time.monotonic()
@@ -738,3 +741,50 @@ def test_a_page_s_json_ld_date_and_og_image_size_reach_the_findings(tmp_path: Pa
     assert (og.field, og.severity, og.expected, og.actual) == ("images[0].url", "warning", "40x20", "1200x630")
     (head_of_page,) = [u.head for u in outcome.report.urls if u.url == page]
     assert head_of_page is not None and head_of_page["published_source"] == "json-ld"
+
+
+# -- the crawl in several processes ----------------------------------------------------
+def test_an_audit_in_processes_judges_as_one_process_does(tmp_path: Path, loopback: Any) -> None:
+    urls = [loopback.url_for(f"/ok/procs-{n}") for n in range(4)] + [loopback.url_for("/status/404/procs-gone")]
+    _write(tmp_path / "corpus" / "a.md", _page_doc(*urls))
+    spread = pipeline.audit(_config(tmp_path, crawl=replace(CRAWL, processes=2))).report
+    assert [(f.code, f.url) for f in spread.findings] == [("dead-link", urls[-1])]
+    assert sorted((u.url, u.status) for u in spread.urls) == sorted(zip(urls, [200] * 4 + [404], strict=True))
+    assert all(loopback.hits(u.split(str(loopback.port), 1)[1]) == 1 for u in urls)
+
+
+def test_a_signal_stops_the_crawl_processes_too(tmp_path: Path, loopback: Any) -> None:
+    hanging = [loopback.url_for(f"/hang/procs-sig-{n}") for n in range(3)]
+    _write(tmp_path / "corpus" / "a.md", _page_doc(loopback.url_for("/ok/procs-sig"), *hanging))
+    db = tmp_path / "audit.sqlite"
+    command = [*_audit_command(tmp_path / "corpus", db, tmp_path / "reports"), "--processes", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 15
+    while loopback.hits("/ok/procs-sig") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    children = _children(process.pid)
+    assert len(children) >= 2  # the crawl's processes
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 130, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    deadline = time.monotonic() + 5  # multiprocessing's resource tracker ends once it sees its parent gone
+    while [pid for pid in children if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select status from runs").fetchone()[0] == "interrupted"
+
+
+def _children(pid: int) -> list[int]:
+    """The pids whose parent is `pid` (Linux /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(status.parent.name))
+    return found

@@ -104,7 +104,8 @@ def test_wait_blocks_until_the_holder_is_done(tmp_path: Path) -> None:
 
 
 # A real process takes the lock, forks a child that outlives it (as the parsing pool's workers
-# would), prints the child's pid and sleeps; the test kills it with SIGKILL.
+# would) and sleeps; the test kills it with SIGKILL. The child prints its pid: it runs only after
+# the at-fork hooks, so once the line is read the child has closed its copy of the lock file.
 _HOLDER = """
 import os, sys, time
 from pathlib import Path
@@ -113,9 +114,9 @@ from auditor.runlock import run_lock
 with run_lock(Path(sys.argv[1]), wait=False, command="auditor audit"):
     child = os.fork()
     if child == 0:
+        print(os.getpid(), flush=True)
         time.sleep(60)
         os._exit(0)
-    print(child, flush=True)
     time.sleep(60)
 """
 

@@ -304,9 +304,14 @@ def test_signal_finishes_the_audit_under_way_then_exits_0(tmp_path: Path, loopba
     _write(corpus / "b.md", f"---\ntitle: OK\nwebUrl: {loopback.url_for(f'/hang/term-{signum}')}\n---\n")
     service_ = _start_service(tmp_path, corpus, "--every", "30m", "--timeout", "60")
     try:
+        # Running, and its run recorded: the flag goes up a moment before the run's row is written.
         health = _wait_until(
             "the first audit to start",
-            lambda: (h := service_.get("/healthz").json())["scheduler"]["audit_running"] and h,
+            lambda: (
+                (h := service_.get("/healthz").json())["scheduler"]["audit_running"]
+                and service_.get("/api/runs").json()["runs"]
+                and h
+            ),
         )
         assert health["last_run"] is None
         # No audit has ended: no report yet, said so while the audit hangs on its URL.

@@ -8,6 +8,7 @@ plus `ca_bundle` when given.
 
 from __future__ import annotations
 
+import http.cookiejar
 import ssl
 import time
 import urllib.request
@@ -15,9 +16,11 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 
+import httpcore
 import httpx
 
 from auditor.config import CrawlConfig
+from auditor.crawl.connect import AddressLookup, GuardedBackend
 from auditor.errors import ConfigError
 from auditor.model import Kind
 
@@ -41,30 +44,42 @@ ResponseHook = Callable[[httpx.Response], Awaitable[None]]
 
 
 def open_client(
-    config: CrawlConfig, *, transport: httpx.AsyncBaseTransport | None, on_response: ResponseHook
+    config: CrawlConfig,
+    *,
+    transport: httpx.AsyncBaseTransport | None,
+    on_response: ResponseHook,
+    lookup: AddressLookup,
 ) -> httpx.AsyncClient:
-    """Redirects are not followed by httpx: every hop must pass the guard and its host's gate."""
+    """Redirects are not followed by httpx: every hop must pass the guard and its host's gate.
+
+    `lookup` gives the addresses a connection to a host may use (the guard's).
+    """
     context = ssl_context(config)
     return httpx.AsyncClient(
-        transport=transport or _direct_transport(config, context),
+        transport=transport or _direct_transport(config, context, lookup),
         proxy=config.proxy.value if config.proxy is not None else None,
         verify=context,
         # Only for httpx's own transports (through a proxy): requests in flight are bounded by the workers.
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=config.concurrency),
         follow_redirects=False,
+        # Cookies live as long as one redirect chain (redirects.py keeps them): httpx's client-wide jar
+        # would carry one URL's cookies to every later URL of its host, so verdicts would hang on order.
+        cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
         event_hooks={"response": [on_response]},
         timeout=httpx.Timeout(config.timeout, connect=min(config.connect_timeout, config.timeout)),
         headers={"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": ACCEPT},
     )
 
 
-def _direct_transport(config: CrawlConfig, context: ssl.SSLContext) -> httpx.AsyncBaseTransport | None:
+def _direct_transport(
+    config: CrawlConfig, context: ssl.SSLContext, lookup: AddressLookup
+) -> httpx.AsyncBaseTransport | None:
     """A pool per origin when requests go straight to their hosts; through a proxy, httpx's own.
 
     httpx reads proxies from the environment only for a client whose transport it made itself.
     """
     proxied = config.proxy is not None or any(scheme in urllib.request.getproxies() for scheme in _PROXIED)
-    return None if proxied else PoolPerOrigin(config, context)
+    return None if proxied else PoolPerOrigin(config, context, GuardedBackend(lookup))
 
 
 _PROXIED = ("http", "https", "all")
@@ -83,8 +98,9 @@ class PoolPerOrigin(httpx.AsyncBaseTransport):
     it can still be under way (none started for longer than a request may last).
     """
 
-    def __init__(self, config: CrawlConfig, context: ssl.SSLContext) -> None:
+    def __init__(self, config: CrawlConfig, context: ssl.SSLContext, backend: httpcore.AsyncNetworkBackend) -> None:
         self._ssl_context = context  # one CA load, shared by every pool
+        self._backend = backend
         # In flight per host is politeness.py's to bound (a host's rule may raise it); idle, one host's usual share.
         self._limits = httpx.Limits(max_connections=None, max_keepalive_connections=config.per_host)
         self._max_idle_origins = config.max_idle_origins
@@ -96,7 +112,7 @@ class PoolPerOrigin(httpx.AsyncBaseTransport):
         url = request.url
         origin = (url.raw_scheme, url.raw_host, url.port)
         entry = self._pools.pop(origin, None)
-        pool = entry[0] if entry else httpx.AsyncHTTPTransport(verify=self._ssl_context, limits=self._limits)
+        pool = entry[0] if entry else _OriginTransport(self._ssl_context, self._limits, self._backend)
         self._pools[origin] = (pool, time.monotonic())
         if len(self._pools) > self._max_idle_origins:
             await self._close_settled()
@@ -116,6 +132,24 @@ class PoolPerOrigin(httpx.AsyncBaseTransport):
         self._pools.clear()
         for pool in pools:
             await pool.aclose()
+
+
+class _OriginTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over an httpcore pool that connects through `backend`.
+
+    httpx takes no network backend, while its pool (httpcore's public API) does: the pool is made
+    anew with one. `_pool` is the one attribute of httpx's own that this relies on.
+    """
+
+    def __init__(self, context: ssl.SSLContext, limits: httpx.Limits, backend: httpcore.AsyncNetworkBackend) -> None:
+        super().__init__(verify=context, limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
 
 
 def ssl_context(config: CrawlConfig) -> ssl.SSLContext:

@@ -1,8 +1,10 @@
 """The private-address guard: a target is resolved, and refused if any of its
 addresses is not public, before anything connects to it (every redirect hop too).
 
-The guard resolves the name, then httpx connects; a DNS answer that changes
-between the two is not caught.
+Each host is resolved once per crawl (the answers are kept for its length),
+and connect.py connects to exactly the addresses the guard judged: a DNS
+answer that changes between the check and the connection (DNS rebinding)
+cannot send a request to a private address.
 """
 
 from __future__ import annotations
@@ -43,6 +45,39 @@ class AddressGuard:
     def __init__(self, *, allow_private: bool, resolver: Resolver) -> None:
         self.allow_private = allow_private
         self.resolver = resolver
+        self._resolved: dict[tuple[str, int], list[str]] = {}
+        # One lookup in flight per name, however many workers meet it at once.
+        self._lookups: dict[tuple[str, int], asyncio.Future[list[str]]] = {}
+
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The addresses of `host`, resolved once per crawl; OSError when there are none (not kept: asked again)."""
+        key = (host.lower(), port)
+        if key in self._resolved:
+            return self._resolved[key]
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self.resolver(host, port))
+            self._lookups[key] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(key, None))
+        addresses = await asyncio.shield(lookup)  # one worker's timeout must not cancel the others' lookup
+        if not addresses:
+            raise OSError(f"{host} has no address")
+        self._resolved[key] = addresses
+        return addresses
+
+    async def connectable(self, host: str, port: int) -> list[str]:
+        """The addresses a connection to `host` may use: the ones the guard resolved and judged.
+
+        Asked by connect.py at connection time; a private one here (a name spelt otherwise than
+        in the URL the guard checked) is refused as in `check`.
+        """
+        addresses = await self.addresses(host, port)
+        blocked = [address for address in addresses if not is_public_address(address)]
+        if blocked and not self.allow_private:
+            raise CrawlError(
+                Reason.PRIVATE_ADDRESS, f"{host} resolves to non-public address {blocked[0]}; not connected"
+            )
+        return addresses
 
     async def check(self, url: str) -> str:
         """The URL's host, once it is known to be public (or private targets are allowed).
@@ -55,7 +90,7 @@ class AddressGuard:
             return host
         port = parts.port or DEFAULT_PORTS.get(parts.scheme, DEFAULT_PORTS["http"])
         try:
-            addresses = await self.resolver(host, port)
+            addresses = await self.addresses(host, port)
         except OSError as exc:
             raise unresolvable(host, exc) from exc
         blocked = [address for address in addresses if not is_public_address(address)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -59,11 +59,14 @@ class Crawler:
         self._fetcher: Fetcher | None = None
 
     async def __aenter__(self) -> Crawler:
-        self.client = open_client(self.config, transport=self._transport, on_response=refuse_unusable_redirect)
+        guard = AddressGuard(allow_private=self.config.allow_private, resolver=self.resolver)
+        self.client = open_client(
+            self.config, transport=self._transport, on_response=refuse_unusable_redirect, lookup=guard.connectable
+        )
         self._fetcher = Fetcher(
             self.client,
             self.config,
-            guard=AddressGuard(allow_private=self.config.allow_private, resolver=self.resolver),
+            guard=guard,
             politeness=self.politeness,
             hosts=self.hosts,
         )
@@ -74,7 +77,9 @@ class Crawler:
             await self.client.aclose()
 
     # -- many URLs ----------------------------------------------------------
-    async def crawl(self, targets: Iterable[Target | tuple[str, Kind | str]]) -> AsyncIterator[Check]:
+    async def crawl(
+        self, targets: Iterable[Target | tuple[str, Kind | str]] | AsyncIterable[Target]
+    ) -> AsyncIterator[Check]:
         """Check every target (a `Target`, or a `(url, kind)` pair); yield checks as they complete.
 
         A target's `previous` check makes its request conditional (see conditional.py).
@@ -91,8 +96,12 @@ class Crawler:
 
         async def feed() -> None:
             try:
-                for target in targets:
-                    await queue.put(_as_target(target))
+                if isinstance(targets, AsyncIterable):
+                    async for target in targets:
+                        await queue.put(_as_target(target))
+                else:
+                    for item in targets:
+                        await queue.put(_as_target(item))
             except Exception as exc:  # raised to the caller once the workers have drained
                 feed_failures.append(exc)
             for _ in range(workers):

@@ -29,13 +29,14 @@ Audit = Callable[..., pipeline.Outcome]
 Log = Callable[[str], None]
 
 
-def parse_every(text: str) -> int:
-    """`30m`, `6h`, `2d` (also `90s`, `1h30m`) -> whole seconds; anything else is a ConfigError."""
-    seconds = parse_duration(text, what="--every")
+def parse_every(text: str, *, what: str = "--every") -> int:
+    """`30m`, `6h`, `2d` (also `90s`, `1h30m`) -> whole seconds; anything else is a ConfigError starting with `what`."""
+    seconds = parse_duration(text, what=what)
+    at = f"{what}: " if what else ""
     if seconds < 1:
-        raise ConfigError(f"--every: {text!r} is no interval; it must be at least 1s")
+        raise ConfigError(f"{at}{text!r} is no interval; it must be at least 1s")
     if seconds > MAX_EVERY:
-        raise ConfigError(f"--every: {text!r} is longer than a year")
+        raise ConfigError(f"{at}{text!r} is longer than a year")
     return int(seconds)
 
 

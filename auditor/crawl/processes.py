@@ -1,0 +1,225 @@
+"""Crawling on several cores: one process per part of the hosts, each with its own event loop.
+
+One event loop spends most of a crawl's CPU in Python HTTP code, so past one
+core it is the limit. With `processes` above 1, the targets are split by their
+politeness bucket (a host, or all AMP cache hosts as one) by a stable hash,
+the partition of `--shard` (shards.py) at the scale of one machine, so every
+request to a bucket's first hop is made by one process and its limits
+(per_host, rate, the 429/503 slow-down) hold as they do in one process;
+the global `concurrency` is divided between the processes. The
+processes only fetch: planning, storing and judging stay with the caller,
+which gets each check back as it completes. A redirect to another host is
+followed by the process where its chain began, as it would be in one process.
+
+The processes are started with `spawn` (never a fork of a process that has
+threads and SQLite open) and ignore SIGINT: the caller's stop handling ends
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import multiprocessing
+import signal
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from urllib.parse import urlsplit
+
+from auditor.config import CrawlConfig
+from auditor.crawl.politeness import host_bucket
+from auditor.crawl.pool import Crawler
+from auditor.model import Check, Kind, Target
+
+# Targets sent to a process and not yet answered, per request it may have in flight: enough that it never
+# waits for the next one, few enough that a slow process does not hold the whole plan.
+WINDOW_PER_REQUEST = 4
+STOP_SECONDS = 5.0
+
+
+def partition_of(url: str, count: int) -> int:
+    """Which of `count` processes checks a URL (0-based): its bucket's stable hash, as for shards.
+
+    Salted apart from the shards' hash: within shard K of N (an even N, say) every bucket has the same
+    shard hash modulo 2, so the same hash would give one process all of a shard's hosts.
+    """
+    bucket = host_bucket(urlsplit(url).hostname or "")
+    digest = hashlib.blake2b(bucket.encode(), digest_size=8, salt=b"processes").digest()
+    return int.from_bytes(digest, "big") % count
+
+
+@dataclass
+class _Process:
+    process: BaseProcess
+    connection: Connection
+    outstanding: int = 0
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: bool = False
+
+
+class ProcessCrawler:
+    """`Crawler`'s `crawl`, spread over `processes` processes; use as an async context manager."""
+
+    # A crawl in processes has no transport or resolver to inject: tests of those use `Crawler`.
+
+    def __init__(self, config: CrawlConfig, processes: int) -> None:
+        self.config = config
+        self.count = processes
+        share = max(1, math.ceil(config.concurrency / processes))
+        self._process_config = replace(config, concurrency=share)
+        self._window = share * WINDOW_PER_REQUEST
+        self._processes: list[_Process] = []
+
+    async def __aenter__(self) -> ProcessCrawler:
+        context = multiprocessing.get_context("spawn")
+        for _ in range(self.count):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_serve, args=(theirs, self._process_config), daemon=True)
+            process.start()
+            theirs.close()
+            self._processes.append(_Process(process, ours))
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        """A crawl that ended stops its processes when they are idle; a stopped or failed one at once."""
+        loop = asyncio.get_running_loop()
+        for worker in self._processes:
+            loop.remove_reader(worker.connection.fileno())
+            if exc_type is not None:
+                worker.process.terminate()
+                continue
+            try:
+                worker.connection.send(None)
+            except OSError:
+                pass  # already gone
+        processes, self._processes = self._processes, []
+        await asyncio.shield(asyncio.to_thread(_join, processes))
+
+    async def crawl(
+        self, targets: Iterable[Target | tuple[str, Kind | str]] | AsyncIterable[Target]
+    ) -> AsyncIterator[Check]:
+        """Every target's check, as the processes complete them; the same contract as `Crawler.crawl`."""
+        loop = asyncio.get_running_loop()
+        results: asyncio.Queue[Check | _Process] = asyncio.Queue()
+        feed_failures: list[Exception] = []
+
+        def receive(worker: _Process) -> None:
+            try:
+                answer = worker.connection.recv()
+            except (EOFError, OSError):
+                answer = None
+            if isinstance(answer, Check):
+                worker.outstanding -= 1
+                worker.room.set()
+                results.put_nowait(answer)
+            else:  # its end of the feed, or it died
+                loop.remove_reader(worker.connection.fileno())
+                worker.finished = answer == _FEED_DONE
+                results.put_nowait(worker)
+
+        async def feed() -> None:
+            try:
+                async for target in _each(targets):
+                    worker = self._processes[partition_of(target.url, self.count)]
+                    while worker.outstanding >= self._window:
+                        worker.room.clear()
+                        await worker.room.wait()
+                    worker.outstanding += 1
+                    worker.connection.send(target)
+            except Exception as exc:  # raised to the caller once the processes have drained
+                feed_failures.append(exc)
+            for worker in self._processes:
+                worker.connection.send(_FEED_DONE)
+
+        for worker in self._processes:
+            loop.add_reader(worker.connection.fileno(), receive, worker)
+        feeding = asyncio.create_task(feed())
+        try:
+            ended = 0
+            while ended < len(self._processes):
+                item = await results.get()
+                if isinstance(item, Check):
+                    yield item
+                    continue
+                ended += 1
+                if not item.finished:
+                    raise RuntimeError(f"a crawl process ended early (exit code {item.process.exitcode})")
+            if feed_failures:
+                raise feed_failures[0]
+        finally:
+            feeding.cancel()
+            await asyncio.gather(feeding, return_exceptions=True)
+
+
+def _join(processes: list[_Process]) -> None:
+    for worker in processes:
+        worker.process.join(STOP_SECONDS)
+        if worker.process.is_alive():
+            worker.process.terminate()
+            worker.process.join(STOP_SECONDS)
+        worker.connection.close()
+
+
+# Sent both ways: to a process, "no more targets"; from it, "every check of them sent".
+_FEED_DONE = "feed-done"
+
+
+async def _each(targets: Iterable[Target | tuple[str, Kind | str]] | AsyncIterable[Target]) -> AsyncIterator[Target]:
+    if isinstance(targets, AsyncIterable):
+        async for target in targets:
+            yield target
+        return
+    for item in targets:
+        yield item if isinstance(item, Target) else Target(item[0], Kind(item[1]))
+        await asyncio.sleep(0)  # a long plan must not keep the answers from being read
+
+
+def _serve(connection: Connection, config: CrawlConfig) -> None:
+    """A crawl process: targets in, checks out, until the parent says stop (None) or goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the crawl stops
+    asyncio.run(_crawl_what_comes(connection, config))
+
+
+async def _crawl_what_comes(connection: Connection, config: CrawlConfig) -> None:
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[Target | str | None] = asyncio.Queue()
+
+    def receive() -> None:  # a thread: recv blocks
+        while True:
+            try:
+                item = connection.recv()
+            except (EOFError, OSError):
+                item = None
+            loop.call_soon_threadsafe(inbox.put_nowait, item)
+            if item is None:
+                return
+
+    threading.Thread(target=receive, daemon=True).start()
+    async with Crawler(config) as crawler:
+        while True:  # one feed per `crawl` of the parent, until it says stop
+
+            async def targets() -> AsyncIterator[Target]:
+                while isinstance(item := await inbox.get(), Target):
+                    yield item
+                if item is None:
+                    raise _Stop
+
+            try:
+                async for check in crawler.crawl(targets()):
+                    connection.send(check)
+            except _Stop:
+                return
+            connection.send(_FEED_DONE)
+
+
+class _Stop(Exception):
+    """The parent said stop, or went away."""
+
+
+def open_crawler(config: CrawlConfig) -> Crawler | ProcessCrawler:
+    """The crawler `config` asks for: in this process, or spread over `config.processes`."""
+    return Crawler(config) if config.processes <= 1 else ProcessCrawler(config, config.processes)
