@@ -7,12 +7,13 @@ carrying an `invalid-metadata` finding: it never stops the audit.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 from frontmatter.default_handlers import YAMLHandler
@@ -24,7 +25,33 @@ from auditor.model import Code, Finding
 CORPUS_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 _FRONT_MATTER = YAMLHandler()
 # libyaml when available: parsing dominates `auditor lint` on large corpora.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The tags plain scalars resolve to, by value: keys and small values repeat in every document.
+_PLAIN_TAGS: dict[str, str] = {}
+_PLAIN_TAGS_KEPT, _PLAIN_TAG_LONGEST = 8192, 64
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, with PyYAML's tag resolution remembered per plain value.
+
+    A plain scalar's tag depends on its text alone (the implicit resolvers
+    match it against patterns); any other node gets the default tag of its
+    kind. Both hold as long as no path resolver is added, as the safe loaders have none.
+    """
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:
+                return _STR
+            tag = _PLAIN_TAGS.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(_PLAIN_TAGS) < _PLAIN_TAGS_KEPT and len(value) <= _PLAIN_TAG_LONGEST:
+                    _PLAIN_TAGS[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
 
 
 @dataclass(frozen=True)
@@ -90,10 +117,30 @@ def iter_documents(paths: Iterable[Path], limits: ParseLimits = DEFAULT_LIMITS) 
 
 
 def display_path(path: Path) -> str:
+    """The path relative to the working directory, symbolic links resolved; as given if outside it."""
+    name = path.name
+    if name in ("", ".", "..") or os.path.islink(path):
+        return _display_path(path)
+    # A file that is no link resolves to its resolved directory and its name: each directory once.
+    directory = _display_directory(str(path.parent), os.getcwd())
+    if directory is None:
+        return str(path)
+    return name if directory == "." else f"{directory}{os.sep}{name}"
+
+
+def _display_path(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _display_directory(directory: str, cwd: str) -> str | None:
+    try:
+        return str(Path(directory).resolve().relative_to(Path(cwd)))
+    except ValueError:
+        return None
 
 
 def load_document(path: Path, limits: ParseLimits = DEFAULT_LIMITS) -> Document:
@@ -128,28 +175,58 @@ class _TooLarge(Exception):
         self.line = line
 
 
+# One read of this much holds the whole front matter of nearly every document.
+_FIRST_READ = 64 * 1024
+# A line that closes the front matter (_BOUNDARY), found in a buffer: readline ends lines at \n only.
+_CLOSING_LINE = re.compile(rb"^-{3,}[ \t\r\f\v]*(?:\n|\Z)", re.MULTILINE)
+
+
 def _read_front_matter(path: Path, limit: int) -> bytes:
     """The file's bytes up to and including the line that closes the front matter.
 
-    The body is never read, and neither is more than `limit` bytes of front
-    matter: a multi-gigabyte file costs what its first megabyte costs.
+    The body is never read past one first block, and neither is more than
+    `limit` bytes of front matter: a multi-gigabyte file costs what its first
+    megabyte costs.
     """
+    with path.open("rb") as handle:
+        head = handle.read(min(limit + 1, _FIRST_READ))
+        found = _front_matter_in(head, limit, complete=len(head) < min(limit + 1, _FIRST_READ))
+        if found is not None:
+            return found
+        handle.seek(0)
+        return _read_lines(handle, limit)
+
+
+def _front_matter_in(head: bytes, limit: int, *, complete: bool) -> bytes | None:
+    """What `_read_lines` returns, when `head` (the file's first bytes; all of it if `complete`) settles it."""
+    first_end = head.find(b"\n") + 1 or (len(head) if complete else 0)
+    if not first_end or first_end > limit:
+        return None
+    if not _BOUNDARY.fullmatch(head[:first_end].removeprefix(_UTF8_BOM)):
+        return head[:first_end]  # no front matter at all
+    # A line cut off at the end of an incomplete block is no line yet: search up to the last whole one.
+    closing = _CLOSING_LINE.search(head, first_end, len(head) if complete else head.rfind(b"\n") + 1)
+    end = closing.end() if closing else (len(head) if complete else 0)
+    return head[:end] if end and end <= limit else None
+
+
+def _read_lines(handle: BinaryIO, limit: int) -> bytes:
+    """`_read_front_matter` line by line, for what one first block does not settle."""
     read: list[bytes] = []
     size = 0
-    with path.open("rb") as handle:
-        while True:
-            line = handle.readline(limit - size + 1)
-            if not line:
-                break  # end of file: parse_document says what is missing
-            read.append(line)
-            size += len(line)
-            if size > limit:
-                raise _TooLarge(len(read))
-            is_boundary = _BOUNDARY.fullmatch(line.removeprefix(_UTF8_BOM) if len(read) == 1 else line)
-            if len(read) == 1 and not is_boundary:
-                break  # no front matter at all
-            if len(read) > 1 and is_boundary:
-                break
+    while True:
+        line = handle.readline(limit - size + 1)
+        if not line:
+            break  # end of file: parse_document says what is missing
+        read.append(line)
+        size += len(line)
+        if size > limit:
+            raise _TooLarge(len(read))
+        is_boundary = _BOUNDARY.fullmatch(line.removeprefix(_UTF8_BOM) if len(read) == 1 else line)
+        if len(read) == 1 and not is_boundary:
+            break  # no front matter at all
+        if len(read) > 1 and is_boundary:
+            break
     return b"".join(read)
 
 
@@ -224,6 +301,7 @@ def _unacceptable_character(name: str, front: str, offset: int, exc: yaml.reader
 
 
 _TAG = "tag:yaml.org,2002:"
+_STR, _MAP, _SEQ, _MERGE = _TAG + "str", _TAG + "map", _TAG + "seq", _TAG + "merge"
 _PLAIN_SCALARS = {
     _TAG + "int": yaml.constructor.SafeConstructor.construct_yaml_int,
     _TAG + "float": yaml.constructor.SafeConstructor.construct_yaml_float,
@@ -261,25 +339,35 @@ class _Builder:
         self.chars = 0
 
     def build(self, node: yaml.Node, prefix: str, depth: int) -> Any:
-        self._count(prefix, depth, len(node.value) if isinstance(node, yaml.ScalarNode) else 0)
+        # The hot loop of parsing: the key of a mapping is built inline when it is plain text
+        # (what build() would do for it: count it, return its value), and tags are compared to constants.
         if isinstance(node, yaml.ScalarNode):
-            if node.tag == _TAG + "str":
-                return node.value
-            construct = _PLAIN_SCALARS.get(node.tag)
+            value = node.value
+            self._count(prefix, depth, len(value))
+            tag = node.tag
+            if tag == _STR:
+                return value
+            construct = _PLAIN_SCALARS.get(tag)
             return construct(self.loader, node) if construct else self._construct(node, prefix, depth)
-        if (
-            isinstance(node, yaml.MappingNode)
-            and node.tag == _TAG + "map"
-            and all(isinstance(key, yaml.ScalarNode) and key.tag != _TAG + "merge" for key, _ in node.value)
-        ):
+        self._count(prefix, depth, 0)
+        if isinstance(node, yaml.MappingNode) and node.tag == _MAP and _plain_keys(node.value):
             mapping: dict[Any, Any] = {}
+            lines, offset = self.lines, self.offset
             for key_node, value_node in node.value:
-                key = self.build(key_node, prefix, depth + 1)
-                path = f"{prefix}.{key}" if prefix else str(key)
-                self._line(path, key_node)
+                if key_node.tag == _STR:
+                    key = key_node.value
+                    self._count(prefix, depth + 1, len(key))
+                    path = f"{prefix}.{key}" if prefix else key
+                else:
+                    key = self.build(key_node, prefix, depth + 1)
+                    path = f"{prefix}.{key}" if prefix else str(key)
+                self.chars += len(path)
+                if self.chars > self.limits.max_built_chars:
+                    raise self._too_much_text(path)
+                lines[path] = key_node.start_mark.line + 1 + offset
                 mapping[key] = self.build(value_node, path, depth + 1)
             return mapping
-        if isinstance(node, yaml.SequenceNode) and node.tag == _TAG + "seq":
+        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
             items = []
             for index, item in enumerate(node.value):
                 path = f"{prefix}[{index}]"
@@ -329,6 +417,14 @@ class _Builder:
             "(aliases count each time they are used)",
             "max_built_chars",
         )
+
+
+def _plain_keys(pairs: list[tuple[yaml.Node, yaml.Node]]) -> bool:
+    """Whether every key is a scalar and none a merge key (`<<`): a mapping built directly."""
+    for key, _ in pairs:  # noqa: SIM110 (a loop: no generator made for every mapping of every document)
+        if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE:
+            return False
+    return True
 
 
 def _broken(name: str, line: int | None, message: str, field: str = "") -> Document:

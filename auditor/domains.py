@@ -30,6 +30,8 @@ def _public_suffixes() -> PublicSuffixList:
     return PublicSuffixList()
 
 
+# Every document asks these of its few publishers' hosts again: once per host and process is enough.
+@functools.lru_cache(maxsize=16_384)
 def registrable_domain(host: str) -> str:
     """The eTLD+1 of a normalised host; an IP address, or a name the list cannot split, as it is."""
     if _is_ip(host):
@@ -37,6 +39,7 @@ def registrable_domain(host: str) -> str:
     return _public_suffixes().privatesuffix(host) or host
 
 
+@functools.lru_cache(maxsize=16_384)
 def is_public_suffix(domain: str) -> bool:
     """`com`, `co.uk`, `github.io`: names under which anyone can register, so no publisher's domain."""
     return not _is_ip(domain) and bool(_public_suffixes().is_public(domain))
@@ -49,6 +52,7 @@ class DomainProblem:
     suggestion: str | None
 
 
+@functools.lru_cache(maxsize=16_384)
 def domain_problem(value: str) -> DomainProblem | None:
     """What keeps a `provider.domain` value from being a bare host name, and the fix; None when it is one.
 

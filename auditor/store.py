@@ -9,6 +9,7 @@ an interrupted run keeps everything it had checked.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -17,10 +18,11 @@ import types
 import typing
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -58,13 +60,16 @@ class _Column:
 
 
 def _json_dumps(value: Any) -> str:
-    return json.dumps(value, default=_jsonable)
+    return _ENCODER.encode(value)  # json.dumps(value, default=_jsonable), without a new encoder each time
 
 
 def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     return str(value)  # dates in front matter, and the like
+
+
+_ENCODER = json.JSONEncoder(default=_jsonable)
 
 
 def _unwrap_optional(hint: Any) -> Any:
@@ -92,13 +97,17 @@ def _from_json(hint: Any) -> Callable[[Any], Any]:
     return lambda value: value
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _column_for(name: str, hint: Any) -> _Column:
     """How one record field is stored: SQLite's own types where they fit, JSON for the rest."""
     hint = _unwrap_optional(hint)
     if hint is bool:
         return _Column(name, int, int, bool)
     if hint in (int, float, str):
-        return _Column(name, hint, lambda value: value, lambda value: value)
+        return _Column(name, hint, _same, _same)
     if isinstance(hint, type) and issubclass(hint, Enum):
         return _Column(name, str, lambda value: value.value, hint)
     convert = _from_json(hint)  # records, tuples, mappings, lists, Any
@@ -131,6 +140,12 @@ class _Table(Generic[Record]):
             if f.metadata.get("stored", True) and f.name not in exclude and f.name != pk
         ]
         self.columns = tuple(_column_for(f.name, hints[f.name]) for f in fields)
+        # Encoding runs per row of a large ingest: all values in one call, then only the columns that change.
+        getter = attrgetter(*(c.name for c in self.columns))
+        self._values: Callable[[Any], tuple[Any, ...]] = (
+            getter if len(self.columns) > 1 else lambda record: (getter(record),)
+        )
+        self._encoders = tuple((i, c.encode) for i, c in enumerate(self.columns) if c.encode is not _same)
         names = [f"[{key}]" for key, _ in keys] + [f"[{c.name}]" for c in self.columns]
         self.insert_sql = f"insert into [{name}] ({', '.join(names)}) values ({', '.join('?' * len(names))})"
 
@@ -139,7 +154,12 @@ class _Table(Generic[Record]):
 
     def encode(self, record: Record) -> Row:
         """The record's own column values, in order (the writer puts the key values first)."""
-        return tuple(None if (value := getattr(record, c.name)) is None else c.encode(value) for c in self.columns)
+        values = list(self._values(record))
+        for index, encode in self._encoders:
+            value = values[index]
+            if value is not None:
+                values[index] = encode(value)
+        return tuple(values)
 
     def encode_field(self, name: str, value: Any) -> Any:
         """One column's value as stored (an update of that column alone)."""
@@ -455,6 +475,26 @@ class Store:
     def documents_writer(self, run_id: int, batch_size: int = 500) -> DocumentWriter:
         return DocumentWriter(self, run_id, batch_size)
 
+    @contextmanager
+    def first_ingest(self) -> Iterator[None]:
+        """Into a store with no links yet (a first run), links are written without their indexes, which
+        are made once at the end: sorting two million keys once costs a fraction of keeping two
+        B-trees in order row by row. A run killed meanwhile leaves them to the next open to make."""
+        if self.db.execute("select 1 from links limit 1").fetchone() is not None:
+            yield
+            return
+        table = self.db.table(LINKS.name)
+        indexes = {tuple(index.columns): index.name for index in table.indexes}
+        wanted = [columns for columns in LINKS.indexes if columns in indexes]
+        with self.db.conn:
+            for columns in wanted:
+                self.db.conn.execute(f"drop index [{indexes[columns]}]")
+        try:
+            yield
+        finally:
+            for columns in wanted:
+                table.create_index(list(columns), index_name=indexes[columns], if_not_exists=True)
+
     def checks_writer(self, run_id: int, batch_size: int = 500) -> CheckWriter:
         return CheckWriter(self, run_id, batch_size)
 
@@ -711,6 +751,10 @@ class Store:
         for row in rows:
             yield LINKS.decode(row, document=row["document_path"])
 
+    def reference_source(self, run_id: int) -> ReferenceSource:
+        """The run's references for the reports, read anew (and lean) each time they are needed."""
+        return ReferenceSource(self.path, run_id)
+
     def references_by_url(self, run_id: int) -> Iterator[tuple[str, list[LinkRef]]]:
         """Each normalised URL of the run, in URL order, with its references in document order."""
         rows = self._stream(
@@ -937,6 +981,82 @@ class Store:
         return int(dropped)
 
 
+# (document, field, line, kind, url as written, normalised URL): what the reports show of a reference.
+CitedRow = tuple[str, str, int | None, Kind, str, str]
+_KINDS = {kind.value: kind for kind in Kind}
+
+
+@dataclass(frozen=True)
+class ReferenceSource:
+    """A run's references as the reports read them: streamed, never listed.
+
+    A run of 100,000 documents cites two million URLs; each report format
+    reads them once, in the order it writes them, from its own read-only
+    connection (so it works from any thread and after the writer closed), as
+    plain rows: decoding each into a LinkRef would cost more than the writing.
+    """
+
+    path: Path
+    run_id: int
+
+    # Whose document rows stand for the run's documents is asked at each read: `prune` may move them.
+    _RUN = "run_documents.run_id = (select coalesce(documents_of, id) from runs where id = ?)"
+    _FROM = f"from run_documents join links on links.content = run_documents.content where {_RUN}"
+
+    def rows(self, *, by_path: bool = False) -> Iterator[CitedRow]:
+        """In citation order (documents as ingested), or by document path (each document's in citation order)."""
+        order = "run_documents.path" if by_path else "run_documents.position"
+        rows = self._query(
+            "select run_documents.path, links.field, links.line, links.kind, links.url, links.normalized_url "
+            f"{self._FROM} order by {order}, links.rowid"
+        )
+        kinds = _KINDS
+        for document, field, line, kind, url, normalized in rows:
+            yield document, field, line, kinds[kind], url, normalized
+
+    def quoted_rows(self) -> Iterator[tuple[str, str, int | None, str, str, str]] | None:
+        """`rows()` in citation order with every text already a JSON string (quotes and escapes made by
+        SQLite, in C); None where this SQLite quotes otherwise than Python's json module does."""
+        if not _sqlite_quotes_as_json():
+            return None
+        return self._query(
+            "select json_quote(run_documents.path), json_quote(links.field), links.line, json_quote(links.kind), "
+            f"json_quote(links.url), json_quote(links.normalized_url) {self._FROM} "
+            "order by run_documents.position, links.rowid"
+        )
+
+    def cited_urls(self) -> Iterator[str]:
+        """Each normalised URL the run cites, once, in sorted order."""
+        for (url,) in self._query(f"select distinct links.normalized_url {self._FROM} order by 1"):
+            yield url
+
+    def counts(self) -> Iterator[tuple[str, int]]:
+        """(document, references) for each document with references, by path."""
+        yield from self._query(
+            "select run_documents.path, (select count(*) from links where links.content = run_documents.content) as n "
+            f"from run_documents where {self._RUN} and n > 0 order by run_documents.path"
+        )
+
+    def _query(self, sql: str) -> Iterator[Any]:
+        reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            yield from reader.execute(sql, [self.run_id])
+        finally:
+            reader.close()
+
+
+@functools.cache
+def _sqlite_quotes_as_json() -> bool:
+    """Whether SQLite's json_quote() writes every character as json.dumps(ensure_ascii=False) does."""
+    probe = "".join(map(chr, range(0x80))) + "é\u2028\u2029\ufeff\U0001f600"
+    try:
+        with closing(sqlite3.connect(":memory:")) as connection:
+            quoted = connection.execute("select json_quote(?)", [probe]).fetchone()[0]
+    except sqlite3.Error:  # a SQLite without its JSON functions
+        return False
+    return bool(quoted == json.encoder.encode_basestring(probe))
+
+
 class BatchWriter(Generic[Record]):
     """Buffers one table's rows, encoded, and commits them in batches."""
 
@@ -985,11 +1105,12 @@ class DocumentWriter:
 
     def __init__(self, store: Store, run_id: int, batch_size: int) -> None:
         self.store, self.run_id, self.batch_size = store, run_id, batch_size
-        self.pending: list[tuple[str, Row, list[Row]]] = []
+        self.pending: list[tuple[str, Row, list[Row], str | None]] = []
         self.documents = 0  # written so far: the next one's position
 
-    def add(self, path: str, content: Row, links: list[Row]) -> None:
-        self.pending.append((path, content, links))
+    def add(self, path: str, content: Row, links: list[Row], digest: str | None = None) -> None:
+        """`digest`: the content's `content_hash`, when the caller has it (the ingest workers make it)."""
+        self.pending.append((path, content, links, digest))
         if len(self.pending) >= self.batch_size:
             self.flush()
 
@@ -997,21 +1118,25 @@ class DocumentWriter:
         batch, self.pending = self.pending, []
         if not batch:
             return
-        hashes = [content_hash(content) for _, content, _ in batch]
+        hashes = [digest or content_hash(content) for _, content, _, digest in batch]
         db = self.store.db
         marks = ",".join("?" * len(hashes))
         known = {row[0] for row in db.conn.execute(f"select hash from contents where hash in ({marks})", hashes)}
+        documents: list[Row] = []
+        contents: list[Row] = []
+        links: list[Row] = []
+        for (path, content, content_links, _), digest in zip(batch, hashes, strict=True):
+            documents.append((self.run_id, path, digest, self.documents))
+            self.documents += 1
+            if digest not in known:
+                known.add(digest)
+                contents.append((digest, *content))
+                links += [(digest, *link) for link in content_links]
+        # One statement per table for the whole batch: executemany stays in C.
         with db.conn:
-            for (path, content, links), digest in zip(batch, hashes, strict=True):
-                db.conn.execute(
-                    "insert or replace into run_documents values (?, ?, ?, ?)",
-                    [self.run_id, path, digest, self.documents],
-                )
-                self.documents += 1
-                if digest not in known:
-                    known.add(digest)
-                    db.conn.execute(CONTENTS.insert_sql, (digest, *content))
-                    db.conn.executemany(LINKS.insert_sql, [(digest, *link) for link in links])
+            db.conn.executemany("insert or replace into run_documents values (?, ?, ?, ?)", documents)
+            db.conn.executemany(CONTENTS.insert_sql, contents)
+            db.conn.executemany(LINKS.insert_sql, links)
 
 
 def _migrate_from_copies_per_run(db: sqlite_utils.Database) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from auditor.model import Check, Code, FailOn, Hop, Kind, LinkRef, Mode, PageHead, Reason, RunStatus, Severity
-from auditor.report.model import Changes, Reference, Report, ReportFinding, RunInfo, Summary, UrlResult
+from auditor.report.model import Changes, Reference, References, Report, ReportFinding, RunInfo, Summary, UrlResult
 
 try:
     from tests.loopback import LoopbackProxy, LoopbackServer, refused_port
@@ -186,7 +186,7 @@ def make_report(
         changes=changes,
         findings=tuple(findings),
         urls=tuple(urls),
-        references=tuple(references),
+        references=References.of(references),
     )
 
 

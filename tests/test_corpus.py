@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from auditor import corpus
 from auditor.config import ParseLimits
 from auditor.corpus import iter_corpus_files, iter_documents, load_document, parse_document
 from auditor.errors import InputPathError
@@ -194,3 +199,72 @@ def test_a_huge_body_and_a_line_without_end_are_never_read_whole(tmp_path: Path)
         handle.truncate(3 * 1024 * 1024 * 1024)
     (problem,) = load_document(endless).problems
     assert (problem.line, "larger than 1,048,576 bytes" in problem.message) == (2, True)
+
+
+_PIECES = [
+    b"---",
+    b"----",
+    b"--- ",
+    b"---\r",
+    b"\r",
+    b"\n",
+    b" ",
+    b"\t",
+    b"\x0c",
+    b"\x0b",
+    b"a: b",
+    b"\xef\xbb\xbf",
+    b"-",
+]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PIECES), max_size=25),
+    st.integers(min_value=1, max_value=200),
+    st.one_of(st.integers(min_value=1, max_value=40), st.just(64 * 1024)),
+)
+def test_front_matter_read_in_one_block_is_what_reading_line_by_line_gives(
+    parts: list[bytes], limit: int, block: int
+) -> None:
+    data = b"".join(parts)
+
+    def outcome(read: object) -> tuple[str, object]:
+        try:
+            return ("read", read())  # type: ignore[operator]
+        except corpus._TooLarge as too_large:
+            return ("too large", too_large.line)
+
+    path = Path(corpus.__file__).parent  # any directory: the file is faked below
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(corpus, "_FIRST_READ", block)  # small blocks: every way of falling back is taken
+        patch.setattr(Path, "open", lambda self, mode="r": io.BytesIO(data))
+        fast = outcome(lambda: corpus._read_front_matter(path, limit))
+    assert fast == outcome(lambda: corpus._read_lines(io.BytesIO(data), limit))
+
+
+def test_values_are_what_pyyaml_s_own_safe_loader_makes() -> None:
+    front = (
+        "a: 1\nb: '1'\nc: 1.5\nd: true\ne: ~\nf: 2020-01-02T03:04:05Z\ng: 0o17\nh: .inf\ni: yes\nj: 'yes'\n"
+        "k: [1, '2', {x: null}]\nl: !!str 12\nm: 2020-01-02\nn: 1_000\no: -0x1F\n"
+    )
+    for _ in range(2):  # the second time, the tags of plain values come from what the first remembered
+        document = parse_document("a.md", f"---\n{front}---\n")
+        assert document.data == yaml.load(front, Loader=yaml.SafeLoader)
+
+
+def test_display_path_resolves_links_and_stays_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("---\n---\n")
+    (tmp_path / "linked").symlink_to(tmp_path / "docs")
+    (tmp_path / "file-link.md").symlink_to(tmp_path / "docs" / "a.md")
+    monkeypatch.chdir(tmp_path)
+    cases = ["docs/a.md", "linked/a.md", "file-link.md", "./docs/a.md", "docs/../docs/a.md", "gone.md", "docs", "."]
+    for case in [*cases, str(tmp_path / "linked" / "a.md"), "/etc/hostname"]:
+        assert corpus.display_path(Path(case)) == corpus._display_path(Path(case)), case
+    assert corpus.display_path(Path("linked/a.md")) == "docs/a.md"
+    monkeypatch.chdir(tmp_path / "docs")  # the same directory seen from elsewhere: nothing stale is kept
+    assert corpus.display_path(Path("../linked/a.md")) == "a.md"
+    assert corpus.display_path(Path("/etc/hostname")) == "/etc/hostname"

@@ -314,6 +314,32 @@ def test_document_rows_count_references_and_findings() -> None:
     assert list(rows) == sorted(rows)  # same error counts: by path
 
 
+def test_document_rows_put_errors_and_warnings_first_and_merge_the_rest_by_path() -> None:
+    # "off" findings count for neither: such a document sorts among the clean ones, by path.
+    report = make_report(
+        [
+            make_finding(document="c/m.txt", severity="warning"),
+            make_finding(document="c/z.txt"),
+            make_finding(document="c/b.txt", severity="off", code="redirect"),  # no references at all
+            make_finding(document="c/d.txt", severity="off", code="redirect"),
+        ],
+        references=[
+            make_reference(document, "webUrl", 1, f"https://x.example/{document}")
+            for document in ("c/a.txt", "c/d.txt", "c/d.txt", "c/m.txt", "c/y.txt")
+        ],
+    )
+    rows = html_report.DocumentRows(report)
+    assert [(r.document, r.references, r.errors, r.warnings, r.codes) for r in rows] == [
+        ("c/z.txt", 0, 1, 0, "dead-link"),
+        ("c/m.txt", 1, 0, 1, "dead-link"),
+        ("c/a.txt", 1, 0, 0, ""),
+        ("c/b.txt", 0, 0, 0, "redirect"),
+        ("c/d.txt", 2, 0, 0, "redirect"),
+        ("c/y.txt", 1, 0, 0, ""),
+    ]
+    assert len(rows) == 6 and list(rows) == list(rows)  # made anew, the same, each time it is read
+
+
 # -- in a real browser --------------------------------------------------------
 
 

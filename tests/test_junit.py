@@ -9,6 +9,7 @@ from conftest import make_finding, make_reference, make_report, make_url
 from auditor import pipeline
 from auditor.config import Config
 from auditor.model import Mode
+from auditor.report import junit
 from auditor.report.junit import clean, document_rules, render_junit
 from auditor.report.model import Reference, Report, ReportFinding
 
@@ -233,3 +234,14 @@ def test_fail_on_never_makes_no_failure_as_it_makes_exit_code_0(tmp_path: Path) 
     assert ET.parse(tmp_path / "out" / "junit.xml").getroot().get("failures") == "1"
     assert pipeline.lint(config.replace(fail_on="never")).exit_code == 0
     assert ET.parse(tmp_path / "out" / "junit.xml").getroot().get("failures") == "0"
+
+
+def test_the_suites_are_copied_whole_to_a_file_and_to_text(tmp_path: Path, monkeypatch: Any) -> None:
+    references = [_ref(f"c/é{index}😀.txt", "webUrl", 1, f"https://a.example/é{index}") for index in range(300)]
+    report = _report([], references, mode="lint")
+    monkeypatch.setattr(junit, "_COPY_CHUNK", 1000)  # copied in pieces that cut characters in two
+    text = render_junit(report)
+    with (tmp_path / "junit.xml").open("w", encoding="utf-8") as out:
+        junit.write_junit(report, out)
+    assert (tmp_path / "junit.xml").read_text(encoding="utf-8") == text
+    assert len(ET.fromstring(text.encode("utf-8")).findall("testsuite")) == 300

@@ -15,13 +15,16 @@ tests/golden/old.sqlite is that store as the code then wrote it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 
+import auditor.report
 from auditor.corpus import Document
+from auditor.errors import ReportError
 from auditor.model import (
     Check,
     Code,
@@ -36,10 +39,11 @@ from auditor.model import (
     RunStatus,
     Severity,
 )
-from auditor.report import build_report, render_json
+from auditor.report import Report, build_report, render_json, write_reports
 from auditor.report.github import github_annotations
 from auditor.report.junit import render_junit
 from auditor.report.markdown import render_markdown
+from auditor.report.model import References, StoredReferences
 from auditor.store import CONTENTS, FINDINGS, LINKS, Store
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -366,3 +370,81 @@ def test_markdown_junit_and_annotations_are_byte_for_byte_the_golden_files(tmp_p
     assert render_junit(report) == (GOLDEN / f"junit-run{run_id}.xml").read_text(encoding="utf-8")
     annotations = "\n".join(github_annotations(report, limit=3)) + "\n"
     assert annotations == (GOLDEN / f"annotations-run{run_id}.txt").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("run_id", [1, 2, 3])
+def test_stored_references_stream_as_the_same_records_held_in_memory_would(tmp_path: Path, run_id: int) -> None:
+    build_golden_store(tmp_path / "golden.sqlite")
+    store = Store.open_existing(tmp_path / "golden.sqlite")
+    try:
+        report = build_report(store, run_id)
+    finally:
+        store.close()  # the references are read after the writer is gone, as the pipeline's reports read them
+    stored = report.references
+    held = References.of(tuple(stored))
+    assert len(stored) == len(held) == 4 and isinstance(stored, StoredReferences)
+    assert list(stored.by_path()) == list(held.by_path())
+    assert list(stored.by_document()) == list(held.by_document())
+    assert list(stored.counts()) == list(held.counts())
+    assert list(stored.cited_urls()) == list(held.cited_urls())
+    # report.json written as it streams is what the whole model dumps
+    assert render_json(report) == report.to_json()
+
+
+def test_references_are_found_after_prune_moves_the_documents_they_share(tmp_path: Path) -> None:
+    build_golden_store(tmp_path / "golden.sqlite")
+    store = Store.open_existing(tmp_path / "golden.sqlite")
+    try:
+        assert store.run(2).documents_of == 1  # run 2 shares run 1's documents
+        report = build_report(store, 2)
+        before = tuple(report.references)
+        store.prune([2, 3])  # run 2 takes the rows over
+        assert store.run(2).documents_of is None
+    finally:
+        store.close()
+    assert tuple(report.references) == before and len(before) == 4
+
+
+def test_a_large_run_writes_its_formats_side_by_side_in_child_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_golden_store(tmp_path / "golden.sqlite")
+    store = Store.open_existing(tmp_path / "golden.sqlite")
+    try:
+        report = build_report(store, 1)
+    finally:
+        store.close()
+    formats = ("json", "md", "html", "junit")
+    write_reports(report, tmp_path / "one-by-one", formats)
+    assert auditor.report._side_by_side(report, formats) == ()  # four references are no large run
+    monkeypatch.setattr(auditor.report, "SIDE_BY_SIDE_REFERENCES", 1)
+    monkeypatch.setattr(auditor.report, "_single_threaded", lambda: True)  # the test runner may have threads
+    assert auditor.report._side_by_side(report, formats) == ("json", "html", "junit")
+    real, writers = auditor.report.write_json, []
+
+    def write_json(report: Report, out: TextIO) -> None:
+        writers.append(os.getpid())  # in the child: the parent never sees it
+        real(report, out)
+
+    monkeypatch.setattr(auditor.report, "write_json", write_json)
+    written = write_reports(report, tmp_path / "side-by-side", formats)
+    assert writers == [] and set(written) == set(formats)
+    for fmt, path in written.items():
+        assert path.read_bytes() == (tmp_path / "one-by-one" / path.name).read_bytes(), fmt
+
+
+def test_a_child_that_cannot_write_its_format_is_the_user_s_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_golden_store(tmp_path / "golden.sqlite")
+    store = Store.open_existing(tmp_path / "golden.sqlite")
+    try:
+        report = build_report(store, 1)
+    finally:
+        store.close()
+    monkeypatch.setattr(auditor.report, "SIDE_BY_SIDE_REFERENCES", 1)
+    monkeypatch.setattr(auditor.report, "_single_threaded", lambda: True)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "junit.xml.tmp").mkdir()  # the child cannot open its file
+    with pytest.raises(ReportError, match="cannot write reports to .*Is a directory"):
+        write_reports(report, tmp_path / "out", ("json", "junit"))

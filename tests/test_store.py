@@ -252,3 +252,40 @@ def test_answered_pages_and_shared_redirects_of_a_run(tmp_path: Path) -> None:
         ("https://x/2", landing, (Hop(302, "https://x/2"),)),
     ]
     assert list(store.shared_redirects(run_id, 3)) == []
+
+
+def _link_indexes(store: Store) -> set[tuple[str, ...]]:
+    return {tuple(index.columns) for index in store.db.table("links").indexes}
+
+
+def test_a_first_ingest_makes_the_link_indexes_once_at_the_end(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.sqlite")
+    try:
+        run_id = store.start_run(mode=Mode.LINT, corpus=["c"], tool_version="t", config={})
+        documents = store.documents_writer(run_id)
+        with store.first_ingest():
+            assert _link_indexes(store) == set()  # a store with no links yet: none kept in order row by row
+            documents.add("c/a.md", CONTENTS.encode(Document("c/a.md", {}, {})), [LINKS.encode(make_link())])
+            documents.flush()
+        assert _link_indexes(store) == {("content",), ("normalized_url",)}
+        with store.first_ingest():  # links are there now: the indexes stay
+            assert _link_indexes(store) == {("content",), ("normalized_url",)}
+    finally:
+        store.close()
+
+
+def test_the_link_indexes_are_back_after_a_first_ingest_that_failed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.sqlite")
+    try:
+        with pytest.raises(RuntimeError), store.first_ingest():
+            raise RuntimeError("a broken ingest")
+        assert _link_indexes(store) == {("content",), ("normalized_url",)}
+        with store.db.conn:  # as if killed during a first ingest: the next open makes them
+            store.db.conn.execute("drop index idx_links_content")
+    finally:
+        store.close()
+    reopened = Store(tmp_path / "a.sqlite")
+    try:
+        assert _link_indexes(reopened) == {("content",), ("normalized_url",)}
+    finally:
+        reopened.close()

@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import json
 import re
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from importlib import resources
-from operator import attrgetter
-from typing import Any
+from itertools import groupby
+from operator import attrgetter, itemgetter
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import jinja2
@@ -133,22 +135,92 @@ class ChangesView:
     fixed_total: int
 
 
+class DocumentRows:
+    """The documents table, in its order (errors, then warnings, descending; then by path), made
+    anew each time it is iterated: a run of 100,000 documents would hold them all twice (the
+    script's data and the <noscript> table) otherwise.
+
+    Documents with findings are few and in memory; the rest stream from the report's references,
+    which come by path already.
+    """
+
+    def __init__(self, report: Report) -> None:
+        self.references = report.references
+        self.severities: dict[str, Counter[Severity]] = defaultdict(Counter)
+        self.codes: dict[str, Counter[Code]] = defaultdict(Counter)
+        for finding in report.findings:
+            self.severities[finding.document][finding.severity] += 1
+            self.codes[finding.document][finding.code] += 1
+        self.flagged = {d for d, found in self.severities.items() if found[Severity.ERROR] or found[Severity.WARNING]}
+        self.length: int | None = None
+
+    def __len__(self) -> int:
+        if self.length is None:
+            self.length = sum(1 for _ in self)
+        return self.length
+
+    def __iter__(self) -> Iterator[DocumentRow]:
+        flagged: dict[str, int] = dict.fromkeys(self.flagged, 0)
+        unflagged = sorted(d for d in self.codes if d not in flagged)
+        for document, references in self.references.counts():
+            if document in flagged:
+                flagged[document] = references
+        rows = sorted((self._row(d, n) for d, n in flagged.items()), key=lambda r: (-r.errors, -r.warnings, r.document))
+        yield from rows
+        count = len(rows)
+        # The rest have no errors and no warnings: by path, references or findings (of other severities) or both.
+        cited = ((d, n) for d, n in self.references.counts() if d not in flagged)
+        merged = heapq.merge(cited, ((d, 0) for d in unflagged), key=itemgetter(0))
+        for document, group in groupby(merged, key=itemgetter(0)):
+            yield self._row(document, sum(n for _, n in group))
+            count += 1
+        self.length = count
+
+    def _row(self, document: str, references: int) -> DocumentRow:
+        severities, codes = self.severities.get(document, Counter()), self.codes.get(document, Counter())
+        return DocumentRow(
+            document=document,
+            references=references,
+            errors=severities[Severity.ERROR],
+            warnings=severities[Severity.WARNING],
+            codes=", ".join(f"{code} ×{n}" if n > 1 else code for code, n in sorted(codes.items())),
+        )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class View:
-    """Everything the template and the script need, computed once."""
+    """Everything the template and the script need, computed once (the documents: as they are read)."""
 
     findings: list[FindingRow]
     hosts: list[HostRow]
-    documents: list[DocumentRow]
+    documents: DocumentRows
     codes: list[CodeRow]
     changes: ChangesView | None
     verdict: Verdict
     verdict_text: str
     archive_text: str | None  # --suggest only: how the archive lookups went
-    data: dict[str, Any]
+
+    def data(self) -> Iterator[str]:
+        """The script's data as JSON text, safe inside its <script> element, in pieces as they are made."""
+        return script_data(self.findings, self.hosts, self.documents, has_changes=self.changes is not None)
 
 
 def render_html(report: Report) -> str:
+    return "".join(_generate(report))
+
+
+def write_html(report: Report, out: TextIO) -> None:
+    """report.html, written as the template makes it."""
+    pending: list[str] = []
+    for piece in _generate(report):
+        pending.append(piece)
+        if len(pending) >= 4096:
+            out.write("".join(pending))
+            pending.clear()
+    out.write("".join(pending))
+
+
+def _generate(report: Report) -> Iterator[str]:
     css, script = _asset("report.css"), _asset("report.js")
     view = build_view(report)
     csp = (
@@ -159,13 +231,13 @@ def render_html(report: Report) -> str:
     return (
         _environment()
         .get_template(TEMPLATE)
-        .render(
+        .generate(
             report=report,
             view=view,
             csp=csp,
             css=Markup(css),
             script=Markup(script),
-            data=Markup(script_json(view.data)),
+            data=(Markup(piece) for piece in view.data()),
         )
     )
 
@@ -219,9 +291,16 @@ def host_of(url: Any) -> str:
             return ""
 
 
-@lru_cache(maxsize=65536)
+# A normalised URL's host, the way nearly all of them look (lower case, maybe a port): no urlsplit needed.
+_PLAIN_HOST = re.compile(r"[a-z][a-z0-9+.-]*://([a-z0-9.-]+)(?::[0-9]+)?(?:[/?#]|$)")
+
+
+@lru_cache(maxsize=4096)  # the checks' URLs, asked twice each; the cited URLs come once each
 def _normalized_host(url: str) -> str:
     """The host of an already normalised URL (references and checks carry those)."""
+    plain = _PLAIN_HOST.match(url)
+    if plain:
+        return plain[1]
     try:
         return urlsplit(url).hostname or ""
     except ValueError:
@@ -270,7 +349,6 @@ def build_view(report: Report) -> View:
             )
         )
     hosts = host_rows(report)
-    documents = document_rows(report)
     by_code_severity = {f.code: f.severity for f in report.findings}
     new_by_code = Counter(f.code for f in changes.new) if changes else Counter()
     codes = [
@@ -281,13 +359,12 @@ def build_view(report: Report) -> View:
     return View(
         findings=findings,
         hosts=hosts,
-        documents=documents,
+        documents=DocumentRows(report),
         codes=codes,
         changes=_changes_view(changes),
         verdict=verdict,
         verdict_text=_VERDICT_TEXT[verdict],
         archive_text=None if report.summary.archive is None else describe_lookups(report.summary.archive),
-        data=_script_data(findings, hosts, documents, has_changes=changes is not None),
     )
 
 
@@ -298,15 +375,17 @@ def _liveness(url: UrlResult) -> Code | None:
 
 
 def host_rows(report: Report) -> list[HostRow]:
-    """Per host: unique URLs cited, how their checks went, and median latency."""
-    urls_by_host: dict[str, set[str]] = defaultdict(set)
-    for ref in report.references:
-        urls_by_host[_normalized_host(ref.normalized_url)].add(ref.normalized_url)
+    """Per host: unique URLs cited, how their checks went, and median latency.
+
+    The cited URLs come sorted and distinct, as do the checked ones: merged, each URL counts once,
+    and only a count per host is kept, however many URLs there are.
+    """
+    urls_by_host: Counter[str] = Counter()
+    for url, _ in groupby(heapq.merge(report.references.cited_urls(), sorted(u.url for u in report.urls))):
+        urls_by_host[_normalized_host(url)] += 1
     checks_by_host: dict[str, list[UrlResult]] = defaultdict(list)
     for check in report.urls:
-        host = _normalized_host(check.url)
-        checks_by_host[host].append(check)
-        urls_by_host[host].add(check.url)
+        checks_by_host[_normalized_host(check.url)].append(check)
     rows = []
     for host, urls in urls_by_host.items():
         results = checks_by_host.get(host, [])
@@ -316,7 +395,7 @@ def host_rows(report: Report) -> list[HostRow]:
         rows.append(
             HostRow(
                 host=host,
-                urls=len(urls),
+                urls=urls,
                 checked=len(checks),
                 excluded=len(results) - len(checks),
                 ok=verdicts.get(None, 0),
@@ -331,30 +410,14 @@ def host_rows(report: Report) -> list[HostRow]:
 
 def document_rows(report: Report) -> list[DocumentRow]:
     """Per document: references cited and findings by severity and code."""
-    references = Counter(ref.document for ref in report.references)
-    severities: dict[str, Counter[Severity]] = defaultdict(Counter)
-    codes: dict[str, Counter[Code]] = defaultdict(Counter)
-    for finding in report.findings:
-        severities[finding.document][finding.severity] += 1
-        codes[finding.document][finding.code] += 1
-    rows = [
-        DocumentRow(
-            document=document,
-            references=references.get(document, 0),
-            errors=severities[document][Severity.ERROR],
-            warnings=severities[document][Severity.WARNING],
-            codes=", ".join(f"{code} ×{n}" if n > 1 else code for code, n in sorted(codes[document].items())),
-        )
-        for document in set(references) | set(codes)
-    ]
-    rows.sort(key=lambda r: (-r.errors, -r.warnings, r.document))
-    return rows
+    return list(DocumentRows(report))
 
 
-def _script_data(
-    findings: Sequence[FindingRow], hosts: Sequence[HostRow], documents: Sequence[DocumentRow], *, has_changes: bool
-) -> dict[str, Any]:
-    """Compact tables for the script: a header of column names, rows of values, every string once.
+def script_data(
+    findings: Sequence[FindingRow], hosts: Sequence[HostRow], documents: Iterable[DocumentRow], *, has_changes: bool
+) -> Iterator[str]:
+    """Compact tables for the script: a header of column names, rows of values, every string once;
+    as JSON text (`script_json`), in pieces: the documents table streams.
 
     At 50,000 findings the same documents, codes, hosts and URLs repeat
     thousands of times; interning keeps the page small and JSON.parse fast.
@@ -381,20 +444,31 @@ def _script_data(
             return [[hop.status, s(hop.url)] for hop in value] if value else None
         return value  # a number or None
 
-    def table(rows: Sequence[Any], row_type: type) -> dict[str, Any]:
-        columns = [f.name for f in fields(row_type)]
-        values: Callable[[Any], tuple[Any, ...]] = attrgetter(*columns)
-        return {"columns": columns, "rows": [[encode(value) for value in values(row)] for row in rows]}
+    def encoded(rows: Iterable[Any], row_type: type) -> Iterator[list[Any]]:
+        values: Callable[[Any], tuple[Any, ...]] = attrgetter(*[f.name for f in fields(row_type)])
+        for row in rows:
+            yield [encode(value) for value in values(row)]
 
-    return {
-        "findings": table(findings, FindingRow),
-        "hosts": table(hosts, HostRow),
-        "documents": table(documents, DocumentRow),
-        # Set last: every table above has interned its strings.
-        "strings": strings,
-        "severities": [severity.value for severity in SEVERITY_ORDER],
-        "hasChanges": has_changes,
-    }
+    def table(rows: Sequence[Any], row_type: type) -> dict[str, Any]:
+        return {"columns": [f.name for f in fields(row_type)], "rows": list(encoded(rows, row_type))}
+
+    yield '{"findings":' + script_json(table(findings, FindingRow))
+    yield ',"hosts":' + script_json(table(hosts, HostRow))
+    yield ',"documents":{"columns":' + script_json([f.name for f in fields(DocumentRow)]) + ',"rows":['
+    batch: list[str] = []
+    separator = ""
+    for row in encoded(documents, DocumentRow):
+        batch.append(script_json(row))
+        if len(batch) >= 1000:
+            yield separator + ",".join(batch)
+            batch.clear()
+            separator = ","
+    if batch:
+        yield separator + ",".join(batch)
+    # Last: every table above has interned its strings.
+    severities = [severity.value for severity in SEVERITY_ORDER]
+    yield "]}" + f',"strings":{script_json(strings)},"severities":{script_json(severities)},"hasChanges":'
+    yield script_json(has_changes) + "}"
 
 
 def _changes_view(changes: Changes | None) -> ChangesView | None:

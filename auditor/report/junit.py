@@ -15,10 +15,13 @@ escapes the rest.
 
 from __future__ import annotations
 
+import io
 import re
-import xml.etree.ElementTree as ET
+import shutil
+import tempfile
 from collections import defaultdict
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from auditor.model import Code, FailOn, Mode, Stage
 from auditor.report.model import Reference, Report, ReportFinding, RunInfo, UrlResult
@@ -38,35 +41,75 @@ def document_rules(mode: Mode) -> tuple[Code, ...]:
 
 def clean(value: Any) -> str:
     """Text XML 1.0 can hold: anything else is dropped, not escaped (it has no escape)."""
-    return "" if value is None else _ILLEGAL_XML.sub("", str(value))
+    if value is None:
+        return ""
+    text = str(value)
+    if text.isascii() and text.isprintable():  # nearly all of it, and nothing to drop
+        return text
+    return _ILLEGAL_XML.sub("", text)
 
 
 def render_junit(report: Report) -> str:
+    out = io.StringIO()
+    write_junit(report, out)
+    return out.getvalue()
+
+
+def write_junit(report: Report, out: TextIO) -> None:
+    """junit.xml, suite by suite as the references stream from the store, byte for byte what
+    ElementTree wrote of the whole tree indented (`ET.indent`): a run of 100,000 documents has two
+    million testcases, which as one tree took gigabytes. The totals go on the root element, first:
+    the suites wait in a temporary file until they are counted."""
     run = report.run
     checked = {u.url: u for u in report.urls}
     rules = document_rules(run.mode)
-    references: dict[str, list[Reference]] = defaultdict(list)
-    for ref in report.references:
-        references[ref.document].append(ref)
     findings: dict[str, list[ReportFinding]] = defaultdict(list)
     for finding in report.findings:
         findings[finding.document].append(finding)
+    totals = {"suites": 0, "tests": 0, "failures": 0, "skipped": 0}
+    with tempfile.TemporaryFile() as suites:
+        for document, refs in _documents(report.references.by_document(), findings):
+            text, counts = _suite(document, refs, findings.get(document, []), rules, checked, run)
+            suites.write((_INDENT[1] + text).encode("utf-8"))
+            for key, count in counts.items():
+                totals[key] += count
+        root = (
+            f'<testsuites name="auditor" tests="{totals["tests"]}" failures="{totals["failures"]}" errors="0" '
+            f'skipped="{totals["skipped"]}"'
+        )
+        if run.duration_s is not None:
+            root += f' time="{run.duration_s:.3f}"'
+        out.write('<?xml version="1.0" encoding="UTF-8"?>\n' + root)
+        if not totals["suites"]:
+            out.write(" />\n")
+            return
+        out.write(">")
+        suites.seek(0)
+        binary = getattr(out, "buffer", None)
+        if binary is not None:  # a file: its bytes as they are, not decoded and encoded again
+            out.flush()
+            shutil.copyfileobj(suites, binary, _COPY_CHUNK)
+        else:
+            shutil.copyfileobj(io.TextIOWrapper(suites, encoding="utf-8"), out, _COPY_CHUNK)
+        out.write("\n</testsuites>\n")
 
-    root = ET.Element("testsuites", name="auditor")
-    totals = {"tests": 0, "failures": 0, "skipped": 0}
-    for document in sorted(set(references) | set(findings)):
-        suite = _suite(document, references[document], findings[document], rules, checked, run)
-        root.append(suite)
-        for key in totals:
-            totals[key] += int(suite.get(key, "0"))
-    root.set("tests", str(totals["tests"]))
-    root.set("failures", str(totals["failures"]))
-    root.set("errors", "0")
-    root.set("skipped", str(totals["skipped"]))
-    if run.duration_s is not None:
-        root.set("time", f"{run.duration_s:.3f}")
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+def _documents(
+    referenced: Iterator[tuple[str, list[Reference]]], findings: dict[str, list[ReportFinding]]
+) -> Iterator[tuple[str, list[Reference]]]:
+    """Every document with references or findings, in order: the stored ones come by path already."""
+    with_findings = iter(sorted(findings))
+    pending = next(with_findings, None)
+    for document, refs in referenced:
+        while pending is not None and pending < document:
+            yield pending, []
+            pending = next(with_findings, None)
+        if pending == document:
+            pending = next(with_findings, None)
+        yield document, refs
+    while pending is not None:
+        yield pending, []
+        pending = next(with_findings, None)
 
 
 def _suite(
@@ -76,8 +119,8 @@ def _suite(
     rules: tuple[Code, ...],
     checked: dict[str, UrlResult],
     run: RunInfo,
-) -> ET.Element:
-    suite = ET.Element("testsuite", name=clean(document), file=clean(document))
+) -> tuple[str, dict[str, int]]:
+    """One testsuite as text (at depth 1 of the root) and its counts."""
     by_field: dict[str, list[ReportFinding]] = defaultdict(list)
     by_rule: dict[Code, list[ReportFinding]] = defaultdict(list)
     ref_fields = {ref.field for ref in refs}
@@ -87,18 +130,31 @@ def _suite(
         else:
             by_rule[finding.code].append(finding)
 
-    cases: list[ET.Element] = []
+    name = _attribute(clean(document))
+    cases: list[str] = []
+    failures = skipped = 0
+    not_fetched = _NOT_FETCHED[run.mode is Mode.LINT]
     for ref in refs:
         check = checked.get(ref.normalized_url)
-        case = _case(document, f"{ref.field} {ref.url}", ref.line, by_field.pop(ref.field, []), run.fail_on)
-        if check is not None and check.elapsed_ms is not None:
-            case.set("time", f"{check.elapsed_ms / 1000:.3f}")
-        if check is None and not len(case):
-            why = "links are not fetched by auditor lint" if run.mode is Mode.LINT else "not checked (run interrupted)"
-            ET.SubElement(case, "skipped", message=why)
-        elif check is not None and check.excluded and not len(case):
-            ET.SubElement(case, "skipped", message=clean(f"excluded, not fetched: {check.message or 'by --exclude'}"))
-        cases.append(case)
+        case_findings = by_field.pop(ref.field, [])
+        if check is None and not case_findings:  # every reference of a lint: made here, at the least cost
+            cases.append(
+                f'<testcase classname="{name}" name="{_attribute(clean(f"{ref.field} {ref.url}"))}" file="{name}" '
+                f'line="{ref.line or 1}">{_INDENT[3]}<skipped message="{not_fetched}" />{_INDENT[2]}</testcase>'
+            )
+            skipped += 1
+            continue
+        time = f"{check.elapsed_ms / 1000:.3f}" if check is not None and check.elapsed_ms is not None else None
+        skip = None
+        if not case_findings:
+            if check is None:
+                skip = not_fetched
+            elif check.excluded:
+                skip = clean(f"excluded, not fetched: {check.message or 'by --exclude'}")
+        text, failed = _case(name, f"{ref.field} {ref.url}", ref.line, case_findings, run.fail_on, time, skip)
+        cases.append(text)
+        failures += failed
+        skipped += skip is not None
     # A finding about a field no reference covers still gets a testcase, under its rule.
     for leftovers in by_field.values():
         for finding in leftovers:
@@ -106,33 +162,95 @@ def _suite(
     for rule in (*rules, *sorted(set(by_rule) - set(rules))):
         found = by_rule.get(rule, [])
         line = next((f.line for f in found if f.line), 1)
-        cases.append(_case(document, f"metadata: {rule}", line, found, run.fail_on))
+        text, failed = _case(name, f"metadata: {rule}", line, found, run.fail_on, None, None)
+        cases.append(text)
+        failures += failed
 
-    for case in cases:
-        suite.append(case)
-    suite.set("tests", str(len(cases)))
-    suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
-    suite.set("errors", "0")
-    suite.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
-    return suite
-
-
-def _case(document: str, name: str, line: int | None, findings: list[ReportFinding], fail_on: FailOn) -> ET.Element:
-    case = ET.Element(
-        "testcase", classname=clean(document), name=clean(name), file=clean(document), line=str(line or 1)
+    counts = {"suites": 1, "tests": len(cases), "failures": failures, "skipped": skipped}
+    head = (
+        f'<testsuite name="{name}" file="{name}" tests="{len(cases)}" failures="{failures}" errors="0" '
+        f'skipped="{skipped}"'
     )
+    if not cases:
+        return head + " />", counts
+    return head + ">" + _INDENT[2] + _INDENT[2].join(cases) + _INDENT[1] + "</testsuite>", counts
+
+
+def _case(
+    document: str,
+    name: str,
+    line: int | None,
+    findings: list[ReportFinding],
+    fail_on: FailOn,
+    time: str | None,
+    skipped: str | None,
+) -> tuple[str, bool]:
+    """One testcase as text (at depth 2), and whether it failed. `document` is escaped already."""
+    head = f'<testcase classname="{document}" name="{_attribute(clean(name))}" file="{document}" line="{line or 1}"'
+    if time is not None:
+        head += f' time="{time}"'
     failing = [f for f in findings if fail_on.fails(f.severity)]
     passing = [f for f in findings if not fail_on.fails(f.severity)]
+    children: list[str] = []
     if failing:
         first = failing[0]
         message = first.message if len(failing) == 1 else f"{len(failing)} findings; first: {first.message}"
         if len(failing) == 1 and first.archived_copy is not None:
             message += f" — archived copy: {first.archived_copy}"
-        failure = ET.SubElement(case, "failure", message=clean(message), type=clean(first.code))
-        failure.text = clean("\n".join(_describe(f) for f in failing))
+        children.append(
+            _element(
+                "failure",
+                f'message="{_attribute(clean(message))}" type="{_attribute(clean(first.code))}"',
+                clean("\n".join(_describe(f) for f in failing)),
+            )
+        )
     if passing:
-        ET.SubElement(case, "system-out").text = clean("\n".join(_describe(f) for f in passing))
-    return case
+        children.append(_element("system-out", "", clean("\n".join(_describe(f) for f in passing))))
+    if skipped is not None:
+        children.append(f'<skipped message="{_attribute(skipped)}" />')
+    if not children:
+        return head + " />", False
+    return head + ">" + _INDENT[3] + _INDENT[3].join(children) + _INDENT[2] + "</testcase>", bool(failing)
+
+
+def _element(tag: str, attributes: str, text: str) -> str:
+    opening = f"<{tag} {attributes}" if attributes else f"<{tag}"
+    return f"{opening}>{_text(text)}</{tag}>" if text else f"{opening} />"
+
+
+# ElementTree's escaping (xml.etree.ElementTree._escape_attrib and _escape_cdata), so the file is what it wrote.
+def _attribute(value: str) -> str:
+    if "&" in value:
+        value = value.replace("&", "&amp;")
+    if "<" in value:
+        value = value.replace("<", "&lt;")
+    if ">" in value:
+        value = value.replace(">", "&gt;")
+    if '"' in value:
+        value = value.replace('"', "&quot;")
+    if "\r" in value:
+        value = value.replace("\r", "&#13;")
+    if "\n" in value:
+        value = value.replace("\n", "&#10;")
+    if "\t" in value:
+        value = value.replace("\t", "&#09;")
+    return value
+
+
+def _text(value: str) -> str:
+    if "&" in value:
+        value = value.replace("&", "&amp;")
+    if "<" in value:
+        value = value.replace("<", "&lt;")
+    if ">" in value:
+        value = value.replace(">", "&gt;")
+    return value
+
+
+# What ET.indent puts before an element at each depth.
+_INDENT = ["\n" + "  " * depth for depth in range(4)]
+_NOT_FETCHED = {True: "links are not fetched by auditor lint", False: "not checked (run interrupted)"}
+_COPY_CHUNK = 1 << 20
 
 
 def _describe(finding: ReportFinding) -> str:

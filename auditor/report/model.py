@@ -8,6 +8,7 @@
                     and with --suggest the archived copy of a dead link)
     UrlResult       one checked URL
     Reference       one cited URL (a link reference)
+    References      all of a run's references: read from the store each time they are needed
 
 Every renderer (report.json, report.md, report.html, junit.xml, GitHub
 annotations, the CLI's lines) reads these records; none reads a dict.
@@ -23,11 +24,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from itertools import groupby
+from json.encoder import encode_basestring
+from operator import attrgetter
+from typing import Any, TextIO, TypeVar
 
 from auditor.errors import DatabaseError
 from auditor.model import (
@@ -48,6 +52,7 @@ from auditor.model import (
     RunStatus,
     Severity,
 )
+from auditor.store import ReferenceSource
 
 # The report's order: errors first, then warnings, then anything else.
 SEVERITY_ORDER: tuple[Severity, ...] = (Severity.ERROR, Severity.WARNING)
@@ -244,6 +249,114 @@ class Reference:
             "normalized_url": self.normalized_url,
         }
 
+    def json_item(self) -> str:
+        """`as_dict` as report.json writes it in its references list (json.dumps, indent 2), made directly:
+        two million of them through the generic encoder cost more than all else in the report."""
+        quote = encode_basestring
+        return _json_item(
+            quote(self.document), quote(self.field), self.line, quote(self.kind), quote(self.url),
+            quote(self.normalized_url),
+        )  # fmt: skip
+
+
+def _json_item(document: str, field: str, line: int | None, kind: str, url: str, normalized_url: str) -> str:
+    """A reference in report.json's layout, from its texts already JSON-quoted."""
+    return (
+        f'    {{\n      "document": {document},\n      "field": {field},\n'
+        f'      "line": {"null" if line is None else int(line)},\n      "kind": {kind},\n'
+        f'      "url": {url},\n      "normalized_url": {normalized_url}\n    }}'
+    )
+
+
+class References:
+    """All of a run's references, in citation order (documents as ingested) when iterated.
+
+    A run of 100,000 documents cites two million URLs: the report holds none
+    of them. Those of a stored run are read from the store each time they are
+    iterated (`StoredReferences`); `References.of` holds a few in memory.
+    """
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Reference]:
+        raise NotImplementedError
+
+    def by_path(self) -> Iterator[Reference]:
+        """Ordered by document path; each document's references in citation order."""
+        raise NotImplementedError
+
+    def by_document(self) -> Iterator[tuple[str, list[Reference]]]:
+        """(document, its references) for each document with references, by path."""
+        for document, references in groupby(self.by_path(), key=attrgetter("document")):
+            yield document, list(references)
+
+    def counts(self) -> Iterator[tuple[str, int]]:
+        """(document, how many references) for each document with references, by path."""
+        for document, references in self.by_document():
+            yield document, len(references)
+
+    def cited_urls(self) -> Iterator[str]:
+        """Each normalised URL cited, once, in sorted order."""
+        raise NotImplementedError
+
+    def json_items(self) -> Iterator[str]:
+        """Each reference as report.json writes it in its list (`Reference.json_item`), in citation order."""
+        return (reference.json_item() for reference in self)
+
+    @classmethod
+    def of(cls, references: Iterable[Reference]) -> References:
+        return HeldReferences(tuple(references))
+
+
+class HeldReferences(References):
+    def __init__(self, references: tuple[Reference, ...]) -> None:
+        self.references = references
+
+    def __len__(self) -> int:
+        return len(self.references)
+
+    def __iter__(self) -> Iterator[Reference]:
+        return iter(self.references)
+
+    def __repr__(self) -> str:
+        return f"References.of({self.references!r})"
+
+    def by_path(self) -> Iterator[Reference]:
+        return iter(sorted(self.references, key=attrgetter("document")))  # stable: citation order kept
+
+    def cited_urls(self) -> Iterator[str]:
+        return iter(sorted({reference.normalized_url for reference in self.references}))
+
+
+class StoredReferences(References):
+    def __init__(self, count: int, source: ReferenceSource) -> None:
+        self.count, self.source = count, source
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Reference]:
+        return _references_from_rows(self.source.rows())
+
+    def __repr__(self) -> str:
+        return f"<{self.count} references of run {self.source.run_id} in {self.source.path}>"
+
+    def by_path(self) -> Iterator[Reference]:
+        return _references_from_rows(self.source.rows(by_path=True))
+
+    def counts(self) -> Iterator[tuple[str, int]]:
+        return self.source.counts()
+
+    def cited_urls(self) -> Iterator[str]:
+        return self.source.cited_urls()
+
+    def json_items(self) -> Iterator[str]:
+        quoted = self.source.quoted_rows()  # quoted by SQLite: the slowest part of the file, in C
+        if quoted is None:
+            return super().json_items()
+        return (_json_item(*row) for row in quoted)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Summary:
@@ -356,8 +469,8 @@ class Report:
     findings: tuple[ReportFinding, ...]
     urls: tuple[UrlResult, ...]
     # Every link reference, so renderers can show each document and each
-    # citation (JUnit's testcases, the HTML per-document view).
-    references: tuple[Reference, ...]
+    # citation (JUnit's testcases, the HTML per-document view): streamed, never all in memory.
+    references: References
 
     @classmethod
     def assemble(
@@ -365,7 +478,7 @@ class Report:
         run: RunInfo,
         findings: Iterable[ReportFinding],
         urls: Iterable[UrlResult],
-        references: Iterable[Reference],
+        references: Iterable[Reference] | References,
         *,
         documents: int,
         references_count: int,
@@ -395,7 +508,7 @@ class Report:
             changes=None if previous_findings is None else Changes.between(ordered, previous_findings),
             findings=ordered,
             urls=checked,
-            references=tuple(references),
+            references=references if isinstance(references, References) else References.of(references),
         )
 
     @classmethod
@@ -404,7 +517,7 @@ class Report:
         run: Run,
         findings: Iterable[Finding],
         checks: Iterable[Check],
-        links: Iterable[LinkRef],
+        links: Iterable[LinkRef] | ReferenceSource,
         *,
         previous_run: int | None,
         previous_findings: Iterable[Finding] = (),
@@ -414,7 +527,9 @@ class Report:
             _run_from_store(run, previous_run),
             (_finding_from_store(finding) for finding in findings),
             (_url_from_store(check) for check in checks),
-            (_reference_from_store(link) for link in links),
+            StoredReferences(run.references or 0, links)
+            if isinstance(links, ReferenceSource)
+            else (_reference_from_store(link) for link in links),
             documents=run.documents or 0,
             references_count=run.references or 0,
             unique_urls=run.urls or 0,
@@ -425,19 +540,46 @@ class Report:
             previous_findings=None if previous_run is None else [_finding_from_store(f) for f in previous_findings],
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
+    def as_dict(self, *, references: bool = True) -> dict[str, Any]:
+        record = {
             "run": self.run.as_dict(),
             "summary": self.summary.as_dict(),
             "changes": None if self.changes is None else self.changes.as_dict(),
             "findings": [f.as_dict() for f in self.findings],
             "urls": [u.as_dict() for u in self.urls],
-            "references": [r.as_dict() for r in self.references],
         }
+        if references:
+            record["references"] = [r.as_dict() for r in self.references]
+        return record
 
     def to_json(self) -> str:
         """report.json."""
         return json.dumps(self.as_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
+
+    def write_json(self, out: TextIO) -> None:
+        """report.json (what `to_json` returns, byte for byte), written as it is made: the references
+        go from the store to the file one at a time."""
+        record = self.as_dict(references=False)
+        record["references"] = []
+        text = json.dumps(record, indent=2, ensure_ascii=False, default=str)
+        empty = "[]\n}"
+        assert text.endswith(empty)  # the references are the last key
+        out.write(text[: -len(empty)])
+        items = self.references.json_items()
+        first = next(items, None)
+        if first is None:
+            out.write(empty + "\n")
+            return
+        out.write("[\n" + first)
+        batch: list[str] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= 1000:
+                out.write(",\n" + ",\n".join(batch))
+                batch.clear()
+        if batch:
+            out.write(",\n" + ",\n".join(batch))
+        out.write("\n  ]\n}\n")
 
 
 def _hop_dict(hop: Hop) -> dict[str, Any]:
@@ -531,6 +673,11 @@ def _url_from_store(check: Check) -> UrlResult:
 def _reported(head: PageHead) -> dict[str, Any]:
     """A head's fields as report.json shows them: those meant for the rules only are left out."""
     return {f.name: getattr(head, f.name) for f in dataclasses.fields(head) if f.metadata.get("reported", True)}
+
+
+def _references_from_rows(rows: Iterable[tuple[str, str, int | None, Kind, str, str]]) -> Iterator[Reference]:
+    for document, field, line, kind, url, normalized in rows:
+        yield Reference(document=document, field=field, line=line, kind=kind, url=url, normalized_url=normalized)
 
 
 def _reference_from_store(link: LinkRef) -> Reference:
