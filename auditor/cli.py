@@ -47,13 +47,7 @@ def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="SQLite database that keeps every run.",
         ),
-        click.option(
-            "--out",
-            type=click.Path(path_type=Path),
-            default=DEFAULTS.out,
-            show_default=True,
-            help="Directory the reports are written to.",
-        ),
+        _out_option,
         _formats_option,
         click.option(
             "--fail-on",
@@ -91,6 +85,16 @@ def _config_option(command: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help=f"Config file: YAML, or a TOML file's [tool.auditor] table (default: ./{settings.DEFAULT_FILE}, "
         f"else [tool.auditor] in ./{settings.PYPROJECT}).",
+    )(command)
+
+
+def _out_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--out",
+        type=click.Path(path_type=Path),
+        default=DEFAULTS.out,
+        show_default=True,
+        help="Directory the reports are written to.",
     )(command)
 
 
@@ -495,13 +499,7 @@ def _github(report: Report) -> None:
     show_default=True,
     help="SQLite database the merged run is added to (it may hold earlier runs; later runs compare against it).",
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=DEFAULTS.out,
-    show_default=True,
-    help="Directory the reports are written to.",
-)
+@_out_option
 @_formats_option
 @_config_option
 @click.option(
@@ -531,13 +529,7 @@ def merge(shard_dbs: tuple[Path, ...], **_options: Any) -> None:
     help="SQLite database the run is stored in.",
 )
 @click.option("--run", "run_id", type=click.IntRange(min=1), default=None, help="Run id (default: the latest run).")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=DEFAULTS.out,
-    show_default=True,
-    help="Directory the reports are written to.",
-)
+@_out_option
 @_formats_option
 @_config_option
 def report(run_id: int | None, **_options: Any) -> None:
