@@ -104,8 +104,10 @@ class PoolPerOrigin(httpx.AsyncBaseTransport):
         # In flight per host is politeness.py's to bound (a host's rule may raise it); idle, one host's usual share.
         self._limits = httpx.Limits(max_connections=None, max_keepalive_connections=config.per_host)
         self._max_idle_origins = config.max_idle_origins
-        # Longest a request and its body drain can take; a pool untouched for longer has none under way.
-        self._settled_after = config.timeout + config.drain_timeout + 1.0
+        # Longest a request and its body drain can take (a host's rule may allow more than the global
+        # timeout); a pool untouched for longer has none under way.
+        longest = max([config.timeout, *(rule.timeout for rule in config.hosts.rules if rule.timeout is not None)])
+        self._settled_after = longest + config.drain_timeout + 1.0
         self._pools: OrderedDict[Origin, tuple[httpx.AsyncHTTPTransport, float]] = OrderedDict()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
