@@ -220,12 +220,7 @@ def _element(tag: str, attributes: str, text: str) -> str:
 
 # ElementTree's escaping (xml.etree.ElementTree._escape_attrib and _escape_cdata), so the file is what it wrote.
 def _attribute(value: str) -> str:
-    if "&" in value:
-        value = value.replace("&", "&amp;")
-    if "<" in value:
-        value = value.replace("<", "&lt;")
-    if ">" in value:
-        value = value.replace(">", "&gt;")
+    value = _text(value)
     if '"' in value:
         value = value.replace('"', "&quot;")
     if "\r" in value:
