@@ -149,32 +149,30 @@ def _known_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
     return formats
 
 
-def _duration(text: str) -> str:
-    """Checked here, kept as written (what `auditor config` shows); seconds are computed where used."""
-    try:
-        parse_duration(text, what="")
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
-    return text.strip()
+def _kept_as_written(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """A validator that checks text with `parse` and keeps it as written (what `auditor config` shows);
+    the value is computed where it is used."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return text.strip()
+
+    return check
 
 
-def _shard(text: str) -> str:
-    """K/N or auto, checked here and kept as written; `auto` is resolved from the environment in Resolved.config."""
-    try:
-        shards.parse_spec(text, what="")
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
-    return text.strip()
-
-
-def _every(text: str) -> str:
+def _parse_every(text: str) -> object:
     from auditor.serve.schedule import parse_every  # the scheduler owns its bounds
 
-    try:
-        parse_every(text, what="")
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
-    return text.strip()
+    return parse_every(text, what="")
+
+
+# `auto` shards are resolved from the environment in Resolved.config.
+_duration = _kept_as_written(lambda text: parse_duration(text, what=""))
+_shard = _kept_as_written(lambda text: shards.parse_spec(text, what=""))
+_every = _kept_as_written(_parse_every)
 
 
 def _off(value: object) -> object:
