@@ -77,9 +77,7 @@ class Crawler:
             await self.client.aclose()
 
     # -- many URLs ----------------------------------------------------------
-    async def crawl(
-        self, targets: Iterable[Target | tuple[str, Kind | str]] | AsyncIterable[Target]
-    ) -> AsyncIterator[Check]:
+    async def crawl(self, targets: Targets) -> AsyncIterator[Check]:
         """Check every target (a `Target`, or a `(url, kind)` pair); yield checks as they complete.
 
         A target's `previous` check makes its request conditional (see conditional.py).
@@ -96,12 +94,8 @@ class Crawler:
 
         async def feed() -> None:
             try:
-                if isinstance(targets, AsyncIterable):
-                    async for target in targets:
-                        await queue.put(_as_target(target))
-                else:
-                    for item in targets:
-                        await queue.put(_as_target(item))
+                async for target in each_target(targets):
+                    await queue.put(target)
             except Exception as exc:  # raised to the caller once the workers have drained
                 feed_failures.append(exc)
             for _ in range(workers):
@@ -195,6 +189,23 @@ def check_settings(config: CrawlConfig) -> None:
     start, and fail when its crawl does."""
     HostPolicy(config)
     ssl_context(config)
+
+
+Targets = Iterable[Target | tuple[str, Kind | str]] | AsyncIterable[Target]
+
+
+async def each_target(targets: Targets) -> AsyncIterator[Target]:
+    """The targets as Targets (a `(url, kind)` pair made one), whether they come from a plan or a stream.
+
+    A plan is iterated between turns of the event loop, so a long one never keeps answers from being read.
+    """
+    if isinstance(targets, AsyncIterable):
+        async for target in targets:
+            yield _as_target(target)
+        return
+    for item in targets:
+        yield _as_target(item)
+        await asyncio.sleep(0)
 
 
 def _as_target(target: Target | tuple[str, Kind | str]) -> Target:

@@ -24,7 +24,7 @@ import math
 import multiprocessing
 import signal
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 
 from auditor.config import CrawlConfig
 from auditor.crawl.politeness import host_bucket
-from auditor.crawl.pool import Crawler
-from auditor.model import Check, Kind, Target
+from auditor.crawl.pool import Crawler, Targets, each_target
+from auditor.model import Check, Target
 
 # Targets sent to a process and not yet answered, per request it may have in flight: enough that it never
 # waits for the next one, few enough that a slow process does not hold the whole plan.
@@ -99,9 +99,7 @@ class ProcessCrawler:
         processes, self._processes = self._processes, []
         await asyncio.shield(asyncio.to_thread(_join, processes))
 
-    async def crawl(
-        self, targets: Iterable[Target | tuple[str, Kind | str]] | AsyncIterable[Target]
-    ) -> AsyncIterator[Check]:
+    async def crawl(self, targets: Targets) -> AsyncIterator[Check]:
         """Every target's check, as the processes complete them; the same contract as `Crawler.crawl`."""
         loop = asyncio.get_running_loop()
         results: asyncio.Queue[Check | _Process] = asyncio.Queue()
@@ -123,7 +121,7 @@ class ProcessCrawler:
 
         async def feed() -> None:
             try:
-                async for target in _each(targets):
+                async for target in each_target(targets):
                     worker = self._processes[partition_of(target.url, self.count)]
                     while worker.outstanding >= self._window:
                         worker.room.clear()
@@ -166,16 +164,6 @@ def _join(processes: list[_Process]) -> None:
 
 # Sent both ways: to a process, "no more targets"; from it, "every check of them sent".
 _FEED_DONE = "feed-done"
-
-
-async def _each(targets: Iterable[Target | tuple[str, Kind | str]] | AsyncIterable[Target]) -> AsyncIterator[Target]:
-    if isinstance(targets, AsyncIterable):
-        async for target in targets:
-            yield target
-        return
-    for item in targets:
-        yield item if isinstance(item, Target) else Target(item[0], Kind(item[1]))
-        await asyncio.sleep(0)  # a long plan must not keep the answers from being read
 
 
 def _serve(connection: Connection, config: CrawlConfig) -> None:
