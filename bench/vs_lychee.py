@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import io
 import json
 import os
@@ -518,6 +519,7 @@ def main() -> None:
         "--profile", default="", help="run auditor under `py-spy record` and write its flame graph (SVG) here"
     )
     parser.add_argument("--results", default="", help="also append this run, as Markdown, to this file")
+    parser.add_argument("--keep", default="", help="copy the corpus and each round's database and reports here")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -571,6 +573,9 @@ def measure_all(args: argparse.Namespace) -> None:
         return
     import trustme
 
+    # Two benches at once would map the same names and serve on the same port: one at a time.
+    lock = open("/tmp/auditor-vs-lychee.lock", "w")  # noqa: SIM115 (held until the process ends)
+    fcntl.flock(lock, fcntl.LOCK_EX)
     hosts = all_hosts(args.publishers)
     addresses = [address(index) for index in range(len(hosts))]
     original_hosts = Path("/etc/hosts").read_text()
@@ -619,6 +624,8 @@ def measure_all(args: argparse.Namespace) -> None:
                         print(_line(tool + " 2nd", results[tool + " 2nd"], len(urls)), flush=True)
                 rounds.append(results)
             summarize(rounds, len(urls), args)
+            if args.keep:
+                shutil.copytree(tmp, args.keep, dirs_exist_ok=True)
         finally:
             if server is not None:
                 server.terminate()
