@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import chain, groupby, islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -525,8 +525,8 @@ async def _probe_hosts(store: Store, run_id: int, config: Config, crawler: Crawl
 def _judge(store: Store, run_id: int, config: Config, findings: FindingWriter, stops: StopRequests) -> None:
     """Verdicts: every reference against its check, every document against its pages.
 
-    Checks are read per document, so memory follows the largest document,
-    not the corpus.
+    Checks are read a window of documents at a time, so memory follows the
+    window, not the corpus.
     """
     # Many documents cite the same URL; bounded, so a huge corpus stays flat.
     earlier = functools.lru_cache(maxsize=65_536)(lambda url: store.past_verdicts(url, run_id, config.flaky_window - 1))
@@ -536,14 +536,8 @@ def _judge(store: Store, run_id: int, config: Config, findings: FindingWriter, s
     hosts = HostEvidence(
         probes=store.run_probes(run_id), landings=landing_pages(store.shared_redirects(run_id, minimum), minimum)
     )
-    links_by_document = groupby(store.links(run_id), key=lambda link: link.document)
-    pending = next(links_by_document, None)
-    for document in store.iter_documents(run_id):
+    for document, links, checks in store.judging(run_id):
         stops.check()
-        links = list(pending[1]) if pending is not None and pending[0] == document.path else []
-        if links:
-            pending = next(links_by_document, None)
-        checks = store.checks(run_id, [link.normalized_url for link in links])
         out: list[Finding] = []
         for link in links:
             check = checks.get(link.normalized_url)

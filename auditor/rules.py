@@ -16,6 +16,7 @@ Convention for metadata findings: `expected` is what the metadata should say
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -615,11 +616,14 @@ _QUOTES = str.maketrans(
 _SITE_SUFFIX = re.compile(r"\s+[|\-–—:·•]\s+[^|\-–—:·•]{1,60}$")
 
 
+# Judging compares one document's headline with several pages (and soft-404 rules ask again): pure, so cached.
+@functools.lru_cache(maxsize=4096)
 def normalize_title(title: str) -> str:
     text = unicodedata.normalize("NFKC", html.unescape(title)).translate(_QUOTES)
     return " ".join(text.split()).casefold()
 
 
+@functools.lru_cache(maxsize=4096)
 def titles_match(document_title: str, page_title: str) -> bool:
     ours, theirs = normalize_title(document_title), normalize_title(page_title)
     if ours == theirs:

@@ -16,7 +16,7 @@ import json
 import sqlite3
 import types
 import typing
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -146,6 +146,9 @@ class _Table(Generic[Record]):
             getter if len(self.columns) > 1 else lambda record: (getter(record),)
         )
         self._encoders = tuple((i, c.encode) for i, c in enumerate(self.columns) if c.encode is not _same)
+        # Decoding runs per row read (every reference, when judging): plain columns are taken as they are.
+        self._names = tuple(c.name for c in self.columns)
+        self._decoders = tuple((c.name, c.decode) for c in self.columns if c.decode is not _same)
         names = [f"[{key}]" for key, _ in keys] + [f"[{c.name}]" for c in self.columns]
         self.insert_sql = f"insert into [{name}] ({', '.join(names)}) values ({', '.join('?' * len(names))})"
 
@@ -168,13 +171,14 @@ class _Table(Generic[Record]):
 
     def decode(self, row: Mapping[str, Any], **given: Any) -> Record:
         """The record of a row; `given` supplies fields kept elsewhere (a link's document path)."""
-        values: dict[str, Any] = {}
-        for column in self.columns:
-            value = row.get(column.name)
-            try:
-                values[column.name] = None if value is None else column.decode(value)
-            except (ValueError, TypeError) as exc:  # a value no enum or record of this release knows
-                raise DatabaseError(f"table {self.name}, column {column.name}: cannot read {value!r}: {exc}") from exc
+        values = {name: row.get(name) for name in self._names}
+        for name, decode in self._decoders:
+            value = values[name]
+            if value is not None:
+                try:
+                    values[name] = decode(value)
+                except (ValueError, TypeError) as exc:  # a value no enum or record of this release knows
+                    raise DatabaseError(f"table {self.name}, column {name}: cannot read {value!r}: {exc}") from exc
         if self.pk and self.pk in row:
             values[self.pk] = row[self.pk]
         return self.record(**values, **given)
@@ -293,6 +297,10 @@ class Store:
                 return
             self.db = sqlite_utils.Database(self.path)
             self.db.enable_wal()
+            # In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash of the process loses
+            # nothing, one of the machine at most the last batches, which --resume checks again. The
+            # crawl commits a batch of checks every few milliseconds; FULL halved its writing speed.
+            self.db.execute("pragma synchronous = normal")
             self._ensure_schema()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise DatabaseError(f"cannot use database {self.path}: {exc}") from exc
@@ -741,6 +749,51 @@ class Store:
             )
         return {row["url"]: CHECKS.decode(row) for row in rows}
 
+    def judging(
+        self, run_id: int, *, window: int = 64, keep: int = 8192
+    ) -> Iterator[tuple[Document, list[LinkRef], dict[str, Check]]]:
+        """Each document of the run in ingest order, with its references and the checks they cite.
+
+        What `checks(run_id, urls)` gives per document, in one streaming read of the run's links,
+        each with the id of the check the run used for its URL (the rule of `checks`). Documents
+        cite the same images and related pages over and over: each check is decoded once and kept
+        while recently cited (at most `keep`), and those not kept are read a window of documents
+        at a time. Memory follows the window and the cache, not the corpus.
+        """
+        until = self.db.execute("select checks_until from runs where id = ?", [run_id]).fetchone()
+        if until is None or until[0] is None:  # unfinished: the newest of its own pointers, as run_urls
+            used = (
+                "(select checks.id from checks where checks.url = links.normalized_url and exists (select 1 "
+                "from run_checks where run_checks.run_id = ? and run_checks.check_id = checks.id) "
+                "order by checks.id desc limit 1)"
+            )
+            params: list[Any] = [run_id]
+        else:  # finished: the newest check of the URL up to the run's mark
+            used = "(select max(checks.id) from checks where checks.url = links.normalized_url and checks.id <= ?)"
+            params = [until[0]]
+        rows = self._stream(
+            f"select run_documents.path as document_path, links.*, {used} as used_check {self._RUN_LINKS} "
+            "order by run_documents.position, links.rowid",
+            [*params, self._documents_run(run_id)],
+        )
+        links_by_document = itertools.groupby(rows, key=lambda row: row["document_path"])
+        pending = next(links_by_document, None)
+        decoded = DecodedChecks(self, keep)
+        documents = self.iter_documents(run_id)
+        while batch := list(itertools.islice(documents, window)):
+            cited: list[list[tuple[LinkRef, int | None]]] = []
+            for document in batch:
+                rows_of_document = list(pending[1]) if pending is not None and pending[0] == document.path else []
+                if rows_of_document:
+                    pending = next(links_by_document, None)
+                cited.append(
+                    [(LINKS.decode(row, document=document.path), row["used_check"]) for row in rows_of_document]
+                )
+            decoded.load(check_id for links in cited for _, check_id in links if check_id is not None)
+            for document, links in zip(batch, cited, strict=True):
+                checks = {link.normalized_url: decoded[check_id] for link, check_id in links if check_id is not None}
+                yield document, [link for link, _ in links], checks
+
     def links(self, run_id: int) -> Iterator[LinkRef]:
         """Every reference of the run, document by document in ingest order."""
         rows = self._stream(
@@ -1080,6 +1133,35 @@ class BatchWriter(Generic[Record]):
         if rows:
             self.store.insert_rows(self.table, rows)
             self.written += len(rows)
+
+
+class DecodedChecks:
+    """Checks by id, decoded once and kept while recently used (LRU, at most `keep`).
+
+    `load` reads the ids not kept, in one query per 500; `[id]` then gives any id of the last load.
+    """
+
+    def __init__(self, store: Store, keep: int) -> None:
+        self.store, self.keep = store, keep
+        self.kept: OrderedDict[int, Check] = OrderedDict()
+
+    def load(self, check_ids: Iterable[int]) -> None:
+        wanted = set(check_ids)
+        for check_id in wanted & self.kept.keys():
+            self.kept.move_to_end(check_id)
+        missing = sorted(wanted - self.kept.keys())
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.store.db.query(f"select * from checks where id in ({marks})", chunk):
+                self.kept[row["id"]] = CHECKS.decode(row)
+        # The ids just loaded stay (a window may cite more than `keep`); the least recently used go.
+        excess = len(self.kept) - max(self.keep, len(wanted))
+        for _ in range(excess):
+            self.kept.popitem(last=False)
+
+    def __getitem__(self, check_id: int) -> Check:
+        return self.kept[check_id]
 
 
 class CheckWriter:

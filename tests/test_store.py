@@ -289,3 +289,39 @@ def test_the_link_indexes_are_back_after_a_first_ingest_that_failed(tmp_path: Pa
         assert _link_indexes(reopened) == {("content",), ("normalized_url",)}
     finally:
         reopened.close()
+
+
+def test_judging_gives_each_document_the_checks_the_run_used(tmp_path: Path) -> None:
+    """Documents in ingest order, their links, and per URL the check `checks` gives: read by windows of
+    two documents, with a cache of one check (evicted ones are read again), before and after finishing."""
+    store = Store(tmp_path / "a.sqlite")
+    store.add_checks(_run(store), [make_check(url="https://shared/", ok=False)])  # another run's: not used
+    run_id = _run(store)
+    cited = {"a.md": ["https://shared/", "https://a/"], "b.md": [], "c.md": ["https://c/", "https://shared/"]}
+    cited["d.md"] = ["https://a/", "https://unchecked/"]
+    documents = store.documents_writer(run_id)
+    for path, urls in cited.items():
+        links = [LINKS.encode(make_link(document=path, url=url, line=n)) for n, url in enumerate(urls)]
+        documents.add(path, CONTENTS.encode(Document(path, {"p": path}, {})), links)
+    documents.flush()
+    urls = ["https://shared/", "https://a/", "https://c/"]
+    store.add_checks(run_id, [make_check(url=url, status=200 + n) for n, url in enumerate(urls)])
+    store.add_checks(run_id, [make_check(url="https://a/", status=299)])  # checked again (--resume): the newest
+    expected = [
+        ("a.md", cited["a.md"], {"https://shared/": 200, "https://a/": 299}),
+        ("b.md", [], {}),
+        ("c.md", cited["c.md"], {"https://c/": 202, "https://shared/": 200}),
+        ("d.md", cited["d.md"], {"https://a/": 299}),
+    ]
+
+    def judged(keep: int) -> list[tuple[str, list[str], dict[str, int | None]]]:
+        return [
+            (document.path, [link.url for link in links], {url: check.status for url, check in checks.items()})
+            for document, links, checks in store.judging(run_id, window=2, keep=keep)
+        ]
+
+    assert judged(keep=1) == judged(keep=100) == expected
+    for _path, urls, statuses in expected:
+        assert {url: check.status for url, check in store.checks(run_id, urls).items()} == statuses
+    store.finish_run(run_id, status=RunStatus.FINISHED)
+    assert judged(keep=1) == expected  # by the run's mark now, not its pointers
