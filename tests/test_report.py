@@ -15,6 +15,8 @@ tests/golden/old.sqlite is that store as the code then wrote it.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import sqlite3
 from pathlib import Path
@@ -43,7 +45,7 @@ from auditor.report import Report, build_report, render_json, write_reports
 from auditor.report.github import github_annotations
 from auditor.report.junit import render_junit
 from auditor.report.markdown import render_markdown
-from auditor.report.model import References, StoredReferences
+from auditor.report.model import References, StoredReferences, json_text
 from auditor.store import CONTENTS, FINDINGS, LINKS, Store
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -389,6 +391,23 @@ def test_stored_references_stream_as_the_same_records_held_in_memory_would(tmp_p
     assert list(stored.cited_urls()) == list(held.cited_urls())
     # report.json written as it streams is what the whole model dumps
     assert render_json(report) == report.to_json()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [], "b": {}, "c": [1, [2, []], {"d": None}], "e": (True, False), "f": HOSTILE + "\u2028\x00"},
+        {1: "int key", 2.5: "float key", True: "bool key", None: "none key", "nan": math.nan},
+        [math.inf, -math.inf, 0.1, -0.0, 10**30, Severity.ERROR, Kind.IMAGE],
+        {"hop": Hop(status=301, url="https://x/"), "nested": [[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]},
+        "plain",
+        [],
+    ],
+)
+@pytest.mark.parametrize("depth", [0, 2])
+def test_json_text_is_what_json_dumps_writes_indented(value: Any, depth: int) -> None:
+    expected = json.dumps(value, indent=2, ensure_ascii=False, default=str).replace("\n", "\n" + "  " * depth)
+    assert json_text(value, depth) == expected
 
 
 def test_references_are_found_after_prune_moves_the_documents_they_share(tmp_path: Path) -> None:

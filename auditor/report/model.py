@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -557,29 +558,104 @@ class Report:
         return json.dumps(self.as_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
 
     def write_json(self, out: TextIO) -> None:
-        """report.json (what `to_json` returns, byte for byte), written as it is made: the references
-        go from the store to the file one at a time."""
-        record = self.as_dict(references=False)
-        record["references"] = []
-        text = json.dumps(record, indent=2, ensure_ascii=False, default=str)
-        empty = "[]\n}"
-        assert text.endswith(empty)  # the references are the last key
-        out.write(text[: -len(empty)])
-        items = self.references.json_items()
-        first = next(items, None)
-        if first is None:
-            out.write(empty + "\n")
-            return
-        out.write("[\n" + first)
-        batch: list[str] = []
-        for item in items:
-            batch.append(item)
-            if len(batch) >= 1000:
-                out.write(",\n" + ",\n".join(batch))
-                batch.clear()
-        if batch:
+        """report.json (what `to_json` returns, byte for byte), written as it is made: each finding, URL
+        and reference is made into text on its own and written in batches, never the whole file at once
+        (json.dumps with an indent has no C encoder: as one call, its pieces took more memory than all else)."""
+        head = {"run": self.run.as_dict(), "summary": self.summary.as_dict(),
+                "changes": None if self.changes is None else self.changes.as_dict()}  # fmt: skip
+        out.write(
+            "{" + "".join(f"{_INDENT[1]}{json_text(key, 0)}: {json_text(value, 1)}," for key, value in head.items())
+        )
+        lists: tuple[tuple[str, Iterator[str]], ...] = (
+            ("findings", ("    " + json_text(f.as_dict(), 2) for f in self.findings)),
+            ("urls", ("    " + json_text(u.as_dict(), 2) for u in self.urls)),
+            ("references", self.references.json_items()),
+        )
+        for index, (key, items) in enumerate(lists):
+            out.write(f'{_INDENT[1]}"{key}": ')
+            _write_items(out, items)
+            out.write("," if index < len(lists) - 1 else "\n}\n")
+
+
+def _write_items(out: TextIO, items: Iterator[str]) -> None:
+    """A list of report.json's top level from its items (each made at depth 2, with its indent), in batches."""
+    first = next(items, None)
+    if first is None:
+        out.write("[]")
+        return
+    out.write("[\n" + first)
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= 1000:
             out.write(",\n" + ",\n".join(batch))
-        out.write("\n  ]\n}\n")
+            batch.clear()
+    if batch:
+        out.write(",\n" + ",\n".join(batch))
+    out.write(_INDENT[1] + "]")
+
+
+# What json.dumps(indent=2) puts before a value at each depth.
+_INDENT = tuple("\n" + "  " * depth for depth in range(16))
+
+
+def json_text(value: Any, depth: int) -> str:
+    """`value` as json.dumps(value, indent=2, ensure_ascii=False, default=str) writes it `depth` levels deep.
+
+    Python's json has no C encoder for an indented dump: its pure-Python one makes a generator per
+    container and a piece per token. This makes each value's text at once, with the same rules: only
+    `dict`s are objects, lists and tuples arrays, anything else not JSON its `str`.
+    """
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return _float_text(value)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = _indent(depth + 1)
+        return (
+            "{" + inner
+            + ("," + inner).join(f"{_key_text(key)}: {json_text(item, depth + 1)}" for key, item in value.items())
+            + _indent(depth) + "}"
+        )  # fmt: skip
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        inner = _indent(depth + 1)
+        return "[" + inner + ("," + inner).join(json_text(item, depth + 1) for item in value) + _indent(depth) + "]"
+    return encode_basestring(str(value))
+
+
+def _indent(depth: int) -> str:
+    return _INDENT[depth] if depth < len(_INDENT) else "\n" + "  " * depth
+
+
+def _key_text(key: Any) -> str:
+    """An object's key as json.dumps writes it: a string, or a number or constant made one."""
+    if isinstance(key, str):
+        return encode_basestring(key)
+    if isinstance(key, float):
+        return encode_basestring(_float_text(key))
+    if key is True or key is False or key is None or isinstance(key, int):
+        return encode_basestring(json_text(key, 0))
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+def _float_text(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
 
 
 def _hop_dict(hop: Hop) -> dict[str, Any]:
