@@ -26,7 +26,7 @@ import pytest
 
 import auditor.report
 from auditor.corpus import Document
-from auditor.errors import ReportError
+from auditor.errors import DatabaseError, ReportError
 from auditor.model import (
     Check,
     Code,
@@ -397,7 +397,7 @@ def test_stored_references_stream_as_the_same_records_held_in_memory_would(tmp_p
     "value",
     [
         {"a": [], "b": {}, "c": [1, [2, []], {"d": None}], "e": (True, False), "f": HOSTILE + "\u2028\x00"},
-        {1: "int key", 2.5: "float key", True: "bool key", None: "none key", "nan": math.nan},
+        {3: "int key", 2.5: "float key", True: "bool key", None: "none key", "nan": math.nan},
         [math.inf, -math.inf, 0.1, -0.0, 10**30, Severity.ERROR, Kind.IMAGE],
         {"hop": Hop(status=301, url="https://x/"), "nested": [[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]},
         "plain",
@@ -467,3 +467,19 @@ def test_a_child_that_cannot_write_its_format_is_the_user_s_to_fix(
     (tmp_path / "out" / "junit.xml.tmp").mkdir()  # the child cannot open its file
     with pytest.raises(ReportError, match="cannot write reports to .*Is a directory"):
         write_reports(report, tmp_path / "out", ("json", "junit"))
+
+
+def test_a_page_head_this_auditor_cannot_read_is_a_clear_error(tmp_path: Path) -> None:
+    build_golden_store(tmp_path / "golden.sqlite")
+    with sqlite3.connect(tmp_path / "golden.sqlite") as connection:
+        changed = connection.execute(
+            "update checks set head = json_set(head, '$.published_source', 'tea leaves') where head is not null"
+        ).rowcount
+    connection.close()
+    assert changed
+    store = Store.open_existing(tmp_path / "golden.sqlite")
+    try:
+        with pytest.raises(DatabaseError, match="page head's published_source this auditor does not know"):
+            build_report(store, 1)
+    finally:
+        store.close()

@@ -16,7 +16,8 @@ annotations, the CLI's lines) reads these records; none reads a dict.
 are written as their strings, so report.json is what it always was.
 
 `Report.from_store` and the `_*_from_store` functions below are the only
-place that reads the store's records (Run, Finding, Check, LinkRef).
+place that reads the store's records (Run, Finding, LinkRef, and the rows of
+`Store.reported_checks`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +40,6 @@ from auditor.errors import DatabaseError
 from auditor.model import (
     ArchivedCopy,
     ArchiveLookups,
-    Check,
     Code,
     Evidence,
     FailOn,
@@ -53,7 +54,7 @@ from auditor.model import (
     RunStatus,
     Severity,
 )
-from auditor.store import ReferenceSource
+from auditor.store import ReferenceSource, ReportedCheck
 
 # The report's order: errors first, then warnings, then anything else.
 SEVERITY_ORDER: tuple[Severity, ...] = (Severity.ERROR, Severity.WARNING)
@@ -517,7 +518,7 @@ class Report:
         cls,
         run: Run,
         findings: Iterable[Finding],
-        checks: Iterable[Check],
+        checks: Iterable[ReportedCheck],
         links: Iterable[LinkRef] | ReferenceSource,
         *,
         previous_run: int | None,
@@ -723,32 +724,56 @@ def _finding_from_store(finding: Finding) -> ReportFinding:
     )
 
 
-def _url_from_store(check: Check) -> UrlResult:
+def _url_from_store(row: ReportedCheck) -> UrlResult:
+    (url, kind, status, ok, reason, message, fetched_url, final_url, redirects, content_type, width, height,
+     image_format, bytes_read, elapsed_ms, attempts, checked_at, head) = row  # fmt: skip
     return UrlResult(
-        url=check.url,
-        kind=check.kind,
-        status=check.status,
-        ok=check.ok,
-        error=check.reason,
-        message=check.message,
-        fetched_url=check.fetched_url,
-        final_url=check.final_url,
-        redirects=check.redirects,
-        content_type=check.content_type,
-        width=check.width,
-        height=check.height,
-        image_format=check.image_format,
-        bytes_read=check.bytes_read,
-        elapsed_ms=check.elapsed_ms,
-        attempts=check.attempts,
-        checked_at=check.checked_at,
-        head=None if check.head is None else _reported(check.head),
+        url=url,
+        kind=kind,
+        status=status,
+        ok=ok,
+        error=reason,
+        message=message,
+        fetched_url=fetched_url,
+        final_url=final_url,
+        redirects=redirects,
+        content_type=content_type,
+        width=width,
+        height=height,
+        image_format=image_format,
+        bytes_read=bytes_read,
+        elapsed_ms=elapsed_ms,
+        attempts=attempts,
+        checked_at=checked_at,
+        head=None if head is None else _reported(head),
     )
 
 
-def _reported(head: PageHead) -> dict[str, Any]:
-    """A head's fields as report.json shows them: those meant for the rules only are left out."""
-    return {f.name: getattr(head, f.name) for f in dataclasses.fields(head) if f.metadata.get("reported", True)}
+def _head_enums() -> dict[str, type[StrEnum]]:
+    hints = typing.get_type_hints(PageHead)
+    return {
+        name: enum
+        for name in hints
+        for enum in typing.get_args(hints[name])
+        if isinstance(enum, type) and issubclass(enum, StrEnum)
+    }
+
+
+# A page head's fields report.json shows (those meant for the rules only are left out), in the record's
+# order, with their defaults (a head stored before a field existed lacks it); and those that are enums.
+_HEAD_REPORTED = tuple((f.name, f.default) for f in dataclasses.fields(PageHead) if f.metadata.get("reported", True))
+_HEAD_ENUMS = _head_enums()
+
+
+def _reported(stored: str) -> dict[str, Any]:
+    """A page head as report.json shows it, from its stored JSON: what reading it as a PageHead and
+    keeping the reported fields gave, without making the record."""
+    head = json.loads(stored)
+    reported = {name: head.get(name, default) for name, default in _HEAD_REPORTED}
+    for name, enum in _HEAD_ENUMS.items():
+        if reported.get(name) is not None:
+            reported[name] = _member(enum, reported[name], f"page head's {name}")
+    return reported
 
 
 def _references_from_rows(rows: Iterable[tuple[str, str, int | None, Kind, str, str]]) -> Iterator[Reference]:
