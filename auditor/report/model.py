@@ -34,7 +34,7 @@ from enum import StrEnum
 from itertools import groupby
 from json.encoder import encode_basestring
 from operator import attrgetter
-from typing import Any, TextIO, TypeVar
+from typing import Any, NamedTuple, TextIO, TypeVar
 
 from auditor.errors import DatabaseError
 from auditor.model import (
@@ -54,7 +54,7 @@ from auditor.model import (
     RunStatus,
     Severity,
 )
-from auditor.store import ReferenceSource, ReportedCheck
+from auditor.store import CitedRow, ReferenceSource, ReportedCheck
 
 # The report's order: errors first, then warnings, then anything else.
 SEVERITY_ORDER: tuple[Severity, ...] = (Severity.ERROR, Severity.WARNING)
@@ -232,8 +232,10 @@ class UrlResult:
         }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reference:
+class Reference(NamedTuple):
+    """A tuple, unlike the other records: a large run streams millions of them from the store's rows,
+    and a row becomes one without a call per field (`Reference._make`)."""
+
     document: str
     field: str
     line: int | None
@@ -776,9 +778,8 @@ def _reported(stored: str) -> dict[str, Any]:
     return reported
 
 
-def _references_from_rows(rows: Iterable[tuple[str, str, int | None, Kind, str, str]]) -> Iterator[Reference]:
-    for document, field, line, kind, url, normalized in rows:
-        yield Reference(document=document, field=field, line=line, kind=kind, url=url, normalized_url=normalized)
+def _references_from_rows(rows: Iterable[CitedRow]) -> Iterator[Reference]:
+    return map(Reference._make, rows)  # a row's columns are a reference's fields, in order
 
 
 def _reference_from_store(link: LinkRef) -> Reference:
