@@ -295,7 +295,6 @@ def host_of(url: Any) -> str:
 _PLAIN_HOST = re.compile(r"[a-z][a-z0-9+.-]*://([a-z0-9.-]+)(?::[0-9]+)?(?:[/?#]|$)")
 
 
-@lru_cache(maxsize=4096)  # the checks' URLs, asked twice each; the cited URLs come once each
 def _normalized_host(url: str) -> str:
     """The host of an already normalised URL (references and checks carry those)."""
     plain = _PLAIN_HOST.match(url)
@@ -377,15 +376,21 @@ def _liveness(url: UrlResult) -> Code | None:
 def host_rows(report: Report) -> list[HostRow]:
     """Per host: unique URLs cited, how their checks went, and median latency.
 
-    The cited URLs come sorted and distinct, as do the checked ones: merged, each URL counts once,
-    and only a count per host is kept, however many URLs there are.
+    Each checked URL counts once, and so does each cited URL without a result (an interrupted run):
+    of the cited URLs, streamed, only a count per host is kept.
     """
-    urls_by_host: Counter[str] = Counter()
-    for url, _ in groupby(heapq.merge(report.references.cited_urls(), sorted(u.url for u in report.urls))):
-        urls_by_host[_normalized_host(url)] += 1
     checks_by_host: dict[str, list[UrlResult]] = defaultdict(list)
+    urls_by_host: Counter[str] = Counter()
+    checked: set[str] = set()
     for check in report.urls:
-        checks_by_host[_normalized_host(check.url)].append(check)
+        host = _normalized_host(check.url)
+        checks_by_host[host].append(check)
+        if check.url not in checked:
+            checked.add(check.url)
+            urls_by_host[host] += 1
+    for url in report.references.cited_urls():
+        if url not in checked:
+            urls_by_host[_normalized_host(url)] += 1
     rows = []
     for host, urls in urls_by_host.items():
         results = checks_by_host.get(host, [])
