@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import pytest
+from conftest import make_url
 
 import auditor.report
 from auditor.corpus import Document
@@ -30,6 +31,7 @@ from auditor.errors import DatabaseError, ReportError
 from auditor.model import (
     Check,
     Code,
+    DateSource,
     Evidence,
     Finding,
     Hop,
@@ -483,3 +485,22 @@ def test_a_page_head_this_auditor_cannot_read_is_a_clear_error(tmp_path: Path) -
             build_report(store, 1)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"status": None, "ok": False, "error": "dns", "message": HOSTILE, "final_url": None, "elapsed_ms": None},
+        {
+            "redirects": [(301, "https://b.example/" + HOSTILE), (308, "https://c.example/")],
+            "fetched_url": "https://m/",
+        },
+        {"head": {"title": HOSTILE, "og_image_width": 1200, "published_source": DateSource.JSON_LD}, "width": 3},
+        {"error": "excluded", "attempts": 0, "bytes_read": None, "checked_at": None, "content_type": "text/html"},
+    ],
+)
+def test_a_url_s_json_item_is_what_the_generic_dump_writes(fields: dict[str, Any]) -> None:
+    url = make_url("https://a.example/é", **fields)
+    assert url.json_item() == json_text(url.as_dict(), 2)
+    assert json.loads(url.json_item()) == json.loads(json.dumps(url.as_dict(), default=str))

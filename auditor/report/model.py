@@ -231,6 +231,24 @@ class UrlResult:
             "head": None if self.head is None else dict(self.head),
         }
 
+    def json_item(self) -> str:
+        """`as_dict` as report.json writes it in its URLs list (`json_text` at depth 2), made directly: a
+        URL's result is 18 keys, and the generic walk over them was half the time of report.json."""
+        text, number, i = _text_or_null, _number_or_null, _INDENT[3]
+        redirects = "[]" if not self.redirects else json_text([_hop_dict(hop) for hop in self.redirects], 3)
+        head = "null" if self.head is None else json_text(dict(self.head), 3)
+        return (
+            f'{{{i}"url": {text(self.url)},{i}"kind": {text(self.kind)},{i}"status": {number(self.status)},'
+            f'{i}"ok": {"true" if self.ok else "false"},{i}"error": {text(self.error)},'
+            f'{i}"message": {text(self.message)},{i}"fetched_url": {text(self.fetched_url)},'
+            f'{i}"final_url": {text(self.final_url)},{i}"redirects": {redirects},'
+            f'{i}"content_type": {text(self.content_type)},{i}"width": {number(self.width)},'
+            f'{i}"height": {number(self.height)},{i}"image_format": {text(self.image_format)},'
+            f'{i}"bytes_read": {number(self.bytes_read)},{i}"elapsed_ms": {number(self.elapsed_ms)},'
+            f'{i}"attempts": {number(self.attempts)},{i}"checked_at": {text(self.checked_at)},{i}"head": {head}'
+            f"{_INDENT[2]}}}"
+        )
+
 
 class Reference(NamedTuple):
     """A tuple, unlike the other records: a large run streams millions of them from the store's rows,
@@ -571,7 +589,7 @@ class Report:
         )
         lists: tuple[tuple[str, Iterator[str]], ...] = (
             ("findings", ("    " + json_text(f.as_dict(), 2) for f in self.findings)),
-            ("urls", ("    " + json_text(u.as_dict(), 2) for u in self.urls)),
+            ("urls", ("    " + u.json_item() for u in self.urls)),
             ("references", self.references.json_items()),
         )
         for index, (key, items) in enumerate(lists):
@@ -636,6 +654,14 @@ def json_text(value: Any, depth: int) -> str:
         inner = _indent(depth + 1)
         return "[" + inner + ("," + inner).join(json_text(item, depth + 1) for item in value) + _indent(depth) + "]"
     return encode_basestring(str(value))
+
+
+def _text_or_null(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def _number_or_null(value: int | None) -> str:
+    return "null" if value is None else int.__repr__(value)
 
 
 def _indent(depth: int) -> str:
