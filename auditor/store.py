@@ -794,6 +794,36 @@ class Store:
                 checks = {link.normalized_url: decoded[check_id] for link, check_id in links if check_id is not None}
                 yield document, [link for link, _ in links], checks
 
+    def reported_checks(self, run_id: int) -> Iterator[ReportedCheck]:
+        """The checks a run used, as `checks(run_id)` picks them (by URL, the newest), for the reports: only
+        the columns they show, as rows (`ReportedCheck`), in no order. Decoding 15,000 whole Check records
+        (every JSON column made a record) cost the report more than writing most formats."""
+        until = self.db.execute("select checks_until from runs where id = ?", [run_id]).fetchone()
+        if until is None or until[0] is None:  # unfinished: its own rows say what it has
+            chosen = (
+                "select max(checks.id) from run_checks join checks on checks.id = run_checks.check_id "
+                "where run_checks.run_id = ? group by checks.url"
+            )
+            params: list[Any] = [run_id]
+        else:  # finished: the newest check of each of its URLs up to its mark
+            chosen = (
+                "select max(id) from checks where id <= ? and url in (select distinct normalized_url from "
+                "run_documents join links on links.content = run_documents.content where run_documents.run_id = ?) "
+                "group by url"
+            )
+            params = [until[0], self._documents_run(run_id)]
+        rows = self.db.execute(f"select {', '.join(_REPORTED_COLUMNS)} from checks where id in ({chosen})", params)
+        redirects = next(c for c in CHECKS.columns if c.name == "redirects").decode
+        for row in rows:
+            url, kind, status, ok, reason, message, fetched, final, hops, *rest = row
+            try:
+                yield (
+                    url, _KINDS[kind], status, bool(ok), None if reason is None else _REASONS[reason], message,
+                    fetched, final, () if hops is None or hops == "[]" else redirects(hops), *rest,
+                )  # fmt: skip
+            except (KeyError, ValueError, TypeError) as exc:
+                raise DatabaseError(f"table checks: cannot read the check of {url!r}: {exc!r}") from exc
+
     def links(self, run_id: int) -> Iterator[LinkRef]:
         """Every reference of the run, document by document in ingest order."""
         rows = self._stream(
@@ -1037,6 +1067,17 @@ class Store:
 # (document, field, line, kind, url as written, normalised URL): what the reports show of a reference.
 CitedRow = tuple[str, str, int | None, Kind, str, str]
 _KINDS = {kind.value: kind for kind in Kind}
+_REASONS = {reason.value: reason for reason in Reason}
+# A check as the reports read it (`Store.reported_checks`): these columns, in this order; the enums and the
+# redirects decoded, the page head as stored (JSON text).
+_REPORTED_COLUMNS = (
+    "url", "kind", "status", "ok", "reason", "message", "fetched_url", "final_url", "redirects", "content_type",
+    "width", "height", "image_format", "bytes_read", "elapsed_ms", "attempts", "checked_at", "head",
+)  # fmt: skip
+ReportedCheck = tuple[
+    str, Kind, int | None, bool, Reason | None, str | None, str | None, str | None, tuple[Hop, ...], str | None,
+    int | None, int | None, str | None, int | None, int | None, int | None, str | None, str | None,
+]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -15,19 +15,23 @@ tests/golden/old.sqlite is that store as the code then wrote it.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import sqlite3
 from pathlib import Path
 from typing import Any, TextIO
 
 import pytest
+from conftest import make_url
 
 import auditor.report
 from auditor.corpus import Document
-from auditor.errors import ReportError
+from auditor.errors import DatabaseError, ReportError
 from auditor.model import (
     Check,
     Code,
+    DateSource,
     Evidence,
     Finding,
     Hop,
@@ -43,7 +47,7 @@ from auditor.report import Report, build_report, render_json, write_reports
 from auditor.report.github import github_annotations
 from auditor.report.junit import render_junit
 from auditor.report.markdown import render_markdown
-from auditor.report.model import References, StoredReferences
+from auditor.report.model import References, StoredReferences, json_text
 from auditor.store import CONTENTS, FINDINGS, LINKS, Store
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -391,6 +395,23 @@ def test_stored_references_stream_as_the_same_records_held_in_memory_would(tmp_p
     assert render_json(report) == report.to_json()
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [], "b": {}, "c": [1, [2, []], {"d": None}], "e": (True, False), "f": HOSTILE + "\u2028\x00"},
+        {3: "int key", 2.5: "float key", True: "bool key", None: "none key", "nan": math.nan},
+        [math.inf, -math.inf, 0.1, -0.0, 10**30, Severity.ERROR, Kind.IMAGE],
+        {"hop": Hop(status=301, url="https://x/"), "nested": [[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]},
+        "plain",
+        [],
+    ],
+)
+@pytest.mark.parametrize("depth", [0, 2])
+def test_json_text_is_what_json_dumps_writes_indented(value: Any, depth: int) -> None:
+    expected = json.dumps(value, indent=2, ensure_ascii=False, default=str).replace("\n", "\n" + "  " * depth)
+    assert json_text(value, depth) == expected
+
+
 def test_references_are_found_after_prune_moves_the_documents_they_share(tmp_path: Path) -> None:
     build_golden_store(tmp_path / "golden.sqlite")
     store = Store.open_existing(tmp_path / "golden.sqlite")
@@ -448,3 +469,38 @@ def test_a_child_that_cannot_write_its_format_is_the_user_s_to_fix(
     (tmp_path / "out" / "junit.xml.tmp").mkdir()  # the child cannot open its file
     with pytest.raises(ReportError, match="cannot write reports to .*Is a directory"):
         write_reports(report, tmp_path / "out", ("json", "junit"))
+
+
+def test_a_page_head_this_auditor_cannot_read_is_a_clear_error(tmp_path: Path) -> None:
+    build_golden_store(tmp_path / "golden.sqlite")
+    with sqlite3.connect(tmp_path / "golden.sqlite") as connection:
+        changed = connection.execute(
+            "update checks set head = json_set(head, '$.published_source', 'tea leaves') where head is not null"
+        ).rowcount
+    connection.close()
+    assert changed
+    store = Store.open_existing(tmp_path / "golden.sqlite")
+    try:
+        with pytest.raises(DatabaseError, match="page head's published_source this auditor does not know"):
+            build_report(store, 1)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"status": None, "ok": False, "error": "dns", "message": HOSTILE, "final_url": None, "elapsed_ms": None},
+        {
+            "redirects": [(301, "https://b.example/" + HOSTILE), (308, "https://c.example/")],
+            "fetched_url": "https://m/",
+        },
+        {"head": {"title": HOSTILE, "og_image_width": 1200, "published_source": DateSource.JSON_LD}, "width": 3},
+        {"error": "excluded", "attempts": 0, "bytes_read": None, "checked_at": None, "content_type": "text/html"},
+    ],
+)
+def test_a_url_s_json_item_is_what_the_generic_dump_writes(fields: dict[str, Any]) -> None:
+    url = make_url("https://a.example/é", **fields)
+    assert url.json_item() == json_text(url.as_dict(), 2)
+    assert json.loads(url.json_item()) == json.loads(json.dumps(url.as_dict(), default=str))

@@ -325,3 +325,36 @@ def test_judging_gives_each_document_the_checks_the_run_used(tmp_path: Path) -> 
         assert {url: check.status for url, check in store.checks(run_id, urls).items()} == statuses
     store.finish_run(run_id, status=RunStatus.FINISHED)
     assert judged(keep=1) == expected  # by the run's mark now, not its pointers
+
+
+def _as_reported(check: Check) -> tuple[object, ...]:
+    """A check as `reported_checks` gives it: the columns the reports show, the head as stored."""
+    head = None if check.head is None else json.dumps(dataclasses.asdict(check.head))
+    return (check.url, check.kind, check.status, check.ok, check.reason, check.message, check.fetched_url,
+            check.final_url, check.redirects, check.content_type, check.width, check.height, check.image_format,
+            check.bytes_read, check.elapsed_ms, check.attempts, check.checked_at, head)  # fmt: skip
+
+
+def test_the_reports_read_the_checks_a_run_used_lean(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.sqlite")
+    run_id = _run(store)
+    documents = store.documents_writer(run_id)
+    links = [LINKS.encode(make_link(url=url)) for url in ("https://x/", "https://y/")]
+    documents.add("d.md", CONTENTS.encode(Document("d.md", {"t": 1}, {})), links)
+    documents.flush()
+    redirected = make_check(url="https://x/", status=301, redirects=[{"status": 301, "url": "https://z/"}])
+    page = make_check(url="https://y/", head={"title": "T é", "published_source": "json-ld"}, fetched_url="https://m/")
+    store.add_checks(run_id, [make_check(url="https://x/", ok=False, reason=Reason.DNS), redirected, page])
+
+    def reported() -> list[tuple[object, ...]]:
+        return sorted(store.reported_checks(run_id), key=lambda row: str(row[0]))
+
+    running = reported()  # the run's own rows: the newest check of each URL
+    assert running == sorted(map(_as_reported, store.checks(run_id).values()), key=lambda row: str(row[0]))
+    assert [row[8] for row in running] == [(Hop(301, "https://z/"),), ()]
+    store.finish_run(run_id, status=RunStatus.FINISHED)  # compacted: the newest check up to its mark
+    store.add_checks(_run(store), [make_check(url="https://y/", ok=False)])  # a later run's: never this one's
+    assert reported() == running
+    store.db.execute("update checks set kind = 'telepathy' where url = 'https://x/'")
+    with pytest.raises(DatabaseError, match="cannot read the check of 'https://x/'"):
+        reported()

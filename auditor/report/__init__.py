@@ -39,7 +39,7 @@ def build_report(store: Store, run_id: int) -> Report:
     return Report.from_store(
         store.run(run_id),
         store.findings(run_id),
-        store.checks(run_id).values(),
+        store.reported_checks(run_id),
         store.reference_source(run_id),
         previous_run=previous,
         previous_findings=store.findings(previous) if previous else (),

@@ -153,6 +153,7 @@ class DocumentRows:
             self.codes[finding.document][finding.code] += 1
         self.flagged = {d for d, found in self.severities.items() if found[Severity.ERROR] or found[Severity.WARNING]}
         self.length: int | None = None
+        self.flagged_rows: list[DocumentRow] | None = None
 
     def __len__(self) -> int:
         if self.length is None:
@@ -160,21 +161,34 @@ class DocumentRows:
         return self.length
 
     def __iter__(self) -> Iterator[DocumentRow]:
-        flagged: dict[str, int] = dict.fromkeys(self.flagged, 0)
-        unflagged = sorted(d for d in self.codes if d not in flagged)
-        for document, references in self.references.counts():
-            if document in flagged:
-                flagged[document] = references
-        rows = sorted((self._row(d, n) for d, n in flagged.items()), key=lambda r: (-r.errors, -r.warnings, r.document))
-        yield from rows
-        count = len(rows)
+        flagged = self._flagged_rows()
+        yield from flagged
+        count = len(flagged)
         # The rest have no errors and no warnings: by path, references or findings (of other severities) or both.
-        cited = ((d, n) for d, n in self.references.counts() if d not in flagged)
-        merged = heapq.merge(cited, ((d, 0) for d in unflagged), key=itemgetter(0))
-        for document, group in groupby(merged, key=itemgetter(0)):
-            yield self._row(document, sum(n for _, n in group))
-            count += 1
+        unflagged = sorted(d for d in self.codes if d not in self.flagged)
+        cited = ((d, n) for d, n in self.references.counts() if d not in self.flagged)
+        if not unflagged:  # the usual case: every document with findings has an error or a warning
+            for document, references in cited:
+                yield self._row(document, references)
+                count += 1
+        else:
+            merged = heapq.merge(cited, ((d, 0) for d in unflagged), key=itemgetter(0))
+            for document, group in groupby(merged, key=itemgetter(0)):
+                yield self._row(document, sum(n for _, n in group))
+                count += 1
         self.length = count
+
+    def _flagged_rows(self) -> list[DocumentRow]:
+        """The documents with errors or warnings, first: few, so made once (one pass over the counts)."""
+        if self.flagged_rows is None:
+            flagged: dict[str, int] = dict.fromkeys(self.flagged, 0)
+            if flagged:
+                for document, references in self.references.counts():
+                    if document in flagged:
+                        flagged[document] = references
+            rows = (self._row(d, n) for d, n in flagged.items())
+            self.flagged_rows = sorted(rows, key=lambda r: (-r.errors, -r.warnings, r.document))
+        return self.flagged_rows
 
     def _row(self, document: str, references: int) -> DocumentRow:
         severities, codes = self.severities.get(document, Counter()), self.codes.get(document, Counter())
@@ -295,7 +309,6 @@ def host_of(url: Any) -> str:
 _PLAIN_HOST = re.compile(r"[a-z][a-z0-9+.-]*://([a-z0-9.-]+)(?::[0-9]+)?(?:[/?#]|$)")
 
 
-@lru_cache(maxsize=4096)  # the checks' URLs, asked twice each; the cited URLs come once each
 def _normalized_host(url: str) -> str:
     """The host of an already normalised URL (references and checks carry those)."""
     plain = _PLAIN_HOST.match(url)
@@ -377,15 +390,21 @@ def _liveness(url: UrlResult) -> Code | None:
 def host_rows(report: Report) -> list[HostRow]:
     """Per host: unique URLs cited, how their checks went, and median latency.
 
-    The cited URLs come sorted and distinct, as do the checked ones: merged, each URL counts once,
-    and only a count per host is kept, however many URLs there are.
+    Each checked URL counts once, and so does each cited URL without a result (an interrupted run):
+    of the cited URLs, streamed, only a count per host is kept.
     """
-    urls_by_host: Counter[str] = Counter()
-    for url, _ in groupby(heapq.merge(report.references.cited_urls(), sorted(u.url for u in report.urls))):
-        urls_by_host[_normalized_host(url)] += 1
     checks_by_host: dict[str, list[UrlResult]] = defaultdict(list)
+    urls_by_host: Counter[str] = Counter()
+    checked: set[str] = set()
     for check in report.urls:
-        checks_by_host[_normalized_host(check.url)].append(check)
+        host = _normalized_host(check.url)
+        checks_by_host[host].append(check)
+        if check.url not in checked:
+            checked.add(check.url)
+            urls_by_host[host] += 1
+    for url in report.references.cited_urls():
+        if url not in checked:
+            urls_by_host[_normalized_host(url)] += 1
     rows = []
     for host, urls in urls_by_host.items():
         results = checks_by_host.get(host, [])

@@ -62,6 +62,7 @@ def write_junit(report: Report, out: TextIO) -> None:
     the suites wait in a temporary file until they are counted."""
     run = report.run
     checked = {u.url: u for u in report.urls}
+    cases = _PlainCases(report)
     rules = document_rules(run.mode)
     findings: dict[str, list[ReportFinding]] = defaultdict(list)
     for finding in report.findings:
@@ -69,7 +70,7 @@ def write_junit(report: Report, out: TextIO) -> None:
     totals = {"suites": 0, "tests": 0, "failures": 0, "skipped": 0}
     with tempfile.TemporaryFile() as suites:
         for document, refs in _documents(report.references.by_document(), findings):
-            text, counts = _suite(document, refs, findings.get(document, []), rules, checked, run)
+            text, counts = _suite(document, refs, findings.get(document, []), rules, checked, cases, run)
             suites.write((_INDENT[1] + text).encode("utf-8"))
             for key, count in counts.items():
                 totals[key] += count
@@ -112,18 +113,44 @@ def _documents(
         pending = next(with_findings, None)
 
 
+class _PlainCases:
+    """The end of each testcase without findings, made once per URL or rule rather than once per reference
+    (a URL is cited five times on average, a rule has a testcase in every suite): what `_case` writes."""
+
+    def __init__(self, report: Report) -> None:
+        self.not_fetched = self._skipped(_NOT_FETCHED[report.run.mode is Mode.LINT]), True
+        self.by_url = {url.url: self._check(url) for url in report.urls}
+        self.rule_names = {code: _attribute(clean(f"metadata: {code}")) for code in Code}
+
+    def reference(self, url: str) -> tuple[str, bool]:
+        """After `line="…"`: the time, and whether it is skipped (an excluded URL, one not checked)."""
+        return self.by_url.get(url, self.not_fetched)
+
+    @classmethod
+    def _check(cls, url: UrlResult) -> tuple[str, bool]:
+        time = "" if url.elapsed_ms is None else f' time="{url.elapsed_ms / 1000:.3f}"'
+        if url.excluded:
+            return time + cls._skipped(clean(f"excluded, not fetched: {url.message or 'by --exclude'}")), True
+        return time + " />", False
+
+    @staticmethod
+    def _skipped(message: str) -> str:
+        return f'>{_INDENT[3]}<skipped message="{_attribute(message)}" />{_INDENT[2]}</testcase>'
+
+
 def _suite(
     document: str,
     refs: list[Reference],
     findings: list[ReportFinding],
     rules: tuple[Code, ...],
     checked: dict[str, UrlResult],
+    plain: _PlainCases,
     run: RunInfo,
 ) -> tuple[str, dict[str, int]]:
     """One testsuite as text (at depth 1 of the root) and its counts."""
     by_field: dict[str, list[ReportFinding]] = defaultdict(list)
     by_rule: dict[Code, list[ReportFinding]] = defaultdict(list)
-    ref_fields = {ref.field for ref in refs}
+    ref_fields = {ref.field for ref in refs} if findings else set()
     for finding in findings:
         if finding.code not in rules and finding.field in ref_fields:
             by_field[finding.field].append(finding)
@@ -133,34 +160,30 @@ def _suite(
     name = _attribute(clean(document))
     cases: list[str] = []
     failures = skipped = 0
-    not_fetched = _NOT_FETCHED[run.mode is Mode.LINT]
     for ref in refs:
-        check = checked.get(ref.normalized_url)
-        case_findings = by_field.pop(ref.field, [])
-        if check is None and not case_findings:  # every reference of a lint: made here, at the least cost
+        case_findings = by_field.pop(ref.field, None) if by_field else None
+        if not case_findings:  # nearly every reference: its testcase made here, at the least cost
+            tail, skip = plain.reference(ref.normalized_url)
             cases.append(
                 f'<testcase classname="{name}" name="{_attribute(clean(f"{ref.field} {ref.url}"))}" file="{name}" '
-                f'line="{ref.line or 1}">{_INDENT[3]}<skipped message="{not_fetched}" />{_INDENT[2]}</testcase>'
+                f'line="{ref.line or 1}"{tail}'
             )
-            skipped += 1
+            skipped += skip
             continue
+        check = checked.get(ref.normalized_url)
         time = f"{check.elapsed_ms / 1000:.3f}" if check is not None and check.elapsed_ms is not None else None
-        skip = None
-        if not case_findings:
-            if check is None:
-                skip = not_fetched
-            elif check.excluded:
-                skip = clean(f"excluded, not fetched: {check.message or 'by --exclude'}")
-        text, failed = _case(name, f"{ref.field} {ref.url}", ref.line, case_findings, run.fail_on, time, skip)
+        text, failed = _case(name, f"{ref.field} {ref.url}", ref.line, case_findings, run.fail_on, time, None)
         cases.append(text)
         failures += failed
-        skipped += skip is not None
     # A finding about a field no reference covers still gets a testcase, under its rule.
     for leftovers in by_field.values():
         for finding in leftovers:
             by_rule[finding.code].append(finding)
     for rule in (*rules, *sorted(set(by_rule) - set(rules))):
-        found = by_rule.get(rule, [])
+        found = by_rule.get(rule)
+        if not found:
+            cases.append(f'<testcase classname="{name}" name="{plain.rule_names[rule]}" file="{name}" line="1" />')
+            continue
         line = next((f.line for f in found if f.line), 1)
         text, failed = _case(name, f"metadata: {rule}", line, found, run.fail_on, None, None)
         cases.append(text)

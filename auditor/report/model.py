@@ -16,13 +16,16 @@ annotations, the CLI's lines) reads these records; none reads a dict.
 are written as their strings, so report.json is what it always was.
 
 `Report.from_store` and the `_*_from_store` functions below are the only
-place that reads the store's records (Run, Finding, Check, LinkRef).
+place that reads the store's records (Run, Finding, LinkRef, and the rows of
+`Store.reported_checks`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import typing
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,13 +34,12 @@ from enum import StrEnum
 from itertools import groupby
 from json.encoder import encode_basestring
 from operator import attrgetter
-from typing import Any, TextIO, TypeVar
+from typing import Any, NamedTuple, TextIO, TypeVar
 
 from auditor.errors import DatabaseError
 from auditor.model import (
     ArchivedCopy,
     ArchiveLookups,
-    Check,
     Code,
     Evidence,
     FailOn,
@@ -52,7 +54,7 @@ from auditor.model import (
     RunStatus,
     Severity,
 )
-from auditor.store import ReferenceSource
+from auditor.store import CitedRow, ReferenceSource, ReportedCheck
 
 # The report's order: errors first, then warnings, then anything else.
 SEVERITY_ORDER: tuple[Severity, ...] = (Severity.ERROR, Severity.WARNING)
@@ -229,9 +231,29 @@ class UrlResult:
             "head": None if self.head is None else dict(self.head),
         }
 
+    def json_item(self) -> str:
+        """`as_dict` as report.json writes it in its URLs list (`json_text` at depth 2), made directly: a
+        URL's result is 18 keys, and the generic walk over them was half the time of report.json."""
+        text, number, i = _text_or_null, _number_or_null, _INDENT[3]
+        redirects = "[]" if not self.redirects else json_text([_hop_dict(hop) for hop in self.redirects], 3)
+        head = "null" if self.head is None else json_text(dict(self.head), 3)
+        return (
+            f'{{{i}"url": {text(self.url)},{i}"kind": {text(self.kind)},{i}"status": {number(self.status)},'
+            f'{i}"ok": {"true" if self.ok else "false"},{i}"error": {text(self.error)},'
+            f'{i}"message": {text(self.message)},{i}"fetched_url": {text(self.fetched_url)},'
+            f'{i}"final_url": {text(self.final_url)},{i}"redirects": {redirects},'
+            f'{i}"content_type": {text(self.content_type)},{i}"width": {number(self.width)},'
+            f'{i}"height": {number(self.height)},{i}"image_format": {text(self.image_format)},'
+            f'{i}"bytes_read": {number(self.bytes_read)},{i}"elapsed_ms": {number(self.elapsed_ms)},'
+            f'{i}"attempts": {number(self.attempts)},{i}"checked_at": {text(self.checked_at)},{i}"head": {head}'
+            f"{_INDENT[2]}}}"
+        )
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reference:
+
+class Reference(NamedTuple):
+    """A tuple, unlike the other records: a large run streams millions of them from the store's rows,
+    and a row becomes one without a call per field (`Reference._make`)."""
+
     document: str
     field: str
     line: int | None
@@ -516,7 +538,7 @@ class Report:
         cls,
         run: Run,
         findings: Iterable[Finding],
-        checks: Iterable[Check],
+        checks: Iterable[ReportedCheck],
         links: Iterable[LinkRef] | ReferenceSource,
         *,
         previous_run: int | None,
@@ -557,29 +579,112 @@ class Report:
         return json.dumps(self.as_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
 
     def write_json(self, out: TextIO) -> None:
-        """report.json (what `to_json` returns, byte for byte), written as it is made: the references
-        go from the store to the file one at a time."""
-        record = self.as_dict(references=False)
-        record["references"] = []
-        text = json.dumps(record, indent=2, ensure_ascii=False, default=str)
-        empty = "[]\n}"
-        assert text.endswith(empty)  # the references are the last key
-        out.write(text[: -len(empty)])
-        items = self.references.json_items()
-        first = next(items, None)
-        if first is None:
-            out.write(empty + "\n")
-            return
-        out.write("[\n" + first)
-        batch: list[str] = []
-        for item in items:
-            batch.append(item)
-            if len(batch) >= 1000:
-                out.write(",\n" + ",\n".join(batch))
-                batch.clear()
-        if batch:
+        """report.json (what `to_json` returns, byte for byte), written as it is made: each finding, URL
+        and reference is made into text on its own and written in batches, never the whole file at once
+        (json.dumps with an indent has no C encoder: as one call, its pieces took more memory than all else)."""
+        head = {"run": self.run.as_dict(), "summary": self.summary.as_dict(),
+                "changes": None if self.changes is None else self.changes.as_dict()}  # fmt: skip
+        out.write(
+            "{" + "".join(f"{_INDENT[1]}{json_text(key, 0)}: {json_text(value, 1)}," for key, value in head.items())
+        )
+        lists: tuple[tuple[str, Iterator[str]], ...] = (
+            ("findings", ("    " + json_text(f.as_dict(), 2) for f in self.findings)),
+            ("urls", ("    " + u.json_item() for u in self.urls)),
+            ("references", self.references.json_items()),
+        )
+        for index, (key, items) in enumerate(lists):
+            out.write(f'{_INDENT[1]}"{key}": ')
+            _write_items(out, items)
+            out.write("," if index < len(lists) - 1 else "\n}\n")
+
+
+def _write_items(out: TextIO, items: Iterator[str]) -> None:
+    """A list of report.json's top level from its items (each made at depth 2, with its indent), in batches."""
+    first = next(items, None)
+    if first is None:
+        out.write("[]")
+        return
+    out.write("[\n" + first)
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= 1000:
             out.write(",\n" + ",\n".join(batch))
-        out.write("\n  ]\n}\n")
+            batch.clear()
+    if batch:
+        out.write(",\n" + ",\n".join(batch))
+    out.write(_INDENT[1] + "]")
+
+
+# What json.dumps(indent=2) puts before a value at each depth.
+_INDENT = tuple("\n" + "  " * depth for depth in range(16))
+
+
+def json_text(value: Any, depth: int) -> str:
+    """`value` as json.dumps(value, indent=2, ensure_ascii=False, default=str) writes it `depth` levels deep.
+
+    Python's json has no C encoder for an indented dump: its pure-Python one makes a generator per
+    container and a piece per token. This makes each value's text at once, with the same rules: only
+    `dict`s are objects, lists and tuples arrays, anything else not JSON its `str`.
+    """
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return _float_text(value)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = _indent(depth + 1)
+        return (
+            "{" + inner
+            + ("," + inner).join(f"{_key_text(key)}: {json_text(item, depth + 1)}" for key, item in value.items())
+            + _indent(depth) + "}"
+        )  # fmt: skip
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        inner = _indent(depth + 1)
+        return "[" + inner + ("," + inner).join(json_text(item, depth + 1) for item in value) + _indent(depth) + "]"
+    return encode_basestring(str(value))
+
+
+def _text_or_null(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def _number_or_null(value: int | None) -> str:
+    return "null" if value is None else int.__repr__(value)
+
+
+def _indent(depth: int) -> str:
+    return _INDENT[depth] if depth < len(_INDENT) else "\n" + "  " * depth
+
+
+def _key_text(key: Any) -> str:
+    """An object's key as json.dumps writes it: a string, or a number or constant made one."""
+    if isinstance(key, str):
+        return encode_basestring(key)
+    if isinstance(key, float):
+        return encode_basestring(_float_text(key))
+    if key is True or key is False or key is None or isinstance(key, int):
+        return encode_basestring(json_text(key, 0))
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+def _float_text(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
 
 
 def _hop_dict(hop: Hop) -> dict[str, Any]:
@@ -647,37 +752,60 @@ def _finding_from_store(finding: Finding) -> ReportFinding:
     )
 
 
-def _url_from_store(check: Check) -> UrlResult:
+def _url_from_store(row: ReportedCheck) -> UrlResult:
+    (url, kind, status, ok, reason, message, fetched_url, final_url, redirects, content_type, width, height,
+     image_format, bytes_read, elapsed_ms, attempts, checked_at, head) = row  # fmt: skip
     return UrlResult(
-        url=check.url,
-        kind=check.kind,
-        status=check.status,
-        ok=check.ok,
-        error=check.reason,
-        message=check.message,
-        fetched_url=check.fetched_url,
-        final_url=check.final_url,
-        redirects=check.redirects,
-        content_type=check.content_type,
-        width=check.width,
-        height=check.height,
-        image_format=check.image_format,
-        bytes_read=check.bytes_read,
-        elapsed_ms=check.elapsed_ms,
-        attempts=check.attempts,
-        checked_at=check.checked_at,
-        head=None if check.head is None else _reported(check.head),
+        url=url,
+        kind=kind,
+        status=status,
+        ok=ok,
+        error=reason,
+        message=message,
+        fetched_url=fetched_url,
+        final_url=final_url,
+        redirects=redirects,
+        content_type=content_type,
+        width=width,
+        height=height,
+        image_format=image_format,
+        bytes_read=bytes_read,
+        elapsed_ms=elapsed_ms,
+        attempts=attempts,
+        checked_at=checked_at,
+        head=None if head is None else _reported(head),
     )
 
 
-def _reported(head: PageHead) -> dict[str, Any]:
-    """A head's fields as report.json shows them: those meant for the rules only are left out."""
-    return {f.name: getattr(head, f.name) for f in dataclasses.fields(head) if f.metadata.get("reported", True)}
+def _head_enums() -> dict[str, type[StrEnum]]:
+    hints = typing.get_type_hints(PageHead)
+    return {
+        name: enum
+        for name in hints
+        for enum in typing.get_args(hints[name])
+        if isinstance(enum, type) and issubclass(enum, StrEnum)
+    }
 
 
-def _references_from_rows(rows: Iterable[tuple[str, str, int | None, Kind, str, str]]) -> Iterator[Reference]:
-    for document, field, line, kind, url, normalized in rows:
-        yield Reference(document=document, field=field, line=line, kind=kind, url=url, normalized_url=normalized)
+# A page head's fields report.json shows (those meant for the rules only are left out), in the record's
+# order, with their defaults (a head stored before a field existed lacks it); and those that are enums.
+_HEAD_REPORTED = tuple((f.name, f.default) for f in dataclasses.fields(PageHead) if f.metadata.get("reported", True))
+_HEAD_ENUMS = _head_enums()
+
+
+def _reported(stored: str) -> dict[str, Any]:
+    """A page head as report.json shows it, from its stored JSON: what reading it as a PageHead and
+    keeping the reported fields gave, without making the record."""
+    head = json.loads(stored)
+    reported = {name: head.get(name, default) for name, default in _HEAD_REPORTED}
+    for name, enum in _HEAD_ENUMS.items():
+        if reported.get(name) is not None:
+            reported[name] = _member(enum, reported[name], f"page head's {name}")
+    return reported
+
+
+def _references_from_rows(rows: Iterable[CitedRow]) -> Iterator[Reference]:
+    return map(Reference._make, rows)  # a row's columns are a reference's fields, in order
 
 
 def _reference_from_store(link: LinkRef) -> Reference:
