@@ -32,6 +32,7 @@ from auditor.crawl import Crawler
 from auditor.crawl.processes import ProcessCrawler, open_crawler
 from auditor.errors import ConfigError, DatabaseError
 from auditor.filters import PathFilter, UrlRules
+from auditor.forked import ForkedChild, can_fork
 from auditor.interrupt import Interrupted, StopRequests
 from auditor.links import extract_links
 from auditor.model import Check, Code, Finding, Kind, Mode, Reason, RunStatus, Severity, Target
@@ -56,6 +57,8 @@ CHECK_FLUSH_SECONDS = 2.0
 # Below one window of files the process pool costs more than it saves.
 PARALLEL_WINDOW = 512
 MAX_WORKERS = 8
+# Documents from which judging is split over the cores: below, a fork and a second reader cost more than they save.
+PARALLEL_JUDGING = 2_000
 
 ProgressHook = Callable[[Check, int, int], None]
 # Runs after the corpus's URLs, with the same crawler (its client and host gates): the host probes.
@@ -526,18 +529,54 @@ def _judge(store: Store, run_id: int, config: Config, findings: FindingWriter, s
     """Verdicts: every reference against its check, every document against its pages.
 
     Checks are read a window of documents at a time, so memory follows the
-    window, not the corpus.
+    window, not the corpus. A large run is judged on every core: the documents
+    are split into consecutive parts, each judged by a forked child (forked.py)
+    with a reader of its own, and the findings are stored in document order,
+    as one process would store them.
     """
-    # Many documents cite the same URL; bounded, so a huge corpus stays flat.
-    earlier = functools.lru_cache(maxsize=65_536)(lambda url: store.past_verdicts(url, run_id, config.flaky_window - 1))
     # A URL that never failed before has an all-ok history: one flip at most, never flaky.
     suspects = store.urls_that_failed_before(run_id)
     minimum = config.soft_404.landing_min_articles
     hosts = HostEvidence(
         probes=store.run_probes(run_id), landings=landing_pages(store.shared_redirects(run_id, minimum), minimum)
     )
-    for document, links, checks in store.judging(run_id):
-        stops.check()
+    first, *rest = _judging_parts(store, run_id)
+
+    def judged_apart(part: range) -> Iterator[list[Finding]]:
+        reader = Store(store.path, read_only=True)  # never the parent's connection
+        return (found for found in _judged(reader, run_id, config, suspects, hosts, part) if found)
+
+    children = [ForkedChild(f"judging documents {part.start + 1}-{part.stop}", functools.partial(judged_apart, part))
+                for part in rest]  # fmt: skip
+    try:
+        for found in _judged(store, run_id, config, suspects, hosts, first):
+            findings.add_all(found)
+            stops.check()
+        for child in children:
+            for found in child.results():
+                findings.add_all(found)
+                stops.check()
+    finally:
+        for child in children:
+            child.close()
+
+
+def _judging_parts(store: Store, run_id: int) -> list[range]:
+    """The document positions each process judges: all in this one, or one consecutive part per core."""
+    low, high = store.document_positions(run_id)
+    if high - low < PARALLEL_JUDGING or not can_fork():
+        return [range(low, high)]
+    size = -(-(high - low) // min(os.cpu_count() or 1, MAX_WORKERS))
+    return [range(start, min(start + size, high)) for start in range(low, high, size)]
+
+
+def _judged(
+    store: Store, run_id: int, config: Config, suspects: set[str], hosts: HostEvidence, positions: range
+) -> Iterator[list[Finding]]:
+    """The findings of each document at these positions, a list per document."""
+    # Many documents cite the same URL; bounded, so a huge corpus stays flat.
+    earlier = functools.lru_cache(maxsize=65_536)(lambda url: store.past_verdicts(url, run_id, config.flaky_window - 1))
+    for document, links, checks in store.judging(run_id, positions=positions):
         out: list[Finding] = []
         for link in links:
             check = checks.get(link.normalized_url)
@@ -550,7 +589,7 @@ def _judge(store: Store, run_id: int, config: Config, findings: FindingWriter, s
             out += verdicts
         out += page_findings(document, checks)
         soft = soft_404_findings(document, links, checks, hosts, config.soft_404)
-        findings.add_all(without_soft_404_pages(out, soft) + soft)
+        yield without_soft_404_pages(out, soft) + soft
 
 
 class FindingWriter:

@@ -283,6 +283,9 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+_AT_POSITIONS = " and run_documents.position >= ? and run_documents.position < ?"
+
+
 class Store:
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -749,8 +752,14 @@ class Store:
             )
         return {row["url"]: CHECKS.decode(row) for row in rows}
 
+    def document_positions(self, run_id: int) -> tuple[int, int]:
+        """The first position of the run's documents and one past the last (0, 0 without documents)."""
+        query = "select min(position), max(position) from run_documents where run_id = ?"
+        low, high = self.db.execute(query, [self._documents_run(run_id)]).fetchone()
+        return (0, 0) if low is None else (int(low), int(high) + 1)
+
     def judging(
-        self, run_id: int, *, window: int = 64, keep: int = 8192
+        self, run_id: int, *, positions: range | None = None, window: int = 64, keep: int = 8192
     ) -> Iterator[tuple[Document, list[LinkRef], dict[str, Check]]]:
         """Each document of the run in ingest order, with its references and the checks they cite.
 
@@ -771,15 +780,17 @@ class Store:
         else:  # finished: the newest check of the URL up to the run's mark
             used = "(select max(checks.id) from checks where checks.url = links.normalized_url and checks.id <= ?)"
             params = [until[0]]
+        documents_run = self._documents_run(run_id)
+        part, bounds = ("", []) if positions is None else (_AT_POSITIONS, [positions.start, positions.stop])
         rows = self._stream(
-            f"select run_documents.path as document_path, links.*, {used} as used_check {self._RUN_LINKS} "
+            f"select run_documents.path as document_path, links.*, {used} as used_check {self._RUN_LINKS}{part} "
             "order by run_documents.position, links.rowid",
-            [*params, self._documents_run(run_id)],
+            [*params, documents_run, *bounds],
         )
         links_by_document = itertools.groupby(rows, key=lambda row: row["document_path"])
         pending = next(links_by_document, None)
         decoded = DecodedChecks(self, keep)
-        documents = self.iter_documents(run_id)
+        documents = self.iter_documents(run_id, positions=positions)
         while batch := list(itertools.islice(documents, window)):
             cited: list[list[tuple[LinkRef, int | None]]] = []
             for document in batch:
@@ -848,12 +859,14 @@ class Store:
         for url, group in itertools.groupby(rows, key=lambda row: row["normalized_url"]):
             yield url, [LINKS.decode(row, document=row["document_path"]) for row in group]
 
-    def iter_documents(self, run_id: int) -> Iterator[Document]:
+    def iter_documents(self, run_id: int, *, positions: range | None = None) -> Iterator[Document]:
+        """The run's documents in ingest order: all, or those at these positions."""
+        part, bounds = ("", []) if positions is None else (_AT_POSITIONS, [positions.start, positions.stop])
         rows = self._stream(
             "select run_documents.path as document_path, contents.* from run_documents "
-            "join contents on contents.hash = run_documents.content where run_documents.run_id = ? "
+            f"join contents on contents.hash = run_documents.content where run_documents.run_id = ?{part} "
             "order by run_documents.position",
-            [self._documents_run(run_id)],
+            [self._documents_run(run_id), *bounds],
         )
         for row in rows:
             yield CONTENTS.decode(row, path=row["document_path"])

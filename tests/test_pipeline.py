@@ -22,6 +22,7 @@ import pytest
 import respx
 from PIL import Image
 
+import auditor.forked
 from auditor import pipeline
 from auditor.config import DEFAULT_REQUIRED, Config, CrawlConfig, SchemaConfig
 from auditor.crawl import Crawler
@@ -788,3 +789,50 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(status.parent.name))
     return found
+
+
+@respx.mock
+def test_judging_split_over_forked_children_finds_what_one_process_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five documents in three parts (a part per core, patched): the same findings in the same order,
+    the later parts judged in children (the parent never runs them), a child's failure raised."""
+    for n in range(5):
+        article = ARTICLE.replace("Big News", f"Story {n}").replace("/a", f"/a{n}")
+        _write(tmp_path / "corpus" / f"d{n}.md", article.replace("width: 100", f"width: {100 + n % 2 * 20}"))
+    respx.route(method="HEAD").mock(return_value=httpx.Response(200))
+    respx.get(url__regex=r"\.png$").mock(
+        return_value=httpx.Response(200, content=_png((120, 50)), headers={"Content-Type": "image/png"})
+    )
+    respx.get(url__regex=r"/a\d").mock(return_value=httpx.Response(200, html="<head><title>Story 1</title></head>"))
+    config = _config(tmp_path)
+    one = pipeline.audit(config).report.findings
+    assert len(one) > 5  # image sizes and titles, in every document but one
+
+    monkeypatch.setattr(pipeline, "PARALLEL_JUDGING", 2)
+    monkeypatch.setattr(auditor.forked, "single_threaded", lambda: True)  # the test runner may have threads
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    store = Store(config.db)
+    assert pipeline._judging_parts(store, 1) == [range(0, 2), range(2, 4), range(4, 5)]
+    store.close()
+    judged_here, real_judged = [], pipeline._judged
+
+    def judged(store: Store, run_id: int, *args: Any) -> Any:
+        judged_here.append(args[-1])  # in a child: the parent never sees it
+        return real_judged(store, run_id, *args)
+
+    monkeypatch.setattr(pipeline, "_judged", judged)
+    spread = pipeline.audit(config).report.findings
+    assert judged_here == [range(0, 2)]
+    assert [(f.code, f.document, f.field, f.message) for f in spread] == [
+        (f.code, f.document, f.field, f.message) for f in one
+    ]
+
+    def failing(store: Store, run_id: int, *args: Any) -> Any:
+        if args[-1].start > 0:
+            raise ValueError("a rule broke")
+        return real_judged(store, run_id, *args)
+
+    monkeypatch.setattr(pipeline, "_judged", failing)
+    with pytest.raises(RuntimeError, match=r"judging documents 3-4: ValueError\('a rule broke'\)"):
+        pipeline.audit(config)

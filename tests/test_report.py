@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import pytest
 from conftest import make_url
 
+import auditor.forked
 import auditor.report
 from auditor.corpus import Document
 from auditor.errors import DatabaseError, ReportError
@@ -439,7 +440,7 @@ def test_a_large_run_writes_its_formats_side_by_side_in_child_processes(
     write_reports(report, tmp_path / "one-by-one", formats)
     assert auditor.report._side_by_side(report, formats) == ()  # four references are no large run
     monkeypatch.setattr(auditor.report, "SIDE_BY_SIDE_REFERENCES", 1)
-    monkeypatch.setattr(auditor.report, "_single_threaded", lambda: True)  # the test runner may have threads
+    monkeypatch.setattr(auditor.forked, "single_threaded", lambda: True)  # the test runner may have threads
     assert auditor.report._side_by_side(report, formats) == ("json", "html", "junit")
     real, writers = auditor.report.write_json, []
 
@@ -464,7 +465,7 @@ def test_a_child_that_cannot_write_its_format_is_the_user_s_to_fix(
     finally:
         store.close()
     monkeypatch.setattr(auditor.report, "SIDE_BY_SIDE_REFERENCES", 1)
-    monkeypatch.setattr(auditor.report, "_single_threaded", lambda: True)
+    monkeypatch.setattr(auditor.forked, "single_threaded", lambda: True)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "junit.xml.tmp").mkdir()  # the child cannot open its file
     with pytest.raises(ReportError, match="cannot write reports to .*Is a directory"):

@@ -14,18 +14,13 @@ takes that model and writes text to a file (`write_*`) or returns it
 
 from __future__ import annotations
 
-import ctypes
 import io
-import multiprocessing
-import os
-import signal
-import sys
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from auditor.errors import ReportError
+from auditor.forked import ForkedChild, can_fork
 from auditor.report.model import Report
 from auditor.store import Store
 
@@ -84,13 +79,13 @@ def write_reports(report: Report, out: Path, formats: tuple[str, ...]) -> dict[s
     try:
         out.mkdir(parents=True, exist_ok=True)
         apart = _side_by_side(report, formats)
-        children = [_ReportChild(report, out, fmt, writers[fmt]) for fmt in apart]
+        children = [_writing_child(report, out, fmt, writers[fmt]) for fmt in apart]
         try:
             for fmt in formats:
                 if fmt not in apart:
                     _write_file(report, out, *writers[fmt])
         finally:
-            failures = [child.wait() for child in children]
+            failures = [_failure_of(child) for child in children]
         for failure in failures:
             if failure is not None:
                 raise failure
@@ -117,80 +112,29 @@ SIDE_BY_SIDE_REFERENCES = 100_000
 
 
 def _side_by_side(report: Report, formats: tuple[str, ...]) -> tuple[str, ...]:
-    """The formats to write in child processes, at once: a large run on Linux with cores to spare.
+    """The formats to write in child processes, at once: a large run, where forking may (forked.py).
 
     Each format reads the references from the store on its own, so they are independent; the
-    children are forked from this process (they share its report model, nothing is sent) and
-    die with it (a second Ctrl-C ends everything at once). Only from a process of one thread:
-    forking one with others (auditor serve) could copy a lock another thread holds.
+    children share the parent's report model.
     """
     apart = tuple(fmt for fmt in formats if fmt in _STREAMING)
-    if (
-        len(apart) < 2
-        or len(report.references) < SIDE_BY_SIDE_REFERENCES
-        or (os.cpu_count() or 1) < 2
-        or not _single_threaded()
-        or not _can_die_with_parent()
-    ):
+    if len(apart) < 2 or len(report.references) < SIDE_BY_SIDE_REFERENCES or not can_fork():
         return ()
     return apart
 
 
-class _ReportChild:
-    """One format written by a forked child; `wait` returns what the child raised."""
+def _writing_child(report: Report, out: Path, fmt: str, writer: tuple[str, Writer]) -> ForkedChild[None]:
+    def write() -> Iterator[None]:
+        _write_file(report, out, *writer)
+        return iter(())
 
-    def __init__(self, report: Report, out: Path, fmt: str, writer: tuple[str, Writer]) -> None:
-        self.fmt = fmt
-        parent = os.getpid()
-        self.result, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
-
-        def run() -> None:
-            # The parent decides what a signal means (it rewrites the reports as interrupted); the
-            # child ends when the parent does.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            _die_with_parent()
-            if os.getppid() != parent:
-                return
-            try:
-                _write_file(report, out, *writer)
-            except BaseException as exc:  # sent to the parent, which raises it
-                sender.send(exc if isinstance(exc, OSError) else RuntimeError(f"{fmt}: {exc!r}"))
-            else:
-                sender.send(None)
-
-        self.process = multiprocessing.get_context("fork").Process(target=run, name=f"auditor report {fmt}")
-        self.process.start()
-        sender.close()
-
-    def wait(self) -> BaseException | None:
-        try:
-            failure: BaseException | None = self.result.recv()
-        except EOFError:
-            failure = RuntimeError(f"writing the {self.fmt} report: the process ended without a word")
-        self.process.join()
-        self.result.close()
-        return failure
+    return ForkedChild(f"writing the {fmt} report", write)
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _single_threaded() -> bool:
-    return threading.active_count() == 1
-
-
-def _libc() -> Any:
+def _failure_of(child: ForkedChild[None]) -> BaseException | None:
     try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-def _can_die_with_parent() -> bool:
-    return sys.platform == "linux" and hasattr(_libc(), "prctl")
-
-
-def _die_with_parent() -> None:
-    """SIGKILL this process when its parent ends (Linux prctl PR_SET_PDEATHSIG)."""
-    _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        for _ in child.results():
+            pass
+    except (OSError, RuntimeError) as failure:
+        return failure
+    return None
