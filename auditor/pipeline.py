@@ -141,6 +141,10 @@ def _run_locked(
     findings = FindingWriter(store, run_id, config)
     status = RunStatus.FINISHED
     stops = stops if stops is not None else StopRequests()
+    spread: ProcessCrawler | None = None
+    if mode is Mode.AUDIT and crawler is None and config.crawl.processes > 1:
+        spread = ProcessCrawler(config.crawl, config.crawl.processes)
+        spread.start()  # the processes start (an interpreter each) while the corpus is parsed
     with stops.installed():
         try:
             stops.check()
@@ -148,7 +152,7 @@ def _run_locked(
             with closing(_prepare_all(config, files)) as prepared:
                 _ingest(store, run_id, prepared, findings, stops)
             if mode is Mode.AUDIT:
-                _crawl(store, run_id, config, crawler, progress, stops)
+                _crawl(store, run_id, config, crawler or spread, progress, stops)
                 if config.shard is None:  # a shard has part of the checks: `auditor merge` judges the whole
                     _judge(store, run_id, config, findings, stops)
                 if config.suggest and not config.offline and config.shard is None:
@@ -164,6 +168,8 @@ def _run_locked(
             # The same signal reached a worker first (SIGTERM to the process group): still a stop.
             status = RunStatus.INTERRUPTED
         finally:
+            if spread is not None:
+                spread.close()  # already ended with the crawl, unless the run stopped before it
             findings.flush()
             # Counted from the store: a resumed run's documents are all there, not only this session's.
             store.finish_run(
@@ -409,7 +415,7 @@ def _crawl(
     store: Store,
     run_id: int,
     config: Config,
-    crawler: Crawler | None,
+    crawler: Crawler | ProcessCrawler | None,
     progress: ProgressHook | None,
     stops: StopRequests,
 ) -> None:

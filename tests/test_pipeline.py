@@ -211,24 +211,30 @@ import sys, time
 import auditor.pipeline, auditor.report, auditor.report.markdown
 from auditor.cli import main
 
-phase, sys.argv = sys.argv[1], [sys.argv[0], *sys.argv[2:]]
-module, name, nth, seconds = {
-    "parsing": (auditor.pipeline, "load_document", 2, 1.0),
-    "judging": (auditor.pipeline, "page_findings", 2, 1.0),
-    "reports": (auditor.report.markdown, "render_markdown", 1, 1.0),
-    "cleanup": (auditor.report, "write_json", 1, 30.0),
-}[phase]
-real, calls = getattr(module, name), []
 
-def slow(*args, **kwargs):
-    calls.append(1)
-    if len(calls) == nth:
-        print("IN", phase, flush=True)
-        time.sleep(seconds)
-    return real(*args, **kwargs)
+def slow_down(phase):
+    module, name, nth, seconds = {
+        "parsing": (auditor.pipeline, "load_document", 2, 1.0),
+        "judging": (auditor.pipeline, "page_findings", 2, 1.0),
+        "reports": (auditor.report.markdown, "render_markdown", 1, 1.0),
+        "cleanup": (auditor.report, "write_json", 1, 30.0),
+    }[phase]
+    real, calls = getattr(module, name), []
 
-setattr(module, name, slow)
-main()
+    def slow(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == nth:
+            print("IN", phase, flush=True)
+            time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    setattr(module, name, slow)
+
+
+if __name__ == "__main__":  # not in the crawl's processes (spawned: they import this file)
+    phase, sys.argv = sys.argv[1], [sys.argv[0], *sys.argv[2:]]
+    slow_down(phase)
+    main()
 """
 
 
@@ -836,3 +842,24 @@ def test_judging_split_over_forked_children_finds_what_one_process_finds(
     monkeypatch.setattr(pipeline, "_judged", failing)
     with pytest.raises(RuntimeError, match=r"judging documents 3-4: ValueError\('a rule broke'\)"):
         pipeline.audit(config)
+
+
+def test_crawl_processes_started_while_parsing_end_with_a_stop_before_the_crawl(tmp_path: Path, loopback: Any) -> None:
+    for index in range(3):
+        _write(tmp_path / "corpus" / f"{index}.md", f"---\ntitle: OK\nwebUrl: {loopback.url_for('/ok/early')}\n---\n")
+    driver = _write(tmp_path / "driver.py", _SLOW_STEP_DRIVER)
+    command = _audit_command(
+        tmp_path / "corpus", tmp_path / "audit.sqlite", tmp_path / "reports", runner=(str(driver), "parsing")
+    )
+    process = subprocess.Popen([*command, "--processes", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for_line(process, b"IN parsing")
+    started = _children(process.pid)
+    assert len(started) >= 2  # the crawl's processes, before any URL is fetched
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 130 and "Traceback" not in stderr.decode(), stderr.decode()
+    deadline = time.monotonic() + 5
+    while [pid for pid in started if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [pid for pid in started if Path(f"/proc/{pid}").exists()] == []
+    assert loopback.hits("/ok/early") == 0

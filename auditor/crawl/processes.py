@@ -5,8 +5,11 @@ core it is the limit. With `processes` above 1, the targets are split by their
 politeness bucket (a host, or all AMP cache hosts as one) by a stable hash,
 the partition of `--shard` (shards.py) at the scale of one machine, so every
 request to a bucket's first hop is made by one process and its limits
-(per_host, rate, the 429/503 slow-down) hold as they do in one process;
-the global `concurrency` is divided between the processes. The
+(per_host, rate, the 429/503 slow-down) hold as they do in one process.
+The global `concurrency` holds across them: a target goes to its process
+only while fewer than that many are out, and each process may run them all,
+so a process whose hosts have more URLs (the AMP cache is one bucket) takes
+more of the share instead of waiting on a fixed half. The
 processes only fetch: planning, storing and judging stay with the caller,
 which gets each check back as it completes. A redirect to another host is
 followed by the process where its chain began, as it would be in one process.
@@ -20,12 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import multiprocessing
 import signal
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from urllib.parse import urlsplit
@@ -35,9 +37,6 @@ from auditor.crawl.politeness import host_bucket
 from auditor.crawl.pool import Crawler, Targets, each_target
 from auditor.model import Check, Target
 
-# Targets sent to a process and not yet answered, per request it may have in flight: enough that it never
-# waits for the next one, few enough that a slow process does not hold the whole plan.
-WINDOW_PER_REQUEST = 4
 STOP_SECONDS = 5.0
 
 
@@ -56,8 +55,6 @@ def partition_of(url: str, count: int) -> int:
 class _Process:
     process: BaseProcess
     connection: Connection
-    outstanding: int = 0
-    room: asyncio.Event = field(default_factory=asyncio.Event)
     finished: bool = False
 
 
@@ -69,19 +66,29 @@ class ProcessCrawler:
     def __init__(self, config: CrawlConfig, processes: int) -> None:
         self.config = config
         self.count = processes
-        share = max(1, math.ceil(config.concurrency / processes))
-        self._process_config = replace(config, concurrency=share)
-        self._window = share * WINDOW_PER_REQUEST
         self._processes: list[_Process] = []
 
-    async def __aenter__(self) -> ProcessCrawler:
+    def start(self) -> None:
+        """Starts the processes, if not yet: early, so that their start overlaps the caller's parsing."""
+        if self._processes:
+            return
         context = multiprocessing.get_context("spawn")
         for _ in range(self.count):
             ours, theirs = context.Pipe()
-            process = context.Process(target=_serve, args=(theirs, self._process_config), daemon=True)
+            process = context.Process(target=_serve, args=(theirs, self.config), daemon=True)
             process.start()
             theirs.close()
             self._processes.append(_Process(process, ours))
+
+    def close(self) -> None:
+        """Ends processes started and never used (the run stopped before its crawl)."""
+        processes, self._processes = self._processes, []
+        for worker in processes:
+            worker.process.terminate()
+        _join(processes)
+
+    async def __aenter__(self) -> ProcessCrawler:
+        self.start()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
@@ -104,15 +111,18 @@ class ProcessCrawler:
         loop = asyncio.get_running_loop()
         results: asyncio.Queue[Check | _Process] = asyncio.Queue()
         feed_failures: list[Exception] = []
+        out = 0  # targets sent and not answered, in all processes: at most `concurrency`
+        room = asyncio.Event()
 
         def receive(worker: _Process) -> None:
+            nonlocal out
             try:
                 answer = worker.connection.recv()
             except (EOFError, OSError):
                 answer = None
             if isinstance(answer, Check):
-                worker.outstanding -= 1
-                worker.room.set()
+                out -= 1
+                room.set()
                 results.put_nowait(answer)
             else:  # its end of the feed, or it died
                 loop.remove_reader(worker.connection.fileno())
@@ -120,14 +130,14 @@ class ProcessCrawler:
                 results.put_nowait(worker)
 
         async def feed() -> None:
+            nonlocal out
             try:
                 async for target in each_target(targets):
-                    worker = self._processes[partition_of(target.url, self.count)]
-                    while worker.outstanding >= self._window:
-                        worker.room.clear()
-                        await worker.room.wait()
-                    worker.outstanding += 1
-                    worker.connection.send(target)
+                    while out >= self.config.concurrency:
+                        room.clear()
+                        await room.wait()
+                    out += 1
+                    self._processes[partition_of(target.url, self.count)].connection.send(target)
             except Exception as exc:  # raised to the caller once the processes have drained
                 feed_failures.append(exc)
             for worker in self._processes:
