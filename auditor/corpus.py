@@ -145,8 +145,14 @@ def _display_directory(directory: str, cwd: str) -> str | None:
 
 def load_document(path: Path, limits: ParseLimits = DEFAULT_LIMITS) -> Document:
     name = display_path(path)
+    raw = read_front_matter(name, path, limits)
+    return raw if isinstance(raw, Document) else parse_front_matter(name, raw, limits)
+
+
+def read_front_matter(name: str, path: Path, limits: ParseLimits = DEFAULT_LIMITS) -> bytes | Document:
+    """The bytes of the file that `parse_front_matter` reads, or the broken document when it cannot be read."""
     try:
-        raw = _read_front_matter(path, limits.max_front_matter_bytes)
+        return _read_front_matter(path, limits.max_front_matter_bytes)
     except _TooLarge as too_large:
         return _broken(
             name,
@@ -156,6 +162,10 @@ def load_document(path: Path, limits: ParseLimits = DEFAULT_LIMITS) -> Document:
         )
     except OSError as exc:
         return _broken(name, None, f"cannot read file: {exc.strerror or exc}")
+
+
+def parse_front_matter(name: str, raw: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> Document:
+    """The document `name` of these bytes (what `read_front_matter` gave)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -10,9 +10,11 @@ import asyncio
 import dataclasses
 import functools
 import gc
+import hashlib
 import json
 import os
 import signal
+import sys
 import tempfile
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
@@ -27,7 +29,7 @@ from urllib.parse import urlsplit
 
 from auditor import __version__, shards
 from auditor.config import Config
-from auditor.corpus import iter_corpus_files, load_document
+from auditor.corpus import Document, display_path, iter_corpus_files, parse_front_matter, read_front_matter
 from auditor.crawl import Crawler
 from auditor.crawl.processes import ProcessCrawler, open_crawler
 from auditor.errors import ConfigError, DatabaseError
@@ -47,7 +49,7 @@ from auditor.rules import (
 )
 from auditor.runlock import WaitHook, run_lock
 from auditor.soft404 import HostEvidence, landing_pages, origin_of, probe_fresh, probe_url
-from auditor.store import CONTENTS, FINDINGS, LINKS, CheckWriter, Row, Store, content_hash, now_iso
+from auditor.store import CONTENTS, FINDINGS, LINKS, CheckWriter, ParsedFile, Row, Store, content_hash, now_iso
 from auditor.suggest import suggest
 
 CHECK_BATCH = 50
@@ -63,8 +65,9 @@ PARALLEL_JUDGING = 2_000
 ProgressHook = Callable[[Check, int, int], None]
 # Runs after the corpus's URLs, with the same crawler (its client and host gates): the host probes.
 AfterCrawl = Callable[[Crawler | ProcessCrawler], Awaitable[None]]
-# A document's path, its encoded content and that content's hash, its links' encoded rows and its offline findings.
-Prepared = tuple[str, Row, str, list[Row], list[Finding]]
+# A document's path, its encoded content and that content's hash, its links' encoded rows, its offline findings
+# and its parse key (to keep it by); content None, no links and no key: an earlier parse of the file, reused.
+Prepared = tuple[str, Row | None, str, list[Row], list[Finding], str | None]
 _CRAWL_COUNTS = ("fetched", "revalidated", "reused")
 
 
@@ -149,7 +152,7 @@ def _run_locked(
         try:
             stops.check()
             # Closed as soon as the ingest ends, so a stop also stops the parsing workers.
-            with closing(_prepare_all(config, files)) as prepared:
+            with closing(_prepare_all(config, files, store.parsed_files)) as prepared:
                 _ingest(store, run_id, prepared, findings, stops)
             if mode is Mode.AUDIT:
                 _crawl(store, run_id, config, crawler or spread, progress, stops)
@@ -205,13 +208,43 @@ def corpus_files(config: Config) -> Iterator[Path]:
     return (path for path in iter_corpus_files(config.paths) if not skipped.excludes(path))
 
 
-def _prepare(config: Config, path: Path) -> Prepared:
+@dataclass(frozen=True)
+class _Source:
+    """One corpus file as read: its front matter's bytes and parse key, or the document it is when unreadable."""
+
+    name: str
+    raw: bytes | Document
+    key: str | None  # None: not kept (an unreadable file is read again next time)
+
+
+def _read(path: Path, config: Config, salt: bytes) -> _Source:
+    name = display_path(path)
+    raw = read_front_matter(name, path, config.limits)
+    if isinstance(raw, Document):
+        return _Source(name, raw, None)
+    key = hashlib.blake2b(name.encode() + b"\0" + raw, digest_size=16, salt=salt[:16]).hexdigest()
+    return _Source(name, raw, key)
+
+
+def _parse_salt(config: Config) -> bytes:
+    """What a file's parse depends on besides its bytes: auditor's offline code and the settings it reads.
+
+    The code by its modules' text, not the version alone, so an edited checkout never reuses stale findings.
+    """
+    stages = (parse_front_matter, extract_links, document_findings)
+    code = b"".join(Path(sys.modules[stage.__module__].__file__ or "").read_bytes() for stage in stages)
+    settings = repr((__version__, config.limits, config.schema)).encode()
+    return hashlib.blake2b(code + settings, digest_size=16).digest()
+
+
+def _prepare(config: Config, source: _Source) -> Prepared:
     """Everything one file yields without the network, as encoded store rows.
 
     Pure, so it runs in worker processes; rows come back already encoded,
     which pickles far cheaper than the parsed document.
     """
-    document = load_document(path, config.limits)
+    raw = source.raw
+    document = raw if isinstance(raw, Document) else parse_front_matter(source.name, raw, config.limits)
     refs, problems = extract_links(document)
     content = CONTENTS.encode(document)
     return (
@@ -220,33 +253,47 @@ def _prepare(config: Config, path: Path) -> Prepared:
         content_hash(content),
         [LINKS.encode(ref) for ref in refs],
         [*document_findings(document, config.schema), *problems],
+        source.key,
     )
 
 
-def _prepare_all(config: Config, files: Iterator[Path]) -> Generator[Prepared, None, None]:
+def _prepare_all(
+    config: Config, files: Iterator[Path], parsed_before: Callable[[list[str]], dict[str, ParsedFile]]
+) -> Generator[Prepared, None, None]:
     """Parse files in order, on every core once the corpus is big enough to pay for the pool.
 
-    YAML parsing dominates `auditor lint`; files go to the workers in windows,
-    the next window queued while this one is written, so memory stays bounded.
+    A file whose parse `parsed_before` has (same path, same bytes, same auditor and settings) is not
+    parsed again: its stored content and offline findings stand. YAML parsing dominates `auditor
+    lint`; files go to the workers in windows, the next window queued while this one is written, so
+    memory stays bounded.
     """
     prepare = functools.partial(_prepare, config)
-    window = list(islice(files, PARALLEL_WINDOW))
+    salt = _parse_salt(config)
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    if len(window) < PARALLEL_WINDOW or workers < 2:
-        yield from map(prepare, window)
-        yield from map(prepare, files)
-        return
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_signals)
+    pool: ProcessPoolExecutor | None = None
+
+    def start(window: list[Path]) -> tuple[list[_Source], dict[str, ParsedFile], Iterator[Prepared]]:
+        nonlocal pool
+        sources = [_read(path, config, salt) for path in window]
+        kept = parsed_before([source.key for source in sources if source.key is not None])
+        unparsed = [source for source in sources if source.key is None or source.key not in kept]
+        if pool is None and workers >= 2 and len(window) == PARALLEL_WINDOW and len(unparsed) >= PARALLEL_WINDOW // 2:
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_signals)
+        return sources, kept, pool.map(prepare, unparsed, chunksize=32) if pool else map(prepare, unparsed)
+
     try:
-        in_flight = deque([pool.map(prepare, window, chunksize=32)])
+        in_flight = deque([start(window)] if (window := list(islice(files, PARALLEL_WINDOW))) else [])
         while in_flight:
-            window = list(islice(files, PARALLEL_WINDOW))
-            if window:
-                in_flight.append(pool.map(prepare, window, chunksize=32))
-            yield from in_flight.popleft()
+            if window := list(islice(files, PARALLEL_WINDOW)):
+                in_flight.append(start(window))
+            sources, kept, parsed = in_flight.popleft()
+            for source in sources:
+                reused = kept.get(source.key) if source.key is not None else None
+                yield (source.name, None, reused.content, [], reused.findings, None) if reused else next(parsed)
     finally:
-        # Closed early (a stop): files not yet started are not parsed for nothing.
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            # Closed early (a stop): files not yet started are not parsed for nothing.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _worker_ignores_signals() -> None:
@@ -265,8 +312,8 @@ def _ingest(
     documents = store.documents_writer(run_id)
     with store.first_ingest():
         try:
-            for path, content, digest, link_rows, offline in prepared:
-                documents.add(path, content, link_rows, digest)
+            for path, content, digest, link_rows, offline, key in prepared:
+                documents.add(path, content, link_rows, digest, parsed=(key, offline) if key else None)
                 findings.add_all(offline)
                 stops.check()
         finally:
@@ -667,8 +714,8 @@ def dump(config: Config, write: Callable[[str], None]) -> int:
                 mode=Mode.AUDIT, corpus=[str(p) for p in config.paths], tool_version=__version__, config={}
             )
             documents = store.documents_writer(run_id)
-            with store.first_ingest(), closing(_prepare_all(config, files)) as prepared:
-                for path, content, digest, link_rows, _offline in prepared:
+            with store.first_ingest(), closing(_prepare_all(config, files, store.parsed_files)) as prepared:
+                for path, content, digest, link_rows, _offline, _key in prepared:
                     documents.add(path, content, link_rows, digest)
                 documents.flush()
             count = 0

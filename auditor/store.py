@@ -211,6 +211,10 @@ _JOIN_TABLES = (
     "create table if not exists run_checks (run_id integer not null, check_id integer not null, "
     "primary key (run_id, check_id)) without rowid",
     "create unique index if not exists contents_hash on contents (hash)",
+    # What parsing a file gave (parse_key: its path, its front matter's bytes, and what parsing depends
+    # on), so a file unchanged since an earlier run is not parsed again: its content and its offline findings.
+    "create table if not exists parsed_files (key text primary key, content text not null, "
+    "findings text not null) without rowid",
     # The host probe each run used per origin (auditor/soft404.py): fetched by it, or reused within
     # --max-age. Never compacted (one row per host and run), so `prune` and later runs still find it.
     "create table if not exists host_probes (run_id integer not null, origin text not null, "
@@ -284,6 +288,23 @@ def now_iso() -> str:
 
 
 _AT_POSITIONS = " and run_documents.position >= ? and run_documents.position < ?"
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """A file's parse kept from an earlier run: the hash of its stored content, and its offline findings."""
+
+    content: str
+    findings: list[Finding]
+
+
+def encode_findings(findings: Iterable[Finding]) -> str:
+    return _json_dumps([FINDINGS.encode(finding) for finding in findings])
+
+
+def decode_findings(text: str) -> list[Finding]:
+    names = [column.name for column in FINDINGS.columns]
+    return [FINDINGS.decode(dict(zip(names, row, strict=True))) for row in json.loads(text)]
 
 
 class Store:
@@ -752,6 +773,17 @@ class Store:
             )
         return {row["url"]: CHECKS.decode(row) for row in rows}
 
+    def parsed_files(self, keys: Iterable[str]) -> dict[str, ParsedFile]:
+        """What parsing gave for these parse keys earlier, where its content is still stored."""
+        rows = self._rows_for(
+            keys,
+            lambda marks: (
+                "select parsed_files.key, parsed_files.content, parsed_files.findings from parsed_files "
+                f"join contents on contents.hash = parsed_files.content where parsed_files.key in ({marks})"
+            ),
+        )
+        return {row["key"]: ParsedFile(row["content"], decode_findings(row["findings"])) for row in rows}
+
     def document_positions(self, run_id: int) -> tuple[int, int]:
         """The first position of the run's documents and one past the last (0, 0 without documents)."""
         query = "select min(position), max(position) from run_documents where run_id = ?"
@@ -1061,6 +1093,7 @@ class Store:
                 conn.execute(f"delete from {table} where run_id not in ({marks})", kept)
             conn.execute("delete from contents where hash not in (select content from run_documents)")
             conn.execute("delete from links where content not in (select hash from contents)")
+            conn.execute("delete from parsed_files where content not in (select hash from contents)")
             conn.execute("create temp table if not exists kept_checks (id integer primary key)")
             conn.execute("delete from kept_checks")
             conn.execute("insert or ignore into kept_checks select check_id from run_checks")
@@ -1241,20 +1274,35 @@ class DocumentWriter:
 
     def __init__(self, store: Store, run_id: int, batch_size: int) -> None:
         self.store, self.run_id, self.batch_size = store, run_id, batch_size
-        self.pending: list[tuple[str, Row, list[Row], str | None]] = []
+        self.pending: list[tuple[str, Row | None, list[Row], str | None]] = []
+        self.parsed: list[Row] = []
         self.documents = 0  # written so far: the next one's position
 
-    def add(self, path: str, content: Row, links: list[Row], digest: str | None = None) -> None:
-        """`digest`: the content's `content_hash`, when the caller has it (the ingest workers make it)."""
+    def add(
+        self,
+        path: str,
+        content: Row | None,
+        links: list[Row],
+        digest: str | None = None,
+        *,
+        parsed: tuple[str, list[Finding]] | None = None,
+    ) -> None:
+        """`digest`: the content's `content_hash`, when the caller has it (the ingest workers make it);
+        `content` may be None then, if that content is stored (a parse reused: `Store.parsed_files`).
+        `parsed`: the file's parse key and offline findings, to keep for the next run."""
         self.pending.append((path, content, links, digest))
+        if parsed is not None:
+            key, findings = parsed
+            self.parsed.append((key, digest or content_hash(content or ()), encode_findings(findings)))
         if len(self.pending) >= self.batch_size:
             self.flush()
 
     def flush(self) -> None:
         batch, self.pending = self.pending, []
+        parsed, self.parsed = self.parsed, []
         if not batch:
             return
-        hashes = [digest or content_hash(content) for _, content, _, digest in batch]
+        hashes = [digest or content_hash(content or ()) for _, content, _, digest in batch]
         db = self.store.db
         marks = ",".join("?" * len(hashes))
         known = {row[0] for row in db.conn.execute(f"select hash from contents where hash in ({marks})", hashes)}
@@ -1265,6 +1313,8 @@ class DocumentWriter:
             documents.append((self.run_id, path, digest, self.documents))
             self.documents += 1
             if digest not in known:
+                if content is None:
+                    raise DatabaseError(f"{path}: its stored content {digest} is gone; audit it again")
                 known.add(digest)
                 contents.append((digest, *content))
                 links += [(digest, *link) for link in content_links]
@@ -1273,6 +1323,7 @@ class DocumentWriter:
             db.conn.executemany("insert or replace into run_documents values (?, ?, ?, ?)", documents)
             db.conn.executemany(CONTENTS.insert_sql, contents)
             db.conn.executemany(LINKS.insert_sql, links)
+            db.conn.executemany("insert or replace into parsed_files values (?, ?, ?)", parsed)
 
 
 def _migrate_from_copies_per_run(db: sqlite_utils.Database) -> None:

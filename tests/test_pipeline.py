@@ -214,7 +214,7 @@ from auditor.cli import main
 
 def slow_down(phase):
     module, name, nth, seconds = {
-        "parsing": (auditor.pipeline, "load_document", 2, 1.0),
+        "parsing": (auditor.pipeline, "parse_front_matter", 2, 1.0),
         "judging": (auditor.pipeline, "page_findings", 2, 1.0),
         "reports": (auditor.report.markdown, "render_markdown", 1, 1.0),
         "cleanup": (auditor.report, "write_json", 1, 30.0),
@@ -863,3 +863,63 @@ def test_crawl_processes_started_while_parsing_end_with_a_stop_before_the_crawl(
         time.sleep(0.05)
     assert [pid for pid in started if Path(f"/proc/{pid}").exists()] == []
     assert loopback.hits("/ok/early") == 0
+
+
+# -- parses kept between runs ----------------------------------------------------------------
+def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    parsed: list[str] = []
+    real = pipeline.parse_front_matter
+
+    def counting(name: str, raw: bytes, *args: Any) -> Any:
+        parsed.append(name.rsplit("/", 1)[-1])
+        return real(name, raw, *args)
+
+    monkeypatch.setattr(pipeline, "parse_front_matter", counting)
+    return parsed
+
+
+def _outcome_of(outcome: pipeline.Outcome) -> list[tuple[str, str, str, int | None, str]]:
+    return [(f.code, f.document, f.field, f.line, f.message) for f in outcome.report.findings]
+
+
+def test_an_unchanged_file_is_not_parsed_again_and_keeps_its_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path / "corpus" / "a.md", ARTICLE)
+    _write(tmp_path / "corpus" / "b.md", ARTICLE.replace("domain: news.example", "domain: other.example"))
+    _write(tmp_path / "corpus" / "c.md", "---\ntitle: [unclosed\n---\n")
+    parsed = _counting_parses(monkeypatch)
+    config = _config(tmp_path)
+    first = pipeline.lint(config)
+    assert sorted(parsed) == ["a.md", "b.md", "c.md"]
+    assert {f.document.rsplit("/", 1)[-1] for f in first.report.findings} == {"b.md", "c.md"}
+
+    parsed.clear()
+    second = pipeline.lint(config)
+    assert parsed == []
+    assert _outcome_of(second) == _outcome_of(first)
+    assert second.report.summary.references == first.report.summary.references
+
+    _write(tmp_path / "corpus" / "a.md", ARTICLE.replace("Big News", "Bigger News"))
+    assert _outcome_of(pipeline.lint(config)) == _outcome_of(first) and parsed == ["a.md"]
+    parsed.clear()
+    stricter = replace(config, schema=SchemaConfig(required={"default": (("title",), ("author",))}))
+    findings = pipeline.lint(stricter).report.findings
+    assert sorted(parsed) == ["a.md", "b.md", "c.md"]  # what the parse depends on changed
+    assert {f.field for f in findings if f.document.endswith("a.md")} == {"author"}
+
+
+def test_a_parse_whose_content_was_pruned_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(tmp_path / "corpus" / "a.md", ARTICLE)
+    parsed = _counting_parses(monkeypatch)
+    config = _config(tmp_path)
+    first = pipeline.lint(config)
+    _write(tmp_path / "corpus" / "a.md", ARTICLE.replace("Big News", "Other"))
+    second = pipeline.lint(config)
+    with closing(Store(config.db)) as store:
+        store.prune([second.run_id])  # the first content is gone, and its kept parse with it
+        assert store.db.execute("select count(*) from parsed_files").fetchone()[0] == 1
+    _write(tmp_path / "corpus" / "a.md", ARTICLE)
+    parsed.clear()
+    third = pipeline.lint(config)
+    assert parsed == ["a.md"] and _outcome_of(third) == _outcome_of(first)
