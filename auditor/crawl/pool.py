@@ -22,7 +22,7 @@ import httpx
 
 from auditor.config import CrawlConfig
 from auditor.crawl.budget import Budget
-from auditor.crawl.client import open_client, ssl_context
+from auditor.crawl.client import Client, ssl_context
 from auditor.crawl.errors import CrawlError, map_exception
 from auditor.crawl.fetch import Fetcher
 from auditor.crawl.guard import AddressGuard, Resolver, system_resolver
@@ -55,12 +55,12 @@ class Crawler:
         self.hosts = HostPolicy(config)
         self.politeness = Politeness(config, self.hosts)
         self._transport = transport
-        self.client: httpx.AsyncClient | None = None
+        self.client: Client | None = None
         self._fetcher: Fetcher | None = None
 
     async def __aenter__(self) -> Crawler:
         guard = AddressGuard(allow_private=self.config.allow_private, resolver=self.resolver)
-        self.client = open_client(
+        self.client = Client(
             self.config, transport=self._transport, on_response=refuse_unusable_redirect, lookup=guard.connectable
         )
         self._fetcher = Fetcher(
