@@ -65,7 +65,8 @@ class RedirectChain:
         A target already visited is a loop, a chain past `max_redirects` too long:
         both CrawlError, since asking again would only go round again.
         """
-        self.cookies.extract_cookies(response)
+        if "set-cookie" in response.headers:  # most answers set none, and the jar's parse is not cheap
+            self.cookies.extract_cookies(response)
         location = response.headers.get("location")
         if response.status_code not in REDIRECT_STATUSES or not location:
             return False
