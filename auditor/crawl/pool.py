@@ -19,6 +19,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 import httpx
+import sniffio
 
 from auditor.config import CrawlConfig
 from auditor.crawl.budget import Budget
@@ -102,6 +103,9 @@ class Crawler:
                 await queue.put(None)
 
         async def work() -> None:
+            # httpcore asks sniffio which library runs for every lock and shield; sniffio answers from this
+            # variable (its documented way to say it) before it looks for a current asyncio task.
+            sniffio.current_async_library_cvar.set("asyncio")
             while (target := await queue.get()) is not None:
                 await results.put(await self.check(target.url, target.kind, previous=target.previous))
             await results.put(None)
