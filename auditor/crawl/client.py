@@ -41,6 +41,7 @@ HEAD_FALLBACK_STATUSES = frozenset(
 )
 
 ResponseHook = Callable[[httpx.Response], Awaitable[None]]
+_NO_BODY = httpx.ByteStream(b"")  # holds no state: one for every request
 
 
 class Client:
@@ -99,7 +100,7 @@ class Client:
         configured ones for this host (hosts.py); they cannot name what is set here (network.py
         refuses those names). `request_timeout` replaces the client's for a host with its own.
         """
-        headers = self._headers(extra_headers or {}, identity=kind is Kind.IMAGE)
+        headers: list[tuple[str, str]] = self._headers(extra_headers or {}, identity=kind is Kind.IMAGE)
         if conditions:
             headers = [*headers, *conditions.items()]
         if kind is Kind.IMAGE and byte_range is not None:
@@ -107,7 +108,18 @@ class Client:
         timeout = request_timeout.as_dict() if request_timeout is not None else self._timeout
         # httpx's request extension (by keyword: the name is httpx's, not a Reason of ours)
         extensions = dict(timeout=timeout)  # noqa: C408
-        request = httpx.Request(method, url, headers=headers, cookies=cookies, extensions=extensions)
+        # A request given its (empty) stream is taken as it is: the Host header that httpx would
+        # add is ours to add, and the body encoding it would work out for no body is skipped.
+        target = httpx.URL(url)
+        request = httpx.Request(
+            method,
+            target,
+            headers=[("Host", target.netloc.decode("ascii")), *headers],
+            extensions=extensions,
+            stream=_NO_BODY,
+        )
+        if cookies:
+            cookies.set_cookie_header(request)
         if self._proxied is not None:
             return await self._proxied.send(request, stream=True)
         assert self._transport is not None
