@@ -38,6 +38,8 @@ class HostPolicy:
         self._by_rule = {rule: self._settings(rule, environ) for rule in config.hosts.rules}
 
     def __call__(self, host: str) -> HostSettings:
+        if not self._by_rule:  # asked several times per request: without rules, no name to look up
+            return self._default
         rule = self.config.host_rule(host)
         return self._default if rule is None else self._by_rule[rule]
 
