@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -42,6 +43,10 @@ class HostPolicy:
             return self._default
         rule = self.config.host_rule(host)
         return self._default if rule is None else self._by_rule[rule]
+
+    def for_url(self, url: str) -> HostSettings:
+        """The settings of the URL's host; its name is read only when a rule may match it."""
+        return self._default if not self._by_rule else self(urlsplit(url).hostname or "")
 
     def _settings(self, rule: HostRule | None, environ: Mapping[str, str]) -> HostSettings:
         config = self.config

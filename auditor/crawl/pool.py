@@ -16,7 +16,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import replace
-from urllib.parse import urlsplit
 
 import httpx
 import sniffio
@@ -162,7 +161,7 @@ class Crawler:
         """One try: the whole redirect chain and the body, within one time budget."""
         assert self._fetcher is not None, "use Crawler as an async context manager"
         chain = RedirectChain(url, max_redirects=self.config.max_redirects)
-        timeout = self.hosts(urlsplit(url).hostname or "").timeout  # the cited host's, for the whole chain
+        timeout = self.hosts.for_url(url).timeout  # the cited host's, for the whole chain
         try:
             return await self._fetcher.fetch(url, kind, chain, Budget(timeout), previous=previous)
         except TimeoutError:
