@@ -41,33 +41,128 @@ HEAD_FALLBACK_STATUSES = frozenset(
 )
 
 ResponseHook = Callable[[httpx.Response], Awaitable[None]]
+_NO_BODY = httpx.ByteStream(b"")  # holds no state: one for every request
 
 
-def open_client(
-    config: CrawlConfig,
-    *,
-    transport: httpx.AsyncBaseTransport | None,
-    on_response: ResponseHook,
-    lookup: AddressLookup,
-) -> httpx.AsyncClient:
-    """Redirects are not followed by httpx: every hop must pass the guard and its host's gate.
+class Client:
+    """The crawl's HTTP client: builds each request and sends it, returning once the headers are in.
 
-    `lookup` gives the addresses a connection to a host may use (the guard's).
+    Straight to the hosts, a request goes to auditor's own transport (or the one a test gives):
+    an `httpx.AsyncClient` would add, per request, a cookie extraction into a jar that refuses
+    every cookie, a merge of its default headers and timeout, an auth flow for URLs that carry
+    no credentials (links.py refuses those) and a stream wrapper that only times the body.
+    Through a proxy, httpx's client picks each URL's transport (HTTP_PROXY / NO_PROXY), so it
+    sends. Either way the request is the same, and `on_response` sees every response first.
     """
-    context = ssl_context(config)
+
+    def __init__(
+        self,
+        config: CrawlConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None,
+        on_response: ResponseHook,
+        lookup: AddressLookup,
+    ) -> None:
+        """Redirects are not followed by httpx: every hop must pass the guard and its host's gate.
+
+        `lookup` gives the addresses a connection to a host may use (the guard's).
+        """
+        context = ssl_context(config)
+        self._on_response = on_response
+        self._transport = transport or _direct_transport(config, context, lookup)
+        self._proxied = None if self._transport is not None else _proxied_client(config, context, on_response)
+        self._timeout = httpx.Timeout(config.timeout, connect=min(config.connect_timeout, config.timeout)).as_dict()
+        # httpx's default headers (Connection: keep-alive among them) with ours over them, in its order.
+        self._defaults = {
+            "accept": ("Accept", ACCEPT),
+            "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING),
+            "connection": ("Connection", "keep-alive"),
+            "user-agent": ("User-Agent", config.user_agent),
+        }
+        self._merged: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        kind: Kind,
+        cookies: httpx.Cookies,
+        *,
+        byte_range: ByteRange | None = None,
+        conditions: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        request_timeout: httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        """Send one request and return as soon as the headers are in; the body is streamed by the caller.
+
+        `conditions` are the conditional headers of a revalidation (conditional.py); an image's
+        Range goes along with them, since a server weighs them first. `extra_headers` are the
+        configured ones for this host (hosts.py); they cannot name what is set here (network.py
+        refuses those names). `request_timeout` replaces the client's for a host with its own.
+        """
+        headers: list[tuple[str, str]] = self._headers(extra_headers or {}, identity=kind is Kind.IMAGE)
+        if conditions:
+            headers = [*headers, *conditions.items()]
+        if kind is Kind.IMAGE and byte_range is not None:
+            headers = [*headers, ("Range", f"bytes={byte_range[0]}-{byte_range[1]}")]
+        timeout = request_timeout.as_dict() if request_timeout is not None else self._timeout
+        # httpx's request extension (by keyword: the name is httpx's, not a Reason of ours)
+        extensions = dict(timeout=timeout)  # noqa: C408
+        # A request given its (empty) stream is taken as it is: the Host header that httpx would
+        # add is ours to add, and the body encoding it would work out for no body is skipped.
+        target = httpx.URL(url)
+        request = httpx.Request(
+            method,
+            target,
+            headers=[("Host", target.netloc.decode("ascii")), *headers],
+            extensions=extensions,
+            stream=_NO_BODY,
+        )
+        if cookies:
+            cookies.set_cookie_header(request)
+        if self._proxied is not None:
+            return await self._proxied.send(request, stream=True)
+        assert self._transport is not None
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await self._on_response(response)
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
+
+    def _headers(self, extra: Mapping[str, str], *, identity: bool) -> list[tuple[str, str]]:
+        """The defaults with a host's configured headers over them (names compared without case), kept per host."""
+        key = (*extra.items(), ("", "identity" if identity else ""))
+        merged = self._merged.get(key)
+        if merged is None:
+            headers = dict(self._defaults)
+            headers.update((name.lower(), (name, value)) for name, value in extra.items())
+            if identity:
+                # Identity, so Range offsets are offsets into the image bytes.
+                headers["accept-encoding"] = ("Accept-Encoding", "identity")
+            merged = self._merged[key] = list(headers.values())
+        return merged
+
+    async def aclose(self) -> None:
+        if self._proxied is not None:
+            await self._proxied.aclose()
+        elif self._transport is not None:
+            await self._transport.aclose()
+
+
+def _proxied_client(config: CrawlConfig, context: ssl.SSLContext, on_response: ResponseHook) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        transport=transport or _direct_transport(config, context, lookup),
         proxy=config.proxy.value if config.proxy is not None else None,
         verify=context,
-        # Only for httpx's own transports (through a proxy): requests in flight are bounded by the workers.
+        # Requests in flight are bounded by the workers.
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=config.concurrency),
         follow_redirects=False,
         # Cookies live as long as one redirect chain (redirects.py keeps them): httpx's client-wide jar
         # would carry one URL's cookies to every later URL of its host, so verdicts would hang on order.
         cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
         event_hooks={"response": [on_response]},
-        timeout=httpx.Timeout(config.timeout, connect=min(config.connect_timeout, config.timeout)),
-        headers={"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": ACCEPT},
     )
 
 
@@ -174,34 +269,3 @@ def first_method(kind: Kind) -> str:
 
 def is_success(status: int) -> bool:
     return HTTPStatus.OK <= status < HTTPStatus.MULTIPLE_CHOICES
-
-
-async def send(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str,
-    kind: Kind,
-    cookies: httpx.Cookies,
-    *,
-    byte_range: ByteRange | None = None,
-    conditions: Mapping[str, str] | None = None,
-    extra_headers: Mapping[str, str] | None = None,
-    request_timeout: httpx.Timeout | None = None,
-) -> httpx.Response:
-    """Send one request and return as soon as the headers are in; the body is streamed by the caller.
-
-    `conditions` are the conditional headers of a revalidation (conditional.py); an image's
-    Range goes along with them, since a server weighs them first. `extra_headers` are the
-    configured ones for this host (hosts.py); they cannot name what is set here (network.py
-    refuses those names). `request_timeout` replaces the client's for a host with its own.
-    """
-    headers = {**(extra_headers or {}), **(conditions or {})}
-    if kind is Kind.IMAGE:
-        # Identity, so Range offsets are offsets into the image bytes.
-        headers["Accept-Encoding"] = "identity"
-        if byte_range is not None:
-            headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-    request = client.build_request(
-        method, url, headers=headers, cookies=cookies, timeout=request_timeout or httpx.USE_CLIENT_DEFAULT
-    )
-    return await client.send(request, stream=True)

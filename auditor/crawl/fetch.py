@@ -20,7 +20,7 @@ import httpx
 from auditor.config import CrawlConfig
 from auditor.crawl.body import release
 from auditor.crawl.budget import Budget
-from auditor.crawl.client import HEAD_FALLBACK_STATUSES, ByteRange, first_method, is_success, send
+from auditor.crawl.client import HEAD_FALLBACK_STATUSES, ByteRange, Client, first_method, is_success
 from auditor.crawl.conditional import Revalidation, with_validators
 from auditor.crawl.errors import UnusableRedirect
 from auditor.crawl.guard import AddressGuard
@@ -37,7 +37,7 @@ from auditor.model import Check, Kind
 class Fetcher:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: Client,
         config: CrawlConfig,
         *,
         guard: AddressGuard,
@@ -102,8 +102,7 @@ class Fetcher:
         byte_range: ByteRange | None,
         conditions: dict[str, str],
     ) -> httpx.Response:
-        return await send(
-            self.client,
+        return await self.client.send(
             method,
             chain.current,
             kind,
@@ -149,8 +148,7 @@ class Fetcher:
         if probe is not None:
 
             async def ask_for(byte_range: ByteRange | None) -> httpx.Response:
-                return await send(
-                    self.client,
+                return await self.client.send(
                     "GET",
                     chain.current,
                     kind,

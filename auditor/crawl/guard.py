@@ -48,6 +48,8 @@ class AddressGuard:
         self._resolved: dict[tuple[str, int], list[str]] = {}
         # One lookup in flight per name, however many workers meet it at once.
         self._lookups: dict[tuple[str, int], asyncio.Future[list[str]]] = {}
+        # A name's first non-public address (None: all public), judged once: it is asked on every request.
+        self._blocked: dict[tuple[str, int], str | None] = {}
 
     async def addresses(self, host: str, port: int) -> list[str]:
         """The addresses of `host`, resolved once per crawl; OSError when there are none (not kept: asked again)."""
@@ -72,12 +74,17 @@ class AddressGuard:
         in the URL the guard checked) is refused as in `check`.
         """
         addresses = await self.addresses(host, port)
-        blocked = [address for address in addresses if not is_public_address(address)]
-        if blocked and not self.allow_private:
-            raise CrawlError(
-                Reason.PRIVATE_ADDRESS, f"{host} resolves to non-public address {blocked[0]}; not connected"
-            )
+        blocked = self._first_blocked(host, port, addresses)
+        if blocked is not None and not self.allow_private:
+            raise CrawlError(Reason.PRIVATE_ADDRESS, f"{host} resolves to non-public address {blocked}; not connected")
         return addresses
+
+    def _first_blocked(self, host: str, port: int, addresses: list[str]) -> str | None:
+        """The first of `addresses` (the name's, as `addresses` keeps them) that is not public, if any."""
+        key = (host.lower(), port)
+        if key not in self._blocked:
+            self._blocked[key] = next((address for address in addresses if not is_public_address(address)), None)
+        return self._blocked[key]
 
     async def check(self, url: str) -> str:
         """The URL's host, once it is known to be public (or private targets are allowed).
@@ -93,10 +100,10 @@ class AddressGuard:
             addresses = await self.addresses(host, port)
         except OSError as exc:
             raise unresolvable(host, exc) from exc
-        blocked = [address for address in addresses if not is_public_address(address)]
-        if blocked:
+        blocked = self._first_blocked(host, port, addresses)
+        if blocked is not None:
             raise CrawlError(
                 Reason.PRIVATE_ADDRESS,
-                f"{host} resolves to non-public address {blocked[0]}; not fetched (use --allow-private to allow)",
+                f"{host} resolves to non-public address {blocked}; not fetched (use --allow-private to allow)",
             )
         return host

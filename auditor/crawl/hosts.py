@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -38,8 +39,14 @@ class HostPolicy:
         self._by_rule = {rule: self._settings(rule, environ) for rule in config.hosts.rules}
 
     def __call__(self, host: str) -> HostSettings:
+        if not self._by_rule:  # asked several times per request: without rules, no name to look up
+            return self._default
         rule = self.config.host_rule(host)
         return self._default if rule is None else self._by_rule[rule]
+
+    def for_url(self, url: str) -> HostSettings:
+        """The settings of the URL's host; its name is read only when a rule may match it."""
+        return self._default if not self._by_rule else self(urlsplit(url).hostname or "")
 
     def _settings(self, rule: HostRule | None, environ: Mapping[str, str]) -> HostSettings:
         config = self.config

@@ -5,6 +5,8 @@ A head without a publication date costs up to `max_date_body_bytes` more, read f
 
 from __future__ import annotations
 
+import email.message
+import functools
 from dataclasses import replace
 
 import httpx
@@ -20,8 +22,17 @@ async def read_page(answer: Check, response: httpx.Response, final_url: str, con
     parser = HeadParser(
         final_url,
         max_bytes=config.max_head_bytes,
-        encoding=response.charset_encoding,
+        encoding=charset(answer.content_type) if answer.content_type else None,
         date_body_bytes=config.max_date_body_bytes,
     )
     read = await read_body(response, parser.feed, config.max_body_bytes)
     return replace(answer, bytes_read=read, head=parser.result())
+
+
+@functools.lru_cache(maxsize=256)
+def charset(content_type: str) -> str | None:
+    """The charset a Content-Type names, read as httpx's `charset_encoding` reads it (with email's
+    parser, which is slow); kept per value, as a crawl meets few distinct ones."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    return message.get_content_charset(failobj=None)

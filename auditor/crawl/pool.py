@@ -16,13 +16,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import replace
-from urllib.parse import urlsplit
 
 import httpx
+import sniffio
 
 from auditor.config import CrawlConfig
 from auditor.crawl.budget import Budget
-from auditor.crawl.client import open_client, ssl_context
+from auditor.crawl.client import Client, ssl_context
 from auditor.crawl.errors import CrawlError, map_exception
 from auditor.crawl.fetch import Fetcher
 from auditor.crawl.guard import AddressGuard, Resolver, system_resolver
@@ -55,12 +55,12 @@ class Crawler:
         self.hosts = HostPolicy(config)
         self.politeness = Politeness(config, self.hosts)
         self._transport = transport
-        self.client: httpx.AsyncClient | None = None
+        self.client: Client | None = None
         self._fetcher: Fetcher | None = None
 
     async def __aenter__(self) -> Crawler:
         guard = AddressGuard(allow_private=self.config.allow_private, resolver=self.resolver)
-        self.client = open_client(
+        self.client = Client(
             self.config, transport=self._transport, on_response=refuse_unusable_redirect, lookup=guard.connectable
         )
         self._fetcher = Fetcher(
@@ -102,6 +102,9 @@ class Crawler:
                 await queue.put(None)
 
         async def work() -> None:
+            # httpcore asks sniffio which library runs for every lock and shield; sniffio answers from this
+            # variable (its documented way to say it) before it looks for a current asyncio task.
+            sniffio.current_async_library_cvar.set("asyncio")
             while (target := await queue.get()) is not None:
                 await results.put(await self.check(target.url, target.kind, previous=target.previous))
             await results.put(None)
@@ -158,7 +161,7 @@ class Crawler:
         """One try: the whole redirect chain and the body, within one time budget."""
         assert self._fetcher is not None, "use Crawler as an async context manager"
         chain = RedirectChain(url, max_redirects=self.config.max_redirects)
-        timeout = self.hosts(urlsplit(url).hostname or "").timeout  # the cited host's, for the whole chain
+        timeout = self.hosts.for_url(url).timeout  # the cited host's, for the whole chain
         try:
             return await self._fetcher.fetch(url, kind, chain, Budget(timeout), previous=previous)
         except TimeoutError:

@@ -36,11 +36,14 @@ def redirect_target(current: str, location: str) -> str:
 
 
 async def refuse_unusable_redirect(response: httpx.Response) -> None:
-    """httpx builds the next request of every redirect, even one it does not follow, and
-    raises on a Location it cannot use; this response hook judges the Location first by
+    """httpx's client (through a proxy) builds the next request of every redirect, even one it
+    does not follow, and raises on a Location it cannot use, as `RedirectChain.follow` would;
+    this response hook (client.py runs it for every response) judges the Location first by
     our own rule, so a bad one is one final outcome (not a protocol error or a crash)."""
+    if response.status_code not in REDIRECT_STATUSES:
+        return
     location = response.headers.get("location")
-    if response.status_code in REDIRECT_STATUSES and location:
+    if location:
         try:
             redirect_target(str(response.request.url), location)
         except InvalidURL as exc:
@@ -65,9 +68,12 @@ class RedirectChain:
         A target already visited is a loop, a chain past `max_redirects` too long:
         both CrawlError, since asking again would only go round again.
         """
-        self.cookies.extract_cookies(response)
+        if "set-cookie" in response.headers:  # most answers set none, and the jar's parse is not cheap
+            self.cookies.extract_cookies(response)
+        if response.status_code not in REDIRECT_STATUSES:
+            return False
         location = response.headers.get("location")
-        if response.status_code not in REDIRECT_STATUSES or not location:
+        if not location:
             return False
         self.hops.append(Hop(response.status_code, self.current))
         target = redirect_target(self.current, location)
