@@ -3,8 +3,10 @@
 A child is forked (it shares the parent's memory; nothing is sent to it), ignores
 SIGINT and SIGTERM (the parent decides what a stop means, and rewrites its run
 as interrupted) and dies with the parent (Linux PR_SET_PDEATHSIG), so a second
-Ctrl-C ends everything at once. It sends back what its work yields, one item
-at a time through a pipe, then that it is done, or what it raised. Forking is
+Ctrl-C ends everything at once. What its work yields goes to a temporary file
+(a pipe would stop the child once full, while the parent does its own part),
+read back once the child says, through a pipe, that it is done, or sends what
+it raised. Forking is
 only safe from a process of one thread (a thread of another could hold a lock
 the child then waits on forever), on Linux, with a core to spare: `can_fork`.
 A child never touches its parent's SQLite connection: it opens its own.
@@ -15,8 +17,10 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
@@ -50,6 +54,8 @@ class ForkedChild(Generic[Item]):
         parent = os.getpid()
         context = multiprocessing.get_context("fork")
         self._receiver, sender = context.Pipe(duplex=False)
+        # Opened before the fork: the child writes, the parent reads; closed by close().
+        self._spool = tempfile.TemporaryFile()  # noqa: SIM115
 
         def run() -> None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -59,7 +65,8 @@ class ForkedChild(Generic[Item]):
                 return  # the parent is already gone
             try:
                 for item in work():
-                    sender.send(item)
+                    pickle.dump(item, self._spool, protocol=pickle.HIGHEST_PROTOCOL)  # each on its own
+                self._spool.flush()
             except BaseException as exc:  # sent to the parent, which raises it
                 sender.send(exc if isinstance(exc, OSError) else RuntimeError(f"{name}: {exc!r}"))
             else:
@@ -70,28 +77,32 @@ class ForkedChild(Generic[Item]):
         sender.close()
 
     def results(self) -> Iterator[Item]:
+        """What the child's work yielded, once it is done (raised here if it failed)."""
         try:
+            try:
+                message: Any = self._receiver.recv()
+            except EOFError:
+                raise RuntimeError(f"{self.name}: the process ended without a word") from None
+            finally:
+                self._heard_last = True
+            if isinstance(message, BaseException):
+                raise message
+            self._spool.seek(0)
             while True:
                 try:
-                    message: Any = self._receiver.recv()
+                    yield pickle.load(self._spool)
                 except EOFError:
-                    self._heard_last = True
-                    raise RuntimeError(f"{self.name}: the process ended without a word") from None
-                if isinstance(message, BaseException | _Done):
-                    self._heard_last = True
-                    if isinstance(message, BaseException):
-                        raise message
                     return
-                yield message
         finally:
             self.close()
 
     def close(self) -> None:
-        """Waits for the child to end; ends it at once if it has more to say (its results are no longer wanted)."""
+        """Waits for the child to end; ends it at once if it is still at work (its results are no longer wanted)."""
         if not self._heard_last:
             self.process.terminate()
         self.process.join()
         self._receiver.close()
+        self._spool.close()
 
 
 def _libc() -> Any:
