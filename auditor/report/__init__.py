@@ -108,7 +108,7 @@ def _write_file(report: Report, out: Path, filename: str, write: Writer) -> None
 
 # The formats that read every reference, and how many references make a process each worth it.
 _STREAMING = ("json", "junit", "html")
-SIDE_BY_SIDE_REFERENCES = 100_000
+SIDE_BY_SIDE_REFERENCES = 20_000
 
 
 def _side_by_side(report: Report, formats: tuple[str, ...]) -> tuple[str, ...]:
