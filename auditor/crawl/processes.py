@@ -120,10 +120,11 @@ class ProcessCrawler:
                 answer = worker.connection.recv()
             except (EOFError, OSError):
                 answer = None
-            if isinstance(answer, Check):
-                out -= 1
+            if isinstance(answer, list):  # the checks it completed in one turn of its loop
+                out -= len(answer)
                 room.set()
-                results.put_nowait(answer)
+                for check in answer:
+                    results.put_nowait(check)
             else:  # its end of the feed, or it died
                 loop.remove_reader(worker.connection.fileno())
                 worker.finished = answer == _FEED_DONE
@@ -131,13 +132,25 @@ class ProcessCrawler:
 
         async def feed() -> None:
             nonlocal out
+            # Targets go out in a list per process: all those there is room for at once, one message each.
+            batches: list[list[Target]] = [[] for _ in self._processes]
+
+            def send_batches() -> None:
+                for worker, batch in zip(self._processes, batches, strict=True):
+                    if batch:
+                        worker.connection.send(batch.copy())
+                        batch.clear()
+
             try:
                 async for target in each_target(targets):
-                    while out >= self.config.concurrency:
-                        room.clear()
-                        await room.wait()
+                    if out >= self.config.concurrency:
+                        send_batches()
+                        while out >= self.config.concurrency:
+                            room.clear()
+                            await room.wait()
                     out += 1
-                    self._processes[partition_of(target.url, self.count)].connection.send(target)
+                    batches[partition_of(target.url, self.count)].append(target)
+                send_batches()
             except Exception as exc:  # raised to the caller once the processes have drained
                 feed_failures.append(exc)
             for worker in self._processes:
@@ -189,14 +202,22 @@ async def _crawl_what_comes(connection: Connection, config: CrawlConfig) -> None
     def receive() -> None:  # a thread: recv blocks
         while True:
             try:
-                item = connection.recv()
+                message = connection.recv()
             except (EOFError, OSError):
-                item = None
-            loop.call_soon_threadsafe(inbox.put_nowait, item)
-            if item is None:
+                message = None
+            for item in message if isinstance(message, list) else [message]:
+                loop.call_soon_threadsafe(inbox.put_nowait, item)
+            if message is None:
                 return
 
     threading.Thread(target=receive, daemon=True).start()
+    done: list[Check] = []
+
+    def send_done() -> None:
+        if done:
+            connection.send(done.copy())
+            done.clear()
+
     async with Crawler(config) as crawler:
         while True:  # one feed per `crawl` of the parent, until it says stop
 
@@ -208,9 +229,12 @@ async def _crawl_what_comes(connection: Connection, config: CrawlConfig) -> None
 
             try:
                 async for check in crawler.crawl(targets()):
-                    connection.send(check)
+                    if not done:  # sent once this turn of the loop is over, with any others it completes
+                        loop.call_soon(send_done)
+                    done.append(check)
             except _Stop:
                 return
+            await asyncio.sleep(0)  # the last checks out first
             connection.send(_FEED_DONE)
 
 
