@@ -147,9 +147,10 @@ def _run_locked(
     spread: ProcessCrawler | None = None
     if mode is Mode.AUDIT and crawler is None and config.crawl.processes > 1:
         spread = ProcessCrawler(config.crawl, config.crawl.processes)
-        spread.start()  # the processes start (an interpreter each) while the corpus is parsed
     with stops.installed():
         try:
+            if spread is not None:
+                spread.start()  # before the parsing workers: their start overlaps the parsing
             stops.check()
             # Closed as soon as the ingest ends, so a stop also stops the parsing workers.
             with closing(_prepare_all(config, files, store.parsed_files)) as prepared:
@@ -222,7 +223,7 @@ def _read(path: Path, config: Config, salt: bytes) -> _Source:
     raw = read_front_matter(name, path, config.limits)
     if isinstance(raw, Document):
         return _Source(name, raw, None)
-    key = hashlib.blake2b(name.encode() + b"\0" + raw, digest_size=16, salt=salt[:16]).hexdigest()
+    key = hashlib.blake2b(name.encode() + b"\0" + raw, digest_size=16, salt=salt).hexdigest()
     return _Source(name, raw, key)
 
 
