@@ -478,6 +478,10 @@ def _crawl(
         await _probe_hosts(store, run_id, config, crawler)
 
     probing = config.soft_404.probe and config.severity(Code.SOFT_404) is not Severity.OFF
+    # What exists before the crawl outlives it: the collector need not walk it on every pass the crawl's
+    # churn of small objects sets off (about 5 % of a crawl's CPU). Unfrozen after, so a long-lived
+    # process (auditor serve) still collects it.
+    gc.freeze()
     try:
         asyncio.run(
             _crawl_async(
@@ -494,6 +498,7 @@ def _crawl(
             )
         )
     finally:
+        gc.unfreeze()
         checks.flush()
         # Recorded even when stopped: a resumed run adds to what it had.
         previous = store.run(run_id)
