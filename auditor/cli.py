@@ -128,8 +128,8 @@ def cli() -> None:
     type=click.IntRange(1, 64),
     default=CRAWL_DEFAULTS.processes,
     show_default=True,
-    help="Processes the crawl runs in, the hosts split between them (one per core to spare); "
-    "--concurrency is shared out among them.",
+    help="Processes the crawl runs in, the hosts split between them (one per core); "
+    "--concurrency holds across them all.",
 )
 @click.option(
     "--per-host",
