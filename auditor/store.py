@@ -729,31 +729,49 @@ class Store:
             chunk = wanted[start : start + 500]
             yield from self.db.query(query(",".join("?" * len(chunk))), chunk)
 
+    def _checks_mark(self, run_id: int) -> int | None:
+        """The newest check a finished run may use (runs.checks_until); None while it runs."""
+        row = self.db.execute("select checks_until from runs where id = ?", [run_id]).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def _checks_used(self, run_id: int) -> tuple[int | None, str, list[Any]]:
+        """The run's mark (`_checks_mark`), and the ids of the checks it used as SQL with its parameters.
+
+        One check per URL, the newest: while the run runs, of its own pointers (run_checks); once
+        finished, up to its mark, of the URLs its documents cite.
+        """
+        until = self._checks_mark(run_id)
+        if until is None:
+            return (
+                None,
+                (
+                    "select max(checks.id) from run_checks join checks on checks.id = run_checks.check_id "
+                    "where run_checks.run_id = ? group by checks.url"
+                ),
+                [run_id],
+            )
+        cited = (
+            "select distinct normalized_url from run_documents join links on links.content = run_documents.content "
+            "where run_documents.run_id = ?"
+        )
+        return (
+            until,
+            f"select max(id) from checks where id <= ? and url in ({cited}) group by url",
+            [
+                until,
+                self._documents_run(run_id),
+            ],
+        )
+
     def checks(self, run_id: int, urls: Iterable[str] | None = None) -> dict[str, Check]:
         """The checks a run used, by URL: all of them, or only the given URLs (bounded memory per document)."""
         wanted = None if urls is None else sorted(set(urls))
         if wanted == []:
             return {}
-        until = self.db.execute("select checks_until from runs where id = ?", [run_id]).fetchone()
-        if until is None or until[0] is None:  # unfinished: its own rows say what it has
-            sql = (
-                "select checks.* from run_checks join checks on checks.id = run_checks.check_id "
-                "where run_checks.run_id = ?"
-            )
-            params: list[Any] = [run_id]
-        else:  # finished: the newest check of each of its URLs up to its mark
-            cited = (
-                "select distinct normalized_url from run_documents join links on links.content = run_documents.content "
-                "where run_documents.run_id = ?"
-            )
-            sql = (
-                "select * from checks where id in (select max(id) from checks where id <= ? "
-                f"and url in ({cited}) group by url)"
-            )
-            params = [until[0], self._documents_run(run_id)]
+        until, chosen, params = self._checks_used(run_id)
         if wanted is None:
-            rows = self.db.query(sql, params)
-        elif until is None or until[0] is None:
+            rows = self.db.query(f"select * from checks where id in ({chosen})", params)
+        elif until is None:
             # Driven by the URLs (the checks(url, id) index), each check then looked up among the run's
             # pointers: never a scan of all the run's pointers per document.
             marks = ",".join("?" * len(wanted))
@@ -769,7 +787,7 @@ class Store:
                 "and url in (select links.normalized_url from links join run_documents "
                 "on run_documents.content = links.content where run_documents.run_id = ? "
                 f"and links.normalized_url in ({marks})) group by url)",
-                [until[0], *wanted, self._documents_run(run_id), *wanted],
+                [until, *wanted, self._documents_run(run_id), *wanted],
             )
         return {row["url"]: CHECKS.decode(row) for row in rows}
 
@@ -801,8 +819,8 @@ class Store:
         while recently cited (at most `keep`), and those not kept are read a window of documents
         at a time. Memory follows the window and the cache, not the corpus.
         """
-        until = self.db.execute("select checks_until from runs where id = ?", [run_id]).fetchone()
-        if until is None or until[0] is None:  # unfinished: the newest of its own pointers, as run_urls
+        until = self._checks_mark(run_id)
+        if until is None:  # unfinished: the newest of its own pointers, as run_urls
             used = (
                 "(select checks.id from checks where checks.url = links.normalized_url and exists (select 1 "
                 "from run_checks where run_checks.run_id = ? and run_checks.check_id = checks.id) "
@@ -811,7 +829,7 @@ class Store:
             params: list[Any] = [run_id]
         else:  # finished: the newest check of the URL up to the run's mark
             used = "(select max(checks.id) from checks where checks.url = links.normalized_url and checks.id <= ?)"
-            params = [until[0]]
+            params = [until]
         documents_run = self._documents_run(run_id)
         part, bounds = ("", []) if positions is None else (_AT_POSITIONS, [positions.start, positions.stop])
         rows = self._stream(
@@ -841,20 +859,7 @@ class Store:
         """The checks a run used, as `checks(run_id)` picks them (by URL, the newest), for the reports: only
         the columns they show, as rows (`ReportedCheck`), in no order. Decoding 15,000 whole Check records
         (every JSON column made a record) cost the report more than writing most formats."""
-        until = self.db.execute("select checks_until from runs where id = ?", [run_id]).fetchone()
-        if until is None or until[0] is None:  # unfinished: its own rows say what it has
-            chosen = (
-                "select max(checks.id) from run_checks join checks on checks.id = run_checks.check_id "
-                "where run_checks.run_id = ? group by checks.url"
-            )
-            params: list[Any] = [run_id]
-        else:  # finished: the newest check of each of its URLs up to its mark
-            chosen = (
-                "select max(id) from checks where id <= ? and url in (select distinct normalized_url from "
-                "run_documents join links on links.content = run_documents.content where run_documents.run_id = ?) "
-                "group by url"
-            )
-            params = [until[0], self._documents_run(run_id)]
+        _, chosen, params = self._checks_used(run_id)
         rows = self.db.execute(f"select {', '.join(_REPORTED_COLUMNS)} from checks where id in ({chosen})", params)
         redirects = next(c for c in CHECKS.columns if c.name == "redirects").decode
         for row in rows:
