@@ -6,10 +6,10 @@ as interrupted) and dies with the parent (Linux PR_SET_PDEATHSIG), so a second
 Ctrl-C ends everything at once. What its work yields goes to a temporary file
 (a pipe would stop the child once full, while the parent does its own part),
 read back once the child says, through a pipe, that it is done, or sends what
-it raised. Forking is
-only safe from a process of one thread (a thread of another could hold a lock
-the child then waits on forever), on Linux, with a core to spare: `can_fork`.
-A child never touches its parent's SQLite connection: it opens its own.
+it raised. Forking is only safe from a process of one thread (a thread of
+another could hold a lock the child then waits on forever), on Linux, with a
+core to spare: `can_fork`. A child never touches its parent's SQLite
+connection: it opens its own.
 """
 
 from __future__ import annotations
