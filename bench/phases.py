@@ -54,13 +54,15 @@ def timed(name: str, phase: Callable[..., Any], started: float) -> Callable[...,
 
 
 def main() -> None:
-    own, _, audit_options = " ".join(sys.argv[1:]).partition("--")
+    given = sys.argv[1:]
+    split = given.index("--") if "--" in given else len(given)
+    own, audit_options = given[:split], given[split + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=4000)
     parser.add_argument("--publishers", type=int, default=25)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/auditor-bench-phases"))
-    args = parser.parse_args(own.split())
+    args = parser.parse_args(own)
     if os.geteuid() != 0 or not os.access("/etc/hosts", os.W_OK):
         print("this bench maps its host names in /etc/hosts (restored afterwards) and must run as root.")
         return
@@ -93,7 +95,7 @@ def main() -> None:
         started = time.perf_counter()
         for module, name in PHASES:
             setattr(module, name, timed(name, getattr(module, name), started))
-        extra = audit_options.split()
+        extra = audit_options
         if "--max-age" not in extra:
             (work / "audit.sqlite").unlink(missing_ok=True)
         sys.argv = ["auditor", "audit", str(work / "corpus"), "--db", str(work / "audit.sqlite"), "--out",
