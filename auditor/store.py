@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import sqlite_utils
 
@@ -865,10 +865,10 @@ class Store:
         for row in rows:
             url, kind, status, ok, reason, message, fetched, final, hops, *rest = row
             try:
-                yield (
+                yield ReportedCheck._make((
                     url, _KINDS[kind], status, bool(ok), None if reason is None else _REASONS[reason], message,
                     fetched, final, () if hops is None or hops == "[]" else redirects(hops), *rest,
-                )  # fmt: skip
+                ))  # fmt: skip
             except (KeyError, ValueError, TypeError) as exc:
                 raise DatabaseError(f"table checks: cannot read the check of {url!r}: {exc!r}") from exc
 
@@ -1119,16 +1119,33 @@ class Store:
 CitedRow = tuple[str, str, int | None, Kind, str, str]
 _KINDS = {kind.value: kind for kind in Kind}
 _REASONS = {reason.value: reason for reason in Reason}
-# A check as the reports read it (`Store.reported_checks`): these columns, in this order; the enums and the
-# redirects decoded, the page head as stored (JSON text).
-_REPORTED_COLUMNS = (
-    "url", "kind", "status", "ok", "reason", "message", "fetched_url", "final_url", "redirects", "content_type",
-    "width", "height", "image_format", "bytes_read", "elapsed_ms", "attempts", "checked_at", "head",
-)  # fmt: skip
-ReportedCheck = tuple[
-    str, Kind, int | None, bool, Reason | None, str | None, str | None, str | None, tuple[Hop, ...], str | None,
-    int | None, int | None, str | None, int | None, int | None, int | None, str | None, str | None,
-]  # fmt: skip
+
+
+class ReportedCheck(NamedTuple):
+    """A check as the reports read it: the columns of `_REPORTED_COLUMNS`, in that order."""
+
+    url: str
+    kind: Kind
+    status: int | None
+    ok: bool
+    reason: Reason | None
+    message: str | None
+    fetched_url: str | None
+    final_url: str | None
+    redirects: tuple[Hop, ...]
+    content_type: str | None
+    width: int | None
+    height: int | None
+    image_format: str | None
+    bytes_read: int | None
+    elapsed_ms: int | None
+    attempts: int | None
+    checked_at: str | None
+    head: str | None  # as stored: JSON text
+
+
+# The columns of a ReportedCheck, in its order: the enums and the redirects decoded, the page head as stored.
+_REPORTED_COLUMNS = ReportedCheck._fields
 
 
 @dataclass(frozen=True)

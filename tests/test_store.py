@@ -323,7 +323,11 @@ def test_judging_gives_each_document_the_checks_the_run_used(tmp_path: Path) -> 
     assert judged(keep=1) == judged(keep=100) == expected
     for _path, urls, statuses in expected:
         assert {url: check.status for url, check in store.checks(run_id, urls).items()} == statuses
+    every = {url: check.status for url, check in store.checks(run_id).items()}
+    assert every == {"https://shared/": 200, "https://a/": 299, "https://c/": 202}  # the newest of each URL
+    assert sorted(check.status for check in store.reported_checks(run_id)) == [200, 202, 299]
     store.finish_run(run_id, status=RunStatus.FINISHED)
+    assert {url: check.status for url, check in store.checks(run_id).items()} == every
     assert judged(keep=1) == expected  # by the run's mark now, not its pointers
 
 
