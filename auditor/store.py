@@ -1122,7 +1122,7 @@ _REASONS = {reason.value: reason for reason in Reason}
 
 
 class ReportedCheck(NamedTuple):
-    """A check as the reports read it: the columns of `_REPORTED_COLUMNS`, in that order."""
+    """A check as the reports read it (`Store.reported_checks`): each field a column of the checks table."""
 
     url: str
     kind: Kind
