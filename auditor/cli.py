@@ -125,11 +125,11 @@ def cli() -> None:
 )
 @click.option(
     "--processes",
-    type=click.IntRange(1, 64),
-    default=CRAWL_DEFAULTS.processes,
+    metavar="N|auto",
+    default="auto",
     show_default=True,
-    help="Processes the crawl runs in, the hosts split between them (one per core); "
-    "--concurrency holds across them all.",
+    help="Processes the crawl runs in, the hosts split between them; --concurrency holds across them all. "
+    "'auto': one per usable core (the CPU quota of a container counts), at most 4, from 2,000 URLs.",
 )
 @click.option(
     "--per-host",

@@ -145,8 +145,8 @@ def _run_locked(
     status = RunStatus.FINISHED
     stops = stops if stops is not None else StopRequests()
     spread: ProcessCrawler | None = None
-    if mode is Mode.AUDIT and crawler is None and config.crawl.processes > 1:
-        spread = ProcessCrawler(config.crawl, config.crawl.processes)
+    if mode is Mode.AUDIT and crawler is None and (config.crawl.processes or 1) > 1:
+        spread = ProcessCrawler(config.crawl, config.crawl.processes or 1)  # a count given: start them early
     with stops.installed():
         try:
             if spread is not None:
@@ -488,7 +488,7 @@ def _crawl(
                 _plan(store, run_id, config, tally, UrlRules.of(config), remapped),
                 total,
                 config,
-                crawler or open_crawler(config.crawl),
+                crawler or open_crawler(config.crawl, total),
                 checks,
                 progress,
                 stops,

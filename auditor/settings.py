@@ -175,6 +175,15 @@ _shard = _kept_as_written(lambda text: shards.parse_spec(text, what=""))
 _every = _kept_as_written(_parse_every)
 
 
+def _processes(value: object) -> object:
+    """`auto`, or a count of processes: one message for both forms, not one per branch of the union."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64):
+        return value
+    if isinstance(value, str) and value.strip().isdigit() and 1 <= int(value) <= 64:
+        return int(value)
+    raise ValueError(f"must be auto or a whole number from 1 to 64, not {value!r}")
+
+
 def _off(value: object) -> object:
     return Severity.OFF.value if value is False else value  # YAML 1.1 reads a bare `off` as false
 
@@ -395,7 +404,7 @@ class Settings(BaseModel):
     quiet: bool = False
     verbose: bool = False
     concurrency: Annotated[int, Field(ge=1, le=1024)] = _CRAWL.concurrency
-    processes: Annotated[int, Field(ge=1, le=64)] = _CRAWL.processes
+    processes: Annotated[int | Literal["auto"], BeforeValidator(_processes)] = "auto"
     per_host: Annotated[int, Field(ge=1, le=64)] = _CRAWL.per_host
     rate: Annotated[float, Field(ge=0.01, le=1000)] = _CRAWL.rate
     timeout: Annotated[float, Field(ge=0.1, le=600)] = _CRAWL.timeout
@@ -454,6 +463,7 @@ CONVERTED = {
     "soft_404": "soft_404",
     "shard": "shard",
     "shard_count": "shard",
+    "processes": "processes",
 }
 
 
@@ -806,7 +816,7 @@ class Resolved:
             paths=s.paths,
             formats=s.format,
             max_age=None if s.max_age is None else parse_duration(s.max_age),
-            crawl=CrawlConfig(**crawl, hosts=s.hosts),
+            crawl=CrawlConfig(**crawl, hosts=s.hosts, processes=None if s.processes == "auto" else s.processes),
             severities={**DEFAULT_SEVERITIES, **s.severity},
             limits=ParseLimits(**s.limits.model_dump()),
             schema=SchemaConfig(required={**DEFAULT_REQUIRED, **s.required}),

@@ -7,6 +7,7 @@ import asyncio
 import email.utils
 import errno
 import io
+import os
 import socket
 import ssl
 import struct
@@ -1069,3 +1070,23 @@ def test_a_crawl_in_processes_checks_every_url_once_and_gives_the_same_answers(l
     for url, _ in targets:
         path = url.split(str(loopback.port), 1)[1]
         assert loopback.hits(path) == 2  # once per crawl: the processes' and the in-process one
+
+
+def test_auto_processes_follow_the_usable_cores_and_a_container_s_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor.crawl import processes
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    cpu_max = tmp_path / "cpu.max"
+    assert processes.usable_cores(cpu_max) == 8  # no cgroup file: the affinity
+    for quota, cores in (("max 100000", 8), ("150000 100000", 2), ("50000 100000", 1), ("garbage", 8)):
+        cpu_max.write_text(quota + "\n")
+        assert processes.usable_cores(cpu_max) == cores, quota
+    monkeypatch.setattr(processes, "usable_cores", lambda: 8)
+    auto = replace(FAST, processes=None)
+    assert processes.processes_for(auto, processes.AUTO_PROCESSES_FROM - 1) == 1  # a small crawl: one process
+    assert processes.processes_for(auto, processes.AUTO_PROCESSES_FROM) == processes.AUTO_PROCESSES == 4
+    assert processes.processes_for(replace(FAST, processes=3), 10) == 3  # a count given is kept
+    monkeypatch.setattr(processes, "usable_cores", lambda: 1)
+    assert processes.processes_for(auto, 10**6) == 1

@@ -760,6 +760,32 @@ def test_an_audit_in_processes_judges_as_one_process_does(tmp_path: Path, loopba
     assert all(loopback.hits(u.split(str(loopback.port), 1)[1]) == 1 for u in urls)
 
 
+def test_auto_spreads_a_large_crawl_over_the_cores_and_keeps_a_small_one_here(
+    tmp_path: Path, loopback: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor.crawl import processes
+
+    urls = [loopback.url_for(f"/ok/auto-{n}") for n in range(3)] + [loopback.url_for("/status/404/auto-gone")]
+    _write(tmp_path / "corpus" / "a.md", _page_doc(*urls))
+    started: list[int] = []
+    real_start = processes.ProcessCrawler.start
+
+    def start(crawler: processes.ProcessCrawler) -> None:
+        started.append(crawler.count)
+        real_start(crawler)
+
+    monkeypatch.setattr(processes.ProcessCrawler, "start", start)
+    monkeypatch.setattr(processes, "usable_cores", lambda: 2)
+    auto = replace(CRAWL, processes=None)
+    small = pipeline.audit(_config(tmp_path, crawl=auto)).report
+    assert started == []  # four URLs: one process
+    monkeypatch.setattr(processes, "AUTO_PROCESSES_FROM", 4)
+    large = pipeline.audit(_config(tmp_path, crawl=auto)).report
+    assert started == [2]
+    assert [(f.code, f.url) for f in large.findings] == [(f.code, f.url) for f in small.findings]
+    assert [(f.code, f.url) for f in large.findings] == [("dead-link", urls[-1])]
+
+
 def test_a_signal_stops_the_crawl_processes_too(tmp_path: Path, loopback: Any) -> None:
     hanging = [loopback.url_for(f"/hang/procs-sig-{n}") for n in range(3)]
     _write(tmp_path / "corpus" / "a.md", _page_doc(loopback.url_for("/ok/procs-sig"), *hanging))

@@ -28,12 +28,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import math
 import multiprocessing
+import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from auditor import forked
@@ -43,6 +46,33 @@ from auditor.crawl.pool import Crawler, Targets, each_target
 from auditor.model import Check, Target
 
 STOP_SECONDS = 5.0
+# `processes: auto`: at most this many, and only for a crawl of at least this many URLs.
+AUTO_PROCESSES = 4
+AUTO_PROCESSES_FROM = 2_000
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The cores this process may run on: its CPU affinity, less a container's CPU quota (cgroup v2 cpu.max).
+
+    A container limited to one CPU on a 16-core node sees 16 in os.cpu_count(); 16 processes there would
+    share one core's time.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota to read: the affinity stands
+    return max(1, cores)
+
+
+def processes_for(config: CrawlConfig, urls: int) -> int:
+    """How many processes a crawl of `urls` URLs runs in: the configured count, or `auto`'s."""
+    if config.processes is not None:
+        return config.processes
+    return min(usable_cores(), AUTO_PROCESSES) if urls >= AUTO_PROCESSES_FROM else 1
 
 
 def partition_of(url: str, count: int) -> int:
@@ -252,6 +282,7 @@ class _Stop(Exception):
     """The parent said stop, or went away."""
 
 
-def open_crawler(config: CrawlConfig) -> Crawler | ProcessCrawler:
-    """The crawler `config` asks for: in this process, or spread over `config.processes`."""
-    return Crawler(config) if config.processes <= 1 else ProcessCrawler(config, config.processes)
+def open_crawler(config: CrawlConfig, urls: int) -> Crawler | ProcessCrawler:
+    """The crawler for `urls` URLs: in this process, or spread over `processes_for` processes."""
+    count = processes_for(config, urls)
+    return Crawler(config) if count <= 1 else ProcessCrawler(config, count)
