@@ -339,12 +339,18 @@ def build_golden_store(path: Path) -> None:
     connection.close()
 
 
-def render(path: Path, run_id: int) -> str:
+def report_of(path: Path, run_id: int) -> Report:
+    """The run's report, its store closed: the references are read after the writer is gone, as the
+    pipeline's reports read them."""
     store = Store.open_existing(path)
     try:
-        return render_json(build_report(store, run_id))
+        return build_report(store, run_id)
     finally:
         store.close()
+
+
+def render(path: Path, run_id: int) -> str:
+    return render_json(report_of(path, run_id))
 
 
 @pytest.mark.parametrize("run_id", [1, 2, 3])
@@ -366,11 +372,7 @@ def test_a_database_written_by_the_old_code_still_renders(tmp_path: Path, run_id
 def test_markdown_junit_and_annotations_are_byte_for_byte_the_golden_files(tmp_path: Path, run_id: int) -> None:
     old = tmp_path / "old.sqlite"
     old.write_bytes((GOLDEN / "old.sqlite").read_bytes())
-    store = Store.open_existing(old)
-    try:
-        report = build_report(store, run_id)
-    finally:
-        store.close()
+    report = report_of(old, run_id)
     assert render_markdown(report) == (GOLDEN / f"report-run{run_id}.md").read_text(encoding="utf-8")
     assert render_junit(report) == (GOLDEN / f"junit-run{run_id}.xml").read_text(encoding="utf-8")
     annotations = "\n".join(github_annotations(report, limit=3)) + "\n"
@@ -380,11 +382,7 @@ def test_markdown_junit_and_annotations_are_byte_for_byte_the_golden_files(tmp_p
 @pytest.mark.parametrize("run_id", [1, 2, 3])
 def test_stored_references_stream_as_the_same_records_held_in_memory_would(tmp_path: Path, run_id: int) -> None:
     build_golden_store(tmp_path / "golden.sqlite")
-    store = Store.open_existing(tmp_path / "golden.sqlite")
-    try:
-        report = build_report(store, run_id)
-    finally:
-        store.close()  # the references are read after the writer is gone, as the pipeline's reports read them
+    report = report_of(tmp_path / "golden.sqlite", run_id)
     stored = report.references
     held = References.of(tuple(stored))
     assert len(stored) == len(held) == 4 and isinstance(stored, StoredReferences)
@@ -431,11 +429,7 @@ def test_a_large_run_writes_its_formats_side_by_side_in_child_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     build_golden_store(tmp_path / "golden.sqlite")
-    store = Store.open_existing(tmp_path / "golden.sqlite")
-    try:
-        report = build_report(store, 1)
-    finally:
-        store.close()
+    report = report_of(tmp_path / "golden.sqlite", 1)
     formats = ("json", "md", "html", "junit")
     write_reports(report, tmp_path / "one-by-one", formats)
     assert auditor.report._side_by_side(report, formats) == ()  # four references are no large run
@@ -459,11 +453,7 @@ def test_a_child_that_cannot_write_its_format_is_the_user_s_to_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     build_golden_store(tmp_path / "golden.sqlite")
-    store = Store.open_existing(tmp_path / "golden.sqlite")
-    try:
-        report = build_report(store, 1)
-    finally:
-        store.close()
+    report = report_of(tmp_path / "golden.sqlite", 1)
     monkeypatch.setattr(auditor.report, "SIDE_BY_SIDE_REFERENCES", 1)
     monkeypatch.setattr(auditor.forked, "single_threaded", lambda: True)
     (tmp_path / "out").mkdir()
