@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from auditor import settings
+from auditor.config import Config
 from auditor.model import Check, Code, FailOn, Hop, Kind, LinkRef, Mode, PageHead, Reason, RunStatus, Severity
 from auditor.report.model import Changes, Reference, References, Report, ReportFinding, RunInfo, Summary, UrlResult
 
@@ -72,6 +74,11 @@ def billion_laughs() -> str:
 
 
 # -- records for tests: one factory per record, defaults a plain good page ------------
+def config_from_file(path: Path) -> Config:
+    """The config a config file alone gives: no flags, no AUDITOR_* variables."""
+    return settings.resolve(command_line={}, flags={}, environ={}, config_file=path).config()
+
+
 def make_link(**overrides: Any) -> LinkRef:
     """A reference to https://a.example/ from doc.md's webUrl, line 3, unless told otherwise."""
     url = overrides.pop("url", "https://a.example/")

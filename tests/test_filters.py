@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import config_from_file
 
-from auditor import settings
 from auditor.config import Config
 from auditor.errors import ConfigError
 from auditor.filters import PathFilter, RemapRule, UrlRules
@@ -131,7 +131,7 @@ def test_the_config_file_takes_the_lists(tmp_path: Path) -> None:
         "include: ['/world/']\nexclude:\n  - 'news\\.example'\nexclude_paths: [drafts/]\n"
         "remap:\n  - '^https://other\\.example/ https://mirror.example/'\n"
     )
-    config = _from_file(path)
+    config = config_from_file(path)
     assert config.include == ("/world/",) and config.exclude == (r"news\.example",)
     assert config.exclude_paths == ("drafts/",)
     rules = UrlRules.of(config)
@@ -153,15 +153,11 @@ def test_a_list_of_the_wrong_shape_names_the_file_line_and_key(tmp_path: Path, t
     path = tmp_path / "auditor.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as raised:
-        _from_file(path)
+        config_from_file(path)
     assert str(raised.value).startswith(f"{path}:{message}"), str(raised.value)
 
 
 def test_one_pattern_alone_is_a_list_of_one(tmp_path: Path) -> None:
     path = tmp_path / "auditor.yaml"
     path.write_text("exclude: 'news\\.example'\n")
-    assert _from_file(path).exclude == (r"news\.example",)
-
-
-def _from_file(path: Path) -> Config:
-    return settings.resolve(command_line={}, flags={}, environ={}, config_file=path).config()
+    assert config_from_file(path).exclude == (r"news\.example",)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import config_from_file
 
-from auditor import settings
 from auditor.config import CrawlConfig
 from auditor.crawl import Crawler, check_settings
 from auditor.errors import ConfigError
@@ -223,7 +223,7 @@ def test_a_bad_host_rule_names_the_file_line_and_key(tmp_path: Path, text: str, 
 
 
 def _from_file(path: Path) -> CrawlConfig:
-    return settings.resolve(command_line={}, flags={}, environ={}, config_file=path).config().crawl
+    return config_from_file(path).crawl
 
 
 def test_hosts_in_the_config_file_reach_the_crawl_config(tmp_path: Path) -> None:
