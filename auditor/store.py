@@ -872,16 +872,6 @@ class Store:
             except (KeyError, ValueError, TypeError) as exc:
                 raise DatabaseError(f"table checks: cannot read the check of {url!r}: {exc!r}") from exc
 
-    def links(self, run_id: int) -> Iterator[LinkRef]:
-        """Every reference of the run, document by document in ingest order."""
-        rows = self._stream(
-            f"select run_documents.path as document_path, links.* {self._RUN_LINKS} "
-            "order by run_documents.position, links.rowid",
-            [self._documents_run(run_id)],
-        )
-        for row in rows:
-            yield LINKS.decode(row, document=row["document_path"])
-
     def reference_source(self, run_id: int) -> ReferenceSource:
         """The run's references for the reports, read anew (and lean) each time they are needed."""
         return ReferenceSource(self.path, run_id)
