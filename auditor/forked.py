@@ -15,6 +15,7 @@ connection: it opens its own.
 from __future__ import annotations
 
 import ctypes
+import functools
 import multiprocessing
 import os
 import pickle
@@ -105,6 +106,7 @@ class ForkedChild(Generic[Item]):
         self._spool.close()
 
 
+@functools.cache  # asked before every fork and in every child: loaded once
 def _libc() -> Any:
     try:
         return ctypes.CDLL(None, use_errno=True)
