@@ -145,8 +145,9 @@ def _run_locked(
     status = RunStatus.FINISHED
     stops = stops if stops is not None else StopRequests()
     spread: ProcessCrawler | None = None
-    if mode is Mode.AUDIT and crawler is None and (config.crawl.processes or 1) > 1:
-        spread = ProcessCrawler(config.crawl, config.crawl.processes or 1)  # a count given: start them early
+    given = config.crawl.processes  # None: `auto`, decided by the crawl's size once the corpus is parsed
+    if mode is Mode.AUDIT and crawler is None and given is not None and given > 1:
+        spread = ProcessCrawler(config.crawl, given)
     with stops.installed():
         try:
             if spread is not None:
