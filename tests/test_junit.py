@@ -119,14 +119,29 @@ def test_warnings_fail_with_fail_on_warning() -> None:
     assert "redirects: 301 https://a.example/ -> https://b.example/" in (failure.text or "")
 
 
-def test_lint_runs_skip_references_and_judge_only_offline_rules() -> None:
+def test_lint_runs_have_no_reference_testcases_and_judge_only_offline_rules() -> None:
     root = _parse(_report([], [_ref("c/a.txt", "webUrl", 7, "https://a.example/")], mode="lint", checked=[]))
     cases = list(root.iter("testcase"))
-    assert len(cases) == 1 + len(LINT_RULES)
-    skipped = cases[0].find("skipped")
-    assert skipped is not None and "lint" in (skipped.get("message") or "")
-    assert [c.get("name") for c in cases[1:]] == [f"metadata: {rule}" for rule in LINT_RULES]
-    assert root.get("skipped") == "1" and root.get("failures") == "0"
+    assert [c.get("name") for c in cases] == [f"metadata: {rule}" for rule in LINT_RULES]
+    assert root.get("tests") == str(len(LINT_RULES)) and root.get("skipped") == "0" and root.get("failures") == "0"
+
+
+def test_a_lint_finding_about_a_url_field_fails_its_rule_at_its_line() -> None:
+    malformed = _finding(
+        code="invalid-metadata",
+        field="related[0].webUrl",
+        line=12,
+        url="https:/x",
+        message="malformed URL",
+        reason=None,
+    )
+    refs = [_ref("c/a.txt", "webUrl", 7, "https://a.example/"), _ref("c/a.txt", "related[0].webUrl", 12, "https:/x")]
+    root = _parse(_report([malformed], refs, mode="lint", checked=[]))
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert set(cases) == {f"metadata: {rule}" for rule in LINT_RULES}
+    invalid = cases["metadata: invalid-metadata"]
+    assert invalid.get("line") == "12" and "malformed URL" in (invalid.find("failure").get("message") or "")
+    assert root.get("failures") == "1"
 
 
 def test_a_broken_document_without_references_still_has_its_suite() -> None:
