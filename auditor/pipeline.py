@@ -31,6 +31,7 @@ from auditor import __version__, shards
 from auditor.config import Config
 from auditor.corpus import Document, display_path, iter_corpus_files, parse_front_matter, read_front_matter
 from auditor.crawl import Crawler
+from auditor.crawl.loop import run_loop
 from auditor.crawl.processes import ProcessCrawler, open_crawler
 from auditor.errors import ConfigError, DatabaseError
 from auditor.filters import PathFilter, UrlRules
@@ -484,7 +485,7 @@ def _crawl(
     # process (auditor serve) still collects it.
     gc.freeze()
     try:
-        asyncio.run(
+        run_loop(
             _crawl_async(
                 _plan(store, run_id, config, tally, UrlRules.of(config), remapped),
                 total,

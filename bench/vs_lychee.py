@@ -9,9 +9,16 @@ resolve them the ordinary way; the file is restored afterwards, which is why the
 bench must run as root) and served by a lean asyncio HTTPS server in a child
 process, with a certificate from a throwaway ``trustme`` CA that both tools
 trust through ``SSL_CERT_FILE``.
-The server uses ``uvloop`` when it is installed (``pip install uvloop``; about
-a third less CPU per TLS connection) and says which loop it runs; each run
-prints the server's CPU time over its wall time and requests per CPU-second.
+The server runs on ``uvloop`` (a dependency of auditor) and says which loop it
+runs; each run prints the server's CPU time over its wall time and requests per
+CPU-second. The server shares the machine's cores with the tool it serves, and
+lychee opens a connection, with its TLS handshake, for nearly every request, so
+the server's loop weighs on lychee's time: on asyncio's loop the server handled
+1,674 of lychee's requests per CPU-second at 83 % of one core, and lychee took
+10.75 s; on uvloop's, 1,974 at 91 %, and 8.3 s (2026-11-30). auditor keeps its
+connections alive (about 170 for 15,000 requests): about 9,000 and 10,000
+requests per CPU-second, and its time hardly moves. Runs before uvloop was a
+dependency used asyncio's loop (the header of each run in RESULTS.md says).
 
 Each document has a page (``webUrl`` = ``originalUrl``), an AMP page, its
 AMP-cache URL and one image (images are shared: about 3 documents in 4 bring a
@@ -400,7 +407,7 @@ def serve(config_file: str) -> None:
     config = json.loads(Path(config_file).read_text())
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     try:
-        import uvloop  # optional: about halves the server's CPU time per TLS connection
+        import uvloop  # a dependency of auditor; the fallback serves a checkout installed without it
 
         uvloop.run(_serve(config))
     except ImportError:

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 
 from auditor import forked
 from auditor.config import CrawlConfig
+from auditor.crawl.loop import run_loop
 from auditor.crawl.politeness import host_bucket
 from auditor.crawl.pool import Crawler, Targets, each_target
 from auditor.model import Check, Target
@@ -231,7 +232,7 @@ def _serve(connection: Connection, config: CrawlConfig) -> None:
     # What it inherited or imported lives as long as it does: the collector need not walk it (about 5 % of
     # a crawl's CPU), nor touch a forked parent's pages, which stay shared instead of copied.
     gc.freeze()
-    asyncio.run(_crawl_what_comes(connection, config))
+    run_loop(_crawl_what_comes(connection, config))
 
 
 async def _crawl_what_comes(connection: Connection, config: CrawlConfig) -> None:
