@@ -129,7 +129,7 @@ def cli() -> None:
     default="auto",
     show_default=True,
     help="Processes the crawl runs in, the hosts split between them; --concurrency holds across them all. "
-    "'auto': one per usable core (the CPU quota of a container counts), at most 4, from 2,000 URLs.",
+    "'auto': one per usable core (the CPU quota of a container counts), at most 4, from 2,000 URLs to fetch.",
 )
 @click.option(
     "--per-host",

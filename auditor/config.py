@@ -92,8 +92,9 @@ class CrawlConfig:
     drain_bytes: int = 64 * 1024
     drain_timeout: float = 1.0
     # Processes the crawl runs in (processes.py): above 1, the hosts are split between them by a stable hash.
-    # None (`auto`): one per usable core, at most AUTO_PROCESSES, for a crawl of AUTO_PROCESSES_FROM URLs or
-    # more; one below that (a process of its own costs more than it saves on a small crawl).
+    # None (`auto`): one per usable core, at most AUTO_PROCESSES, for a crawl that fetches AUTO_PROCESSES_FROM
+    # URLs or more (those reused under --max-age do not count); one below that (a process of its own costs more
+    # than it saves on a small crawl).
     processes: int | None = None
     # Keep-alive: origins whose connection pools are kept (least recently used closed first); each pool
     # keeps up to `per_host` idle connections.

@@ -485,12 +485,15 @@ def _crawl(
     # process (auditor serve) still collects it.
     gc.freeze()
     try:
+        targets: Iterable[Target] = _plan(store, run_id, config, tally, UrlRules.of(config), remapped)
+        if crawler is None:
+            crawler, targets = open_crawler(config.crawl, targets)
         run_loop(
             _crawl_async(
-                _plan(store, run_id, config, tally, UrlRules.of(config), remapped),
+                targets,
                 total,
                 config,
-                crawler or open_crawler(config.crawl, total),
+                crawler,
                 checks,
                 progress,
                 stops,

@@ -32,8 +32,9 @@ import math
 import multiprocessing
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain, islice
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -283,7 +284,14 @@ class _Stop(Exception):
     """The parent said stop, or went away."""
 
 
-def open_crawler(config: CrawlConfig, urls: int) -> Crawler | ProcessCrawler:
-    """The crawler for `urls` URLs: in this process, or spread over `processes_for` processes."""
-    count = processes_for(config, urls)
-    return Crawler(config) if count <= 1 else ProcessCrawler(config, count)
+def open_crawler(config: CrawlConfig, targets: Iterable[Target]) -> tuple[Crawler | ProcessCrawler, Iterator[Target]]:
+    """The crawler for these targets, in this process or spread over `processes_for` processes, and the
+    targets to give it (under `auto`, the first AUTO_PROCESSES_FROM are taken to count them).
+
+    `auto` goes by what the crawl fetches, not by what the corpus cites: a scheduled run that reuses
+    nearly every check (--max-age) is a small crawl."""
+    ahead: list[Target] = []
+    if config.processes is None:
+        ahead = list(islice(targets, AUTO_PROCESSES_FROM))
+    count = processes_for(config, len(ahead))
+    return (Crawler(config) if count <= 1 else ProcessCrawler(config, count)), chain(ahead, targets)
