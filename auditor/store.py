@@ -17,12 +17,12 @@ import sqlite3
 import types
 import typing
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -169,9 +169,22 @@ class _Table(Generic[Record]):
         column = next(c for c in self.columns if c.name == name)
         return None if value is None else column.encode(value)
 
+    def selected(self, table: str) -> str:
+        """The record's columns for a select list, in the order `decode_values` reads them."""
+        return ", ".join(f"{table}.[{name}]" for name in self._names)
+
+    def decode_values(self, values: Sequence[Any], **given: Any) -> Record:
+        """`decode` of a row read as `selected` lists its columns: by position, without a mapping per row."""
+        return self._decoded(dict(zip(self._names, values, strict=True)), given)
+
     def decode(self, row: Mapping[str, Any], **given: Any) -> Record:
         """The record of a row; `given` supplies fields kept elsewhere (a link's document path)."""
         values = {name: row.get(name) for name in self._names}
+        if self.pk and self.pk in row:
+            given = {**given, self.pk: row[self.pk]}
+        return self._decoded(values, given)
+
+    def _decoded(self, values: dict[str, Any], given: dict[str, Any]) -> Record:
         for name, decode in self._decoders:
             value = values[name]
             if value is not None:
@@ -179,8 +192,6 @@ class _Table(Generic[Record]):
                     values[name] = decode(value)
                 except (ValueError, TypeError) as exc:  # a value no enum or record of this release knows
                     raise DatabaseError(f"table {self.name}, column {name}: cannot read {value!r}: {exc}") from exc
-        if self.pk and self.pk in row:
-            values[self.pk] = row[self.pk]
         return self.record(**values, **given)
 
 
@@ -675,11 +686,14 @@ class Store:
         commits; a separate connection keeps the two from disturbing each other,
         and rows are yielded, never listed, so memory stays flat.
         """
+        return (dict(row) for row in self._stream_rows(sql, params, sqlite3.Row))
+
+    def _stream_rows(self, sql: str, params: list[Any], factory: Any = None) -> Iterator[Any]:
+        """`_stream`'s rows as the connection's `factory` makes them: tuples by default."""
         reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        reader.row_factory = sqlite3.Row
+        reader.row_factory = factory
         try:
-            for row in reader.execute(sql, params):
-                yield dict(row)
+            yield from reader.execute(sql, params)
         finally:
             reader.close()
 
@@ -832,12 +846,13 @@ class Store:
             params = [until]
         documents_run = self._documents_run(run_id)
         part, bounds = ("", []) if positions is None else (_AT_POSITIONS, [positions.start, positions.stop])
-        rows = self._stream(
-            f"select run_documents.path as document_path, links.*, {used} as used_check {self._RUN_LINKS}{part} "
+        # Tuples, decoded by position: a run cites every URL twenty times over, and this is every citation.
+        rows = self._stream_rows(
+            f"select run_documents.path, {used}, {LINKS.selected('links')} {self._RUN_LINKS}{part} "
             "order by run_documents.position, links.rowid",
             [*params, documents_run, *bounds],
         )
-        links_by_document = itertools.groupby(rows, key=lambda row: row["document_path"])
+        links_by_document = itertools.groupby(rows, key=itemgetter(0))
         pending = next(links_by_document, None)
         decoded = DecodedChecks(self, keep)
         documents = self.iter_documents(run_id, positions=positions)
@@ -848,7 +863,7 @@ class Store:
                 if rows_of_document:
                     pending = next(links_by_document, None)
                 cited.append(
-                    [(LINKS.decode(row, document=document.path), row["used_check"]) for row in rows_of_document]
+                    [(LINKS.decode_values(row[2:], document=document.path), row[1]) for row in rows_of_document]
                 )
             decoded.load(check_id for links in cited for _, check_id in links if check_id is not None)
             for document, links in zip(batch, cited, strict=True):
