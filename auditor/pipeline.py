@@ -348,6 +348,9 @@ class _Tally:
     fetched: int = 0
     revalidated: int = 0
     reused: int = 0
+    # The run's URLs the plan leaves unfetched (reused, excluded, or checked before a --resume): the
+    # progress line's total goes down by them as the plan finds them. Not stored (no run column).
+    not_fetched: int = 0
 
 
 class _Remapped:
@@ -399,6 +402,7 @@ def _plan(
             previous = latest.get(url)
             why = rules.excluded_by(url)
             if why is not None:
+                tally.not_fetched += 1
                 if previous is not None and previous.id is not None and previous.excluded and previous.message == why:
                     reused.append(previous.id)  # excluded again, for the same reason: a pointer, not a copy
                 else:
@@ -410,6 +414,7 @@ def _plan(
             if previous is not None and previous.id is not None and _still_fresh(previous, kind, config):
                 reused.append(previous.id)
                 tally.reused += 1
+                tally.not_fetched += 1
             else:
                 yield remapped.target(url, fetch, kind, previous)
         store.add_checks(run_id, excluded)
@@ -417,7 +422,11 @@ def _plan(
         batch.clear()
 
     for url, kind in store.unique_urls(run_id):
-        if url not in already and ours(url):
+        if not ours(url):
+            continue
+        if url in already:
+            tally.not_fetched += 1
+        else:
             batch.append((url, kind))
         if len(batch) >= REUSE_BATCH:
             yield from decide()
@@ -551,7 +560,7 @@ async def _crawl_async(
                         tally.fetched += 1
                     checks.add(check)
                     if progress:
-                        progress(check, done, total)
+                        progress(check, done, total - tally.not_fetched)
                 if after is not None:
                     await after(crawler)
     except asyncio.CancelledError:

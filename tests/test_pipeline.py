@@ -784,9 +784,14 @@ def test_auto_spreads_a_large_crawl_over_the_cores_and_keeps_a_small_one_here(
     assert started == [2]
     assert [(f.code, f.url) for f in large.findings] == [(f.code, f.url) for f in small.findings]
     assert [(f.code, f.url) for f in large.findings] == [("dead-link", urls[-1])]
-    # Scheduled again within --max-age: the three answers that were fine are reused, one URL is fetched.
-    again = pipeline.audit(_config(tmp_path, crawl=auto, max_age=3600.0)).report
+    # Scheduled again within --max-age: the three answers that were fine are reused, one URL is fetched,
+    # and the progress line counts to that one, not to the four the corpus cites.
+    seen: list[tuple[int, int]] = []
+    again = pipeline.audit(
+        _config(tmp_path, crawl=auto, max_age=3600.0), progress=lambda _, done, total: seen.append((done, total))
+    ).report
     assert started == [2] and again.summary.reused == 3 and again.summary.fetched == 1
+    assert seen == [(1, 1)]
     assert [(f.code, f.url) for f in again.findings] == [("dead-link", urls[-1])]
 
 
