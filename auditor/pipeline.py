@@ -145,6 +145,7 @@ def _run_locked(
     findings = FindingWriter(store, run_id, config)
     status = RunStatus.FINISHED
     stops = stops if stops is not None else StopRequests()
+    urls: int | None = None  # the run's unique URLs, once its corpus is in
     spread: ProcessCrawler | None = None
     given = config.crawl.processes  # None: `auto`, decided by the crawl's size once the corpus is parsed
     if mode is Mode.AUDIT and crawler is None and given is not None and given > 1:
@@ -158,7 +159,9 @@ def _run_locked(
             with closing(_prepare_all(config, files, store.parsed_files)) as prepared:
                 _ingest(store, run_id, prepared, findings, stops)
             if mode is Mode.AUDIT:
-                _crawl(store, run_id, config, crawler or spread, progress, stops)
+                # Counted once (a group-by over every link: seconds on a large corpus), for the crawl and the run.
+                urls = _count_urls(store, run_id, config)
+                _crawl(store, run_id, config, urls, crawler or spread, progress, stops)
                 if config.shard is None:  # a shard has part of the checks: `auditor merge` judges the whole
                     _judge(store, run_id, config, findings, stops)
                 if config.suggest and not config.offline and config.shard is None:
@@ -177,13 +180,15 @@ def _run_locked(
             if spread is not None:
                 spread.close()  # already ended with the crawl, unless the run stopped before it
             findings.flush()
+            if urls is None:  # a lint, or a run stopped before its crawl
+                urls = _count_urls(store, run_id, config if mode is Mode.AUDIT else config.replace(shard=None))
             # Counted from the store: a resumed run's documents are all there, not only this session's.
             store.finish_run(
                 run_id,
                 status=RunStatus.INTERRUPTED if stops.requested else status,
                 documents=store.count_documents(run_id),
                 references=store.count_references(run_id),
-                urls=_count_urls(store, run_id, config if mode is Mode.AUDIT else config.replace(shard=None)),
+                urls=urls,
             )
         try:
             report = build_report(store, run_id)
@@ -474,12 +479,13 @@ def _crawl(
     store: Store,
     run_id: int,
     config: Config,
+    total: int,
     crawler: Crawler | ProcessCrawler | None,
     progress: ProgressHook | None,
     stops: StopRequests,
 ) -> None:
+    """`total`: the run's unique URLs (a shard's, those of its partition), fetched or not."""
     stops.check()
-    total = _count_urls(store, run_id, config)
     checks = store.checks_writer(run_id, batch_size=CHECK_BATCH)
     tally = _Tally()
     remapped = _Remapped()
