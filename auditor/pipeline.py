@@ -499,10 +499,14 @@ def _crawl(
     # churn of small objects sets off (about 5 % of a crawl's CPU). Unfrozen after, so a long-lived
     # process (auditor serve) still collects it.
     gc.freeze()
+    opened: ProcessCrawler | None = None
     try:
         targets: Iterable[Target] = _plan(store, run_id, config, tally, UrlRules.of(config), remapped)
         if crawler is None:
             crawler, targets = open_crawler(config.crawl, targets)
+            if isinstance(crawler, ProcessCrawler):
+                opened = crawler
+                crawler.start()  # forked before the event loop runs: a fork inside a running loop copies its state
         run_loop(
             _crawl_async(
                 targets,
@@ -518,6 +522,8 @@ def _crawl(
             )
         )
     finally:
+        if opened is not None:
+            opened.close()  # already ended with the crawl, unless the loop failed before it
         gc.unfreeze()
         checks.flush()
         # Recorded even when stopped: a resumed run adds to what it had.

@@ -768,10 +768,15 @@ def test_auto_spreads_a_large_crawl_over_the_cores_and_keeps_a_small_one_here(
     urls = [loopback.url_for(f"/ok/auto-{n}") for n in range(3)] + [loopback.url_for("/status/404/auto-gone")]
     _write(tmp_path / "corpus" / "a.md", _page_doc(*urls))
     started: list[int] = []
+    crawlers: list[processes.ProcessCrawler] = []
+    in_a_loop: list[bool] = []  # whether an event loop ran in this process when its crawl processes forked
     real_start = processes.ProcessCrawler.start
 
     def start(crawler: processes.ProcessCrawler) -> None:
-        started.append(crawler.count)
+        if all(known is not crawler for known in crawlers):  # start() again is a no-op
+            crawlers.append(crawler)
+            started.append(crawler.count)
+            in_a_loop.append(_loop_running())
         real_start(crawler)
 
     monkeypatch.setattr(processes.ProcessCrawler, "start", start)
@@ -781,7 +786,7 @@ def test_auto_spreads_a_large_crawl_over_the_cores_and_keeps_a_small_one_here(
     assert started == []  # four URLs: one process
     monkeypatch.setattr(processes, "AUTO_PROCESSES_FROM", 4)
     large = pipeline.audit(_config(tmp_path, crawl=auto)).report
-    assert started == [2]
+    assert started == [2] and in_a_loop == [False]
     assert [(f.code, f.url) for f in large.findings] == [(f.code, f.url) for f in small.findings]
     assert [(f.code, f.url) for f in large.findings] == [("dead-link", urls[-1])]
     # Scheduled again within --max-age: the three answers that were fine are reused, one URL is fetched,
@@ -793,6 +798,14 @@ def test_auto_spreads_a_large_crawl_over_the_cores_and_keeps_a_small_one_here(
     assert started == [2] and again.summary.reused == 3 and again.summary.fetched == 1
     assert seen == [(1, 1)]
     assert [(f.code, f.url) for f in again.findings] == [("dead-link", urls[-1])]
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def test_a_signal_stops_the_crawl_processes_too(tmp_path: Path, loopback: Any) -> None:
