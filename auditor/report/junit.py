@@ -3,14 +3,16 @@
 One `<testsuite>` per document. Inside it, one `<testcase>` per link
 reference (`classname` the document, `name` the field and URL) and one per
 document-level metadata rule (`name` "metadata: <code>"), each with `file` and
-`line` so a CI system can point at the source. A `lint` run fetches nothing,
-so its references are no tests: its suites hold the rules alone, and a finding
-about a URL field goes under its rule. (A testcase skipped for each reference
-made the junit.xml of 100,000 documents 650 MB with 2.3 million testcases,
-beyond what CI systems read: GitLab takes 30 MB and 500,000 testcases a file.) A finding at the failing
+`line` so a CI system can point at the source. A finding at the failing
 severity (`FailOn.fails`, the rule of the exit code too: none under `--fail-on
 never`) is a `<failure>`; one below it is written to `<system-out>`, so it is
 visible without failing the build.
+
+A `lint` run fetches nothing, so its references are no tests: its suites hold
+the rules alone, and a finding about a URL field goes under its rule. (A
+testcase skipped for each reference made the junit.xml of 100,000 documents
+650 MB with 2.3 million testcases, beyond what CI systems read: GitLab takes
+30 MB and 500,000 testcases a file.)
 
 Any text is made valid XML 1.0 first: characters XML cannot carry (control
 characters, lone surrogates, U+FFFE/U+FFFF) are dropped, and ElementTree
