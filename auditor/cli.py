@@ -634,15 +634,17 @@ def history(url: str, limit: int, **_options: Any) -> None:
             verdict = f"{code}: {reason}"
         else:
             verdict = "ok" if reason == "ok" else f"ok: {reason}"  # an accepted status says which
+        # `prune` keeps the checks a kept run uses, also when the run that fetched them is gone.
+        earlier = f"run {fetched_by}" + ("" if fetched_by in started else " (pruned)")
         if check.excluded:
             verdict = f"excluded: {check.message or 'by --exclude'}"
-            how = "not fetched" if fetched_by == run_id else f"not fetched (excluded as in run {fetched_by})"
+            how = "not fetched" if fetched_by == run_id else f"not fetched (excluded as in {earlier})"
         else:
             how = "revalidated (304)" if check.revalidated else "fetched"
             if check.fetched_url:
                 how += f" as {check.fetched_url}"
             if fetched_by != run_id:
-                how = f"reused from run {fetched_by}"
+                how = f"reused from {earlier}"
         rows.append((str(run_id), started.get(run_id) or "", verdict, check.checked_at, how))
     _print_table(rows, text_columns={1, 2, 3, 4})
 

@@ -431,7 +431,8 @@ def test_history_prints_a_urls_verdict_per_run_and_prune_keeps_the_latest(tmp_pa
     assert recent.exit_code == 0 and "dropped 0 run(s), kept 2" in recent.stderr
     pruned = _run("prune", "--keep", "1")
     assert pruned.exit_code == 0 and "dropped 1 run(s), kept 1" in pruned.stderr
-    assert [line.split()[0] for line in _run("history", url).stdout.strip().splitlines()[1:]] == ["2"]
+    (kept,) = _run("history", url).stdout.strip().splitlines()[1:]
+    assert kept.split()[0] == "2" and kept.endswith("reused from run 1 (pruned)")
     assert _run("prune").exit_code == 2  # one of --keep or --older-than
 
 
