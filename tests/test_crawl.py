@@ -1078,11 +1078,21 @@ def test_auto_processes_follow_the_usable_cores_and_a_container_s_quota(
     from auditor.crawl import processes
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
-    cpu_max = tmp_path / "cpu.max"
-    assert processes.usable_cores(cpu_max) == 8  # no cgroup file: the affinity
+    cpu_max, v1 = tmp_path / "cpu.max", tmp_path / "cpu"
+    assert processes.usable_cores(cpu_max, v1) == 8  # no cgroup file: the affinity
     for quota, cores in (("max 100000", 8), ("150000 100000", 2), ("50000 100000", 1), ("garbage", 8)):
         cpu_max.write_text(quota + "\n")
-        assert processes.usable_cores(cpu_max) == cores, quota
+        assert processes.usable_cores(cpu_max, v1) == cores, quota
+    # An older host's cgroup v1: the CFS quota and period, -1 for none; read only without cgroup v2's file.
+    cpu_max.unlink()
+    v1.mkdir()
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    for quota, cores in (("-1", 8), ("250000", 3), ("20000", 1), ("garbage", 8)):
+        (v1 / "cpu.cfs_quota_us").write_text(quota + "\n")
+        assert processes.usable_cores(cpu_max, v1) == cores, quota
+    (v1 / "cpu.cfs_quota_us").write_text("20000\n")
+    cpu_max.write_text("max 100000\n")
+    assert processes.usable_cores(cpu_max, v1) == 8  # cgroup v2 says no quota: v1's files are not read
     monkeypatch.setattr(processes, "usable_cores", lambda: 8)
     auto = replace(FAST, processes=None)
     assert processes.processes_for(auto, processes.AUTO_PROCESSES_FROM - 1) == 1  # a small crawl: one process

@@ -52,22 +52,35 @@ STOP_SECONDS = 5.0
 AUTO_PROCESSES = 4
 AUTO_PROCESSES_FROM = 2_000
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
 
 
-def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """The cores this process may run on: its CPU affinity, less a container's CPU quota (cgroup v2 cpu.max).
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX, cgroup_v1_cpu: Path = CGROUP_V1_CPU) -> int:
+    """The cores this process may run on: its CPU affinity, less a container's CPU quota.
 
     A container limited to one CPU on a 16-core node sees 16 in os.cpu_count(); 16 processes there would
     share one core's time.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cpu_quota(cpu_max, cgroup_v1_cpu)
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
+def _cpu_quota(cpu_max: Path, cgroup_v1_cpu: Path) -> float | None:
+    """The CPUs a container's quota allows: cgroup v2's cpu.max, else v1's CFS quota; None for no quota."""
     try:
         quota, period = cpu_max.read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+        return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
-        pass  # no cgroup v2 quota to read: the affinity stands
-    return max(1, cores)
+        pass  # no cgroup v2 quota to read: an older host's cgroup v1, perhaps
+    try:
+        quota_us = int((cgroup_v1_cpu / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup_v1_cpu / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None  # -1: no quota
 
 
 def processes_for(config: CrawlConfig, urls: int) -> int:
