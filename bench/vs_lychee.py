@@ -492,7 +492,7 @@ class Bench:
                    "--concurrency", c, "--per-host", c, "--rate", "1000", "--fail-on", "never", "--quiet"]  # fmt: skip
         if second:
             command += ["--max-age", self.args.max_age]
-        if self.args.processes > 1:
+        if self.args.processes:
             command += ["--processes", str(self.args.processes)]
         if self.args.profile:
             py_spy = str(Path(sys.executable).parent / "py-spy")
@@ -557,7 +557,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=443)
     parser.add_argument("--max-age", default="", help="add a second run per tool reusing the first (e.g. 1d)")
     parser.add_argument("--tools", default="auditor,lychee", help="which tools to run (comma-separated)")
-    parser.add_argument("--processes", type=int, default=1, help="auditor's --processes (the crawl on N cores)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="auditor's --processes N (the crawl on N cores); default: auditor's own (auto)",
+    )
     parser.add_argument(
         "--profile", default="", help="run auditor under `py-spy record` and write its flame graph (SVG) here"
     )
