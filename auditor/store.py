@@ -690,12 +690,7 @@ class Store:
 
     def _stream_rows(self, sql: str, params: list[Any], factory: Any = None) -> Iterator[Any]:
         """`_stream`'s rows as the connection's `factory` makes them: tuples by default."""
-        reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        reader.row_factory = factory
-        try:
-            yield from reader.execute(sql, params)
-        finally:
-            reader.close()
+        return _read_only_rows(self.path, sql, params, factory)
 
     _RUN_LINKS = "from run_documents join links on links.content = run_documents.content where run_documents.run_id = ?"
 
@@ -1205,11 +1200,17 @@ class ReferenceSource:
         )
 
     def _query(self, sql: str) -> Iterator[Any]:
-        reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        try:
-            yield from reader.execute(sql, [self.run_id])
-        finally:
-            reader.close()
+        return _read_only_rows(self.path, sql, [self.run_id])
+
+
+def _read_only_rows(path: Path, sql: str, params: list[Any], factory: Any = None) -> Iterator[Any]:
+    """The rows of `sql`, read through a connection of their own that cannot write, closed when they end."""
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    reader.row_factory = factory
+    try:
+        yield from reader.execute(sql, params)
+    finally:
+        reader.close()
 
 
 @functools.cache
