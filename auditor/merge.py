@@ -33,11 +33,10 @@ from auditor.model import Finding, Mode, Run, RunStatus
 from auditor.pipeline import FindingWriter, Outcome, _judge
 from auditor.report import build_report, write_reports
 from auditor.runlock import WaitHook, run_lock
-from auditor.store import Store
+from auditor.store import CRAWL_COUNTS, Store
 
 # Config keys a shard may set on its own: where it writes, and which shard it is.
 PER_SHARD = frozenset({"db", "out", "formats", "shard", "resume"})
-_COUNTS = ("fetched", "revalidated", "reused")
 
 
 @dataclass(frozen=True)
@@ -213,7 +212,7 @@ def _merge_locked(store: Store, shards: list[ShardRun], config: Config, stops: S
             raise
         finally:
             findings.flush()
-            store.set_counts(run_id, **{key: sum(getattr(s.run, key) or 0 for s in shards) for key in _COUNTS})
+            store.set_counts(run_id, **{key: sum(getattr(s.run, key) or 0 for s in shards) for key in CRAWL_COUNTS})
             store.finish_run(
                 run_id,
                 status=status,

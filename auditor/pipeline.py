@@ -50,7 +50,18 @@ from auditor.rules import (
 )
 from auditor.runlock import WaitHook, run_lock
 from auditor.soft404 import HostEvidence, landing_pages, origin_of, probe_fresh, probe_url
-from auditor.store import CONTENTS, FINDINGS, LINKS, CheckWriter, ParsedFile, Row, Store, content_hash, now_iso
+from auditor.store import (
+    CONTENTS,
+    CRAWL_COUNTS,
+    FINDINGS,
+    LINKS,
+    CheckWriter,
+    ParsedFile,
+    Row,
+    Store,
+    content_hash,
+    now_iso,
+)
 from auditor.suggest import suggest
 
 CHECK_BATCH = 50
@@ -69,7 +80,6 @@ AfterCrawl = Callable[[Crawler | ProcessCrawler], Awaitable[None]]
 # A document's path, its encoded content and that content's hash, its links' encoded rows, its offline findings
 # and its parse key (to keep it by); content None, no links and no key: an earlier parse of the file, reused.
 Prepared = tuple[str, Row | None, str, list[Row], list[Finding], str | None]
-_CRAWL_COUNTS = ("fetched", "revalidated", "reused")
 
 
 @dataclass(frozen=True)
@@ -528,7 +538,7 @@ def _crawl(
         checks.flush()
         # Recorded even when stopped: a resumed run adds to what it had.
         previous = store.run(run_id)
-        store.set_counts(run_id, **{key: (getattr(previous, key) or 0) + getattr(tally, key) for key in _CRAWL_COUNTS})
+        store.set_counts(run_id, **{key: (getattr(previous, key) or 0) + getattr(tally, key) for key in CRAWL_COUNTS})
 
 
 async def _crawl_async(

@@ -318,6 +318,10 @@ def decode_findings(text: str) -> list[Finding]:
     return [FINDINGS.decode(dict(zip(names, row, strict=True))) for row in json.loads(text)]
 
 
+# What a run counts of its crawl (columns of runs; a merge sums its shards').
+CRAWL_COUNTS = ("fetched", "revalidated", "reused")
+
+
 class Store:
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -471,6 +475,7 @@ class Store:
         return int(row[0]) if row and row[0] is not None else run_id
 
     def set_counts(self, run_id: int, **counts: int) -> None:
+        """`counts`: some of CRAWL_COUNTS, by name."""
         self.db.table("runs").update(run_id, counts)
 
     def reopen_run(self, run_id: int) -> None:
