@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterable
 
 BITS = 64
 MAX_CHARS = 1024
@@ -31,12 +32,37 @@ def simhash(text: str) -> str | None:
         return None
     # Each feature counts once: a word repeated down the text does not outvote the rest.
     features = list(dict.fromkeys(words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]))
-    # One row of 64 '0'/'1' per feature; zip(*rows) reads them column by column in C, ten
-    # times faster than shifting bits in Python (a page's head is hashed on every fetch).
-    rows = [format(_hash64(feature), "064b") for feature in features]
-    half = len(rows) / 2
-    bits = "".join("1" if "".join(column).count("1") > half else "0" for column in zip(*rows, strict=True))
-    return f"{int(bits, 2):016x}"
+    return f"{_majority(map(_hash64, features), len(features)):016x}"
+
+
+def _majority(hashes: Iterable[int], count: int) -> int:
+    """The bits set in more than half of `count` hashes.
+
+    Counted bit-sliced: `planes[i]` holds bit i of all 64 counters at once, so adding a hash is a
+    ripple of a few whole-integer ANDs and XORs rather than 64 additions (a page's head is hashed
+    on every fetch). The counters are then compared with count // 2 + 1 the same way, from the
+    most significant bit down.
+    """
+    planes: list[int] = []
+    for value in hashes:
+        carry = value
+        for i, plane in enumerate(planes):
+            planes[i] = plane ^ carry
+            carry &= plane
+            if not carry:
+                break
+        if carry:
+            planes.append(carry)
+    threshold = count // 2 + 1
+    above, equal = 0, (1 << BITS) - 1
+    for i in reversed(range(max(len(planes), threshold.bit_length()))):
+        plane = planes[i] if i < len(planes) else 0
+        if threshold >> i & 1:
+            equal &= plane
+        else:
+            above |= equal & plane
+            equal &= ~plane
+    return above | equal
 
 
 def _hash64(feature: str) -> int:

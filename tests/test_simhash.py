@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from auditor.simhash import MAX_CHARS, distance, simhash
+import random
+
+from auditor.simhash import MAX_CHARS, _majority, distance, simhash
 
 NOT_FOUND = "Page not found | Example News\nSorry, the page you were looking for does not exist. Try the search."
 ARTICLE = "Mayor resigns | Example News\nThe mayor of Springfield resigned on Tuesday after months of pressure."
@@ -30,3 +32,12 @@ def test_a_text_without_words_has_no_hash_and_only_the_first_kib_counts() -> Non
     assert simhash(" | — … ") is None
     head = "word " * (MAX_CHARS // 5 + 1)  # past the first KiB already
     assert simhash(head + "tail words that come too late") == simhash(head + "other words entirely")
+
+
+def test_the_bit_sliced_vote_is_the_majority_of_each_bit() -> None:
+    rng = random.Random(11)
+    for count in [1, 2, 3, 4, 7, 8, 9, 63, 64, 65, 300]:
+        hashes = [rng.getrandbits(64) for _ in range(count)]
+        hashes[: count // 3] = [hashes[0]] * (count // 3)  # ties and near-ties in many bits
+        expected = sum(1 << bit for bit in range(64) if sum(value >> bit & 1 for value in hashes) > count / 2)
+        assert _majority(hashes, count) == expected
