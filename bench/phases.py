@@ -38,17 +38,26 @@ PHASES = ((auditor.pipeline, "_ingest"), (auditor.pipeline, "_crawl"), (auditor.
           (auditor.pipeline, "build_report"), (auditor.pipeline, "write_reports"))  # fmt: skip
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(name: str, phase: Callable[..., Any], started: float) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
         try:
             return phase(*args, **kwargs)
         finally:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
             at = time.perf_counter() - started
-            print(f"  {name:<14} {seconds:6.2f} s wall {cpu_seconds:6.2f} s CPU  peak RSS {peak:4.0f} MiB  "
-                  f"(ends at {at:5.1f} s)", flush=True)  # fmt: skip
+            # The processes the phase started and ended (parsing workers, crawl processes, forked judging
+            # and report writers): a phase's CPU over its wall time says how many cores it kept busy.
+            theirs = _children_cpu() - children
+            print(f"  {name:<14} {seconds:6.2f} s wall {cpu_seconds:6.2f} s CPU here {theirs:6.2f} s in its processes "
+                  f"({(cpu_seconds + theirs) / seconds:4.2f} cores)  peak RSS {peak:4.0f} MiB  (ends at {at:5.1f} s)",
+                  flush=True)  # fmt: skip
 
     return run
 
