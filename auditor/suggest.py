@@ -39,12 +39,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from asyncio_throttle.throttler import Throttler
 
 from auditor.amp import AMP_CACHE_DOMAIN
 from auditor.config import ArchiveConfig, Config
 from auditor.crawl.body import read_body
 from auditor.crawl.errors import CrawlError
+from auditor.crawl.politeness import Spacing
 from auditor.interrupt import StopRequests
 from auditor.links import InvalidURL, normalize_url, url_host
 from auditor.model import ArchivedCopy, ArchiveLookups, Code
@@ -273,7 +273,7 @@ async def _ask_all(
     assert task is not None
     loop = asyncio.get_running_loop()
     # One request per 1/rate seconds, evenly spaced.
-    throttler = Throttler(rate_limit=1, period=1.0 / settings.rate)
+    spacing = Spacing(1.0 / settings.rate)
     pending = iter(urls)  # shared by the workers: each URL is taken once
 
     async def work(wayback: Wayback) -> None:
@@ -281,8 +281,7 @@ async def _ask_all(
             if lookups.stopped or stops.requested:
                 lookups.skipped += 1
                 continue
-            async with throttler:
-                pass
+            await spacing.turn()
             if lookups.stopped or stops.requested:  # decided while this one waited for its turn
                 lookups.skipped += 1
                 continue

@@ -7,6 +7,7 @@ import asyncio
 import email.utils
 import errno
 import io
+import itertools
 import os
 import socket
 import ssl
@@ -29,6 +30,7 @@ from auditor.crawl import (
     CrawlError,
     HostGate,
     RetryPolicy,
+    Spacing,
     host_bucket,
     is_public_address,
     map_exception,
@@ -660,6 +662,43 @@ def test_per_host_rate_is_enforced(loopback: Any) -> None:
 def test_amp_cache_hosts_share_one_bucket() -> None:
     assert host_bucket("www-a-com.cdn.ampproject.org") == host_bucket("B-org.cdn.AMPproject.org")
     assert host_bucket("www.a.com") != host_bucket("www.b.com")
+
+
+def test_spacing_gives_turns_an_interval_apart_in_the_order_asked() -> None:
+    async def main() -> tuple[list[int], list[float]]:
+        spacing = Spacing(0.03)
+        order: list[int] = []
+        times: list[float] = []
+
+        async def ask(index: int) -> None:
+            await asyncio.sleep(0.005 * index)  # each asks while those before it still wait
+            await spacing.turn()
+            order.append(index)
+            times.append(asyncio.get_running_loop().time())
+
+        await asyncio.gather(*(ask(index) for index in range(8)))
+        return order, times
+
+    order, times = asyncio.run(main())
+    # First asked, first served: a waiter that polls (asyncio-throttle) may be overtaken by later ones.
+    assert order == list(range(8))
+    assert all(later - earlier >= 0.02 for earlier, later in itertools.pairwise(times))  # 30 ms, less timer jitter
+    assert times[-1] - times[0] < 0.03 * 7 + 0.1  # no turn lost to polling
+
+
+def test_a_turn_given_up_stays_spent() -> None:
+    async def main() -> float:
+        spacing = Spacing(0.05)
+        await spacing.turn()
+        loop = asyncio.get_running_loop()
+        abandoned = asyncio.create_task(spacing.turn())
+        await asyncio.sleep(0.01)
+        abandoned.cancel()
+        started = loop.time()
+        await spacing.turn()  # after the abandoned turn's slot: the rate holds over it
+        return loop.time() - started
+
+    assert asyncio.run(main()) >= 0.08
 
 
 def test_gate_slows_down_on_429_and_recovers() -> None:

@@ -28,7 +28,7 @@ from auditor.crawl.budget import Budget
 from auditor.crawl.errors import CrawlError, UnusableRedirect, map_exception
 from auditor.crawl.guard import AddressGuard, Resolver, is_public_address, system_resolver
 from auditor.crawl.hosts import HostPolicy, HostSettings
-from auditor.crawl.politeness import HostGate, Politeness, host_bucket
+from auditor.crawl.politeness import HostGate, Politeness, Spacing, host_bucket
 from auditor.crawl.pool import Crawler, check_settings
 from auditor.crawl.redirects import RedirectChain, redirect_target
 from auditor.crawl.retry import RetryPolicy, may_retry, parse_retry_after
@@ -45,6 +45,7 @@ __all__ = [
     "RedirectChain",
     "Resolver",
     "RetryPolicy",
+    "Spacing",
     "UnusableRedirect",
     "check_settings",
     "host_bucket",

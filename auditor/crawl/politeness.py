@@ -10,11 +10,10 @@ them is named on its own.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
-
-from asyncio_throttle.throttler import Throttler  # the package root does not re-export it for type checkers
 
 from auditor.config import CrawlConfig
 from auditor.crawl.hosts import HostPolicy
@@ -31,13 +30,35 @@ def host_bucket(host: str) -> str:
     return AMP_CACHE_BUCKET if host.endswith(AMP_CACHE_SUFFIX) else host
 
 
+class Spacing:
+    """Turns at least `interval` seconds apart, given in the order they were asked for.
+
+    Each caller takes the next free turn and sleeps until it: a queue of waiters costs one timer
+    each. asyncio-throttle, used before, woke every waiter every 10 ms and let through whichever
+    came first: in the bench's AMP cache bucket (one turn a millisecond) a request waited up to
+    1.5 s, and the crawl of 15,000 URLs took 8.5 s where it now takes 7.3. A turn whose caller
+    is cancelled while it waits stays spent, so the rate is never exceeded.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._next = -math.inf  # the event loop's time of the next free turn
+
+    async def turn(self) -> None:
+        now = asyncio.get_running_loop().time()
+        at = max(now, self._next)
+        self._next = at + self.interval
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
 class HostGate:
     """One bucket's politeness: concurrency, rate, and a delay that adapts to 429/503."""
 
     def __init__(self, config: CrawlConfig, *, per_host: int | None = None, rate: float | None = None) -> None:
         self.semaphore = asyncio.Semaphore(per_host or config.per_host)
         # One request per 1/rate seconds: evenly spaced, no bursts at a second's start.
-        self.throttler = Throttler(rate_limit=1, period=1.0 / (rate or config.rate))
+        self.spacing = Spacing(1.0 / (rate or config.rate))
         self.delay = 0.0
         self.first_delay = config.slow_down_delay
         self.max_delay = config.max_retry_wait
@@ -49,8 +70,7 @@ class HostGate:
         async with self.semaphore:
             if self.delay:
                 await asyncio.sleep(self.delay)
-            async with self.throttler:
-                pass
+            await self.spacing.turn()
             yield
 
     def slow_down(self) -> None:
