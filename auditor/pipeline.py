@@ -56,6 +56,7 @@ from auditor.store import (
     FINDINGS,
     LINKS,
     CheckWriter,
+    JudgingKey,
     ParsedFile,
     Row,
     Store,
@@ -73,6 +74,8 @@ PARALLEL_WINDOW = 512
 MAX_WORKERS = 8
 # Documents from which judging is split over the cores: below, a fork and a second reader cost more than they save.
 PARALLEL_JUDGING = 2_000
+# Judging keys kept in the store per transaction.
+KEEP_JUDGED_BATCH = 500
 
 ProgressHook = Callable[[Check, int, int], None]
 # Runs after the corpus's URLs, with the same crawler (its client and host gates): the host probes.
@@ -627,7 +630,8 @@ def _judge(store: Store, run_id: int, config: Config, findings: FindingWriter, s
     window, not the corpus. A large run is judged on every core: the documents
     are split into consecutive parts, each judged by a forked child (forked.py)
     with a reader of its own, and the findings are stored in document order,
-    as one process would store them.
+    as one process would store them. A document whose judging key (`judging_key`)
+    is one the last judging kept takes its verdicts from there, unjudged.
     """
     # A URL that never failed before has an all-ok history: one flip at most, never flaky.
     suspects = store.urls_that_failed_before(run_id)
@@ -635,25 +639,68 @@ def _judge(store: Store, run_id: int, config: Config, findings: FindingWriter, s
     hosts = HostEvidence(
         probes=store.run_probes(run_id), landings=landing_pages(store.shared_redirects(run_id, minimum), minimum)
     )
+    key_of = judging_key(config, hosts, suspects)
     first, *rest = _judging_parts(store, run_id)
 
-    def judged_apart(part: range) -> Iterator[list[Finding]]:
+    def judged_apart(part: range) -> Iterator[Judged]:
         reader = Store(store.path, read_only=True)  # never the parent's connection
-        return (found for found in _judged(reader, run_id, config, suspects, hosts, part) if found)
+        # Only what the parent stores: a document with neither findings nor a key is not worth the pipe.
+        judged = _judged(reader, run_id, config, suspects, hosts, part, key_of)
+        return (one for one in judged if one[0] is not None or one[2])
 
     children = [ForkedChild(f"judging documents {part.start + 1}-{part.stop}", functools.partial(judged_apart, part))
                 for part in rest]  # fmt: skip
+    kept: list[tuple[str, list[Finding] | None]] = []
+
+    def add(judged: Judged) -> None:
+        key, reused, found = judged
+        findings.add_all(found)
+        if key is not None:
+            kept.append((key, None if reused else found))
+            if len(kept) >= KEEP_JUDGED_BATCH:
+                store.keep_judged(run_id, kept)
+                kept.clear()
+        stops.check()
+
     try:
-        for found in _judged(store, run_id, config, suspects, hosts, first):
-            findings.add_all(found)
-            stops.check()
+        for judged in _judged(store, run_id, config, suspects, hosts, first, key_of):
+            add(judged)
         for child in children:
-            for found in child.results():
-                findings.add_all(found)
-                stops.check()
+            for judged in child.results():
+                add(judged)
     finally:
         for child in children:
             child.close()
+    store.keep_judged(run_id, kept)
+    store.forget_judged(run_id)
+
+
+def judging_key(config: Config, hosts: HostEvidence, suspects: set[str]) -> JudgingKey:
+    """A document's judging key: its path, its content, the check of each of its references, the run's
+    host evidence (soft-404 probes, landing pages), the settings judging reads and auditor's code.
+
+    Judging reads nothing else but a URL's history, and only for a URL that failed before (it may be
+    flaky): a document citing one has no key, and is judged afresh every run.
+    """
+    evidence = (sorted((origin, check.id) for origin, check in hosts.probes.items()), sorted(hosts.landings.items()))
+    settings = repr((__version__, config.flaky_window, config.soft_404, evidence)).encode()
+    salt = hashlib.blake2b(_auditor_code() + settings, digest_size=16).digest()
+
+    def key_of(path: str, content: str, cited: list[tuple[str, int | None]]) -> str | None:
+        if any(url in suspects for url, _ in cited):
+            return None
+        digest = hashlib.blake2b(salt, digest_size=16)
+        digest.update(json.dumps([path, content, [check_id for _, check_id in cited]]).encode())
+        return digest.hexdigest()
+
+    return key_of
+
+
+@functools.cache
+def _auditor_code() -> bytes:
+    """The text of every module of auditor: an edited checkout never takes verdicts its old code gave."""
+    package = Path(__file__).parent
+    return b"".join(path.read_bytes() for path in sorted(package.rglob("*.py")))
 
 
 def _judging_parts(store: Store, run_id: int) -> list[range]:
@@ -665,16 +712,30 @@ def _judging_parts(store: Store, run_id: int) -> list[range]:
     return [range(start, min(start + size, high)) for start in range(low, high, size)]
 
 
+# One document judged: its judging key (None: none), whether its findings are the last judging's, its findings.
+Judged = tuple[str | None, bool, list[Finding]]
+
+
 def _judged(
-    store: Store, run_id: int, config: Config, suspects: set[str], hosts: HostEvidence, positions: range
-) -> Iterator[list[Finding]]:
-    """The findings of each document at these positions, a list per document."""
+    store: Store,
+    run_id: int,
+    config: Config,
+    suspects: set[str],
+    hosts: HostEvidence,
+    positions: range,
+    key_of: JudgingKey | None = None,
+) -> Iterator[Judged]:
+    """Each document at these positions, judged (or its findings under the same key taken as they were)."""
     # Many documents cite the same URL; bounded, so a huge corpus stays flat.
     earlier = functools.lru_cache(maxsize=65_536)(lambda url: store.past_verdicts(url, run_id, config.flaky_window - 1))
-    for document, links, checks in store.judging(run_id, positions=positions):
+    for unit in store.judging(run_id, positions=positions, key_of=key_of):
+        if unit.judged is not None:
+            yield unit.key, True, unit.judged
+            continue
+        assert unit.document is not None, "the store gives the document whenever it gives no kept findings"
         out: list[Finding] = []
-        for link in links:
-            check = checks.get(link.normalized_url)
+        for link in unit.links:
+            check = unit.checks.get(link.normalized_url)
             verdicts = link_findings(link, check)
             history = earlier(link.normalized_url) if link.normalized_url in suspects else []
             flaky = flaky_findings(link, check, history, config.flaky_window)
@@ -682,9 +743,9 @@ def _judged(
                 # A link that keeps flipping is flaky, not freshly dead.
                 verdicts = [finding for finding in verdicts if finding.code is not Code.DEAD_LINK] + flaky
             out += verdicts
-        out += page_findings(document, checks)
-        soft = soft_404_findings(document, links, checks, hosts, config.soft_404)
-        yield without_soft_404_pages(out, soft) + soft
+        out += page_findings(unit.document, unit.checks)
+        soft = soft_404_findings(unit.document, unit.links, unit.checks, hosts, config.soft_404)
+        yield unit.key, False, without_soft_404_pages(out, soft) + soft
 
 
 class FindingWriter:

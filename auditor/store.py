@@ -173,6 +173,10 @@ class _Table(Generic[Record]):
         """The record's columns for a select list, in the order `decode_values` reads them."""
         return ", ".join(f"{table}.[{name}]" for name in self._names)
 
+    def position(self, name: str) -> int:
+        """Where a column is among `selected`'s."""
+        return self._names.index(name)
+
     def decode_values(self, values: Sequence[Any], **given: Any) -> Record:
         """`decode` of a row read as `selected` lists its columns: by position, without a mapping per row."""
         return self._decoded(dict(zip(self._names, values, strict=True)), given)
@@ -231,6 +235,11 @@ _JOIN_TABLES = (
     "create table if not exists host_probes (run_id integer not null, origin text not null, "
     "check_id integer not null, primary key (run_id, origin)) without rowid",
     "create index if not exists host_probes_origin on host_probes (origin, check_id)",
+    # What judging a document gave (its findings before severities) under a key of everything judging
+    # reads for it (pipeline.judging_key): a run whose document, checks and host evidence are as the
+    # last run's takes the findings from here instead of judging it again. Only the last run's are kept.
+    "create table if not exists judged_documents (key text primary key, run_id integer not null, "
+    "findings text not null) without rowid",
 )
 # One archive answer per URL: a new one replaces it.
 _ARCHIVED_INDEX = "create unique index if not exists archived_copies_url on archived_copies (url)"
@@ -299,6 +308,23 @@ def now_iso() -> str:
 
 
 _AT_POSITIONS = " and run_documents.position >= ? and run_documents.position < ?"
+
+
+@dataclass(frozen=True)
+class JudgingInput:
+    """One document as judging needs it: the findings it gave before under the same key, or all it reads."""
+
+    path: str
+    key: str | None  # None: no key (judged afresh, and not kept)
+    judged: list[Finding] | None  # what the same inputs gave before; then nothing else is read
+    document: Document | None
+    links: list[LinkRef]
+    checks: dict[str, Check]
+
+
+# A document's judging key from its path, its content's hash and (normalised URL, check id) of each
+# reference in order; None when the document is to be judged afresh whatever came before.
+JudgingKey = Callable[[str, str, list[tuple[str, int | None]]], str | None]
 
 
 @dataclass(frozen=True)
@@ -823,8 +849,14 @@ class Store:
         return (0, 0) if low is None else (int(low), int(high) + 1)
 
     def judging(
-        self, run_id: int, *, positions: range | None = None, window: int = 64, keep: int = 8192
-    ) -> Iterator[tuple[Document, list[LinkRef], dict[str, Check]]]:
+        self,
+        run_id: int,
+        *,
+        positions: range | None = None,
+        key_of: JudgingKey | None = None,
+        window: int = 64,
+        keep: int = 8192,
+    ) -> Iterator[JudgingInput]:
         """Each document of the run in ingest order, with its references and the checks they cite.
 
         What `checks(run_id, urls)` gives per document, in one streaming read of the run's links,
@@ -832,6 +864,10 @@ class Store:
         cite the same images and related pages over and over: each check is decoded once and kept
         while recently cited (at most `keep`), and those not kept are read a window of documents
         at a time. Memory follows the window and the cache, not the corpus.
+
+        `key_of` names a document's judging by what it reads (its path, content and the check of
+        each reference); a document judged before under the same key comes with those findings
+        (`judged_documents`) and is neither decoded nor given its checks.
         """
         until = self._checks_mark(run_id)
         if until is None:  # unfinished: the newest of its own pointers, as run_urls
@@ -854,21 +890,71 @@ class Store:
         )
         links_by_document = itertools.groupby(rows, key=itemgetter(0))
         pending = next(links_by_document, None)
+        url_at = 2 + LINKS.position("normalized_url")
         decoded = DecodedChecks(self, keep)
-        documents = self.iter_documents(run_id, positions=positions)
+        documents = self._stream_rows(
+            f"select run_documents.path, run_documents.content from run_documents where run_documents.run_id = ?{part} "
+            "order by run_documents.position",
+            [documents_run, *bounds],
+        )
         while batch := list(itertools.islice(documents, window)):
-            cited: list[list[tuple[LinkRef, int | None]]] = []
-            for document in batch:
-                rows_of_document = list(pending[1]) if pending is not None and pending[0] == document.path else []
+            cited: list[list[Any]] = []
+            keys: list[str | None] = []
+            for path, content in batch:
+                rows_of_document = list(pending[1]) if pending is not None and pending[0] == path else []
                 if rows_of_document:
                     pending = next(links_by_document, None)
-                cited.append(
-                    [(LINKS.decode_values(row[2:], document=document.path), row[1]) for row in rows_of_document]
+                cited.append(rows_of_document)
+                keys.append(
+                    key_of(path, content, [(row[url_at], row[1]) for row in rows_of_document]) if key_of else None
                 )
-            decoded.load(check_id for links in cited for _, check_id in links if check_id is not None)
-            for document, links in zip(batch, cited, strict=True):
-                checks = {link.normalized_url: decoded[check_id] for link, check_id in links if check_id is not None}
-                yield document, [link for link, _ in links], checks
+            judged = self.judged(key for key in keys if key is not None)
+            unjudged = [(i, path, content) for i, (path, content) in enumerate(batch) if keys[i] not in judged]
+            data = self._contents_by_hash(content for _, _, content in unjudged)
+            links = {
+                i: [(LINKS.decode_values(row[2:], document=path), row[1]) for row in cited[i]]
+                for i, path, _ in unjudged
+            }
+            decoded.load(check_id for pairs in links.values() for _, check_id in pairs if check_id is not None)
+            for i, (path, content) in enumerate(batch):
+                key = keys[i]
+                if key is not None and key in judged:
+                    yield JudgingInput(path, key, judged[key], None, [], {})
+                    continue
+                if content not in data:
+                    continue  # its content pruned under it: as the join with contents left it out before
+                pairs = links[i]
+                checks = {link.normalized_url: decoded[check_id] for link, check_id in pairs if check_id is not None}
+                document = CONTENTS.decode(data[content], path=path)
+                yield JudgingInput(path, key, None, document, [link for link, _ in pairs], checks)
+
+    def _contents_by_hash(self, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {
+            row["hash"]: row
+            for row in self._rows_for(hashes, lambda marks: f"select * from contents where hash in ({marks})")
+        }
+
+    def judged(self, keys: Iterable[str]) -> dict[str, list[Finding]]:
+        """The findings judging gave before under each of these keys, if it did (see `judging`)."""
+        rows = self._rows_for(keys, lambda marks: f"select key, findings from judged_documents where key in ({marks})")
+        return {row["key"]: decode_findings(row["findings"]) for row in rows}
+
+    def keep_judged(self, run_id: int, judged: Iterable[tuple[str, list[Finding] | None]]) -> None:
+        """Keep what judging gave for these keys (None: taken from here, so only marked as used by this run)."""
+        fresh, reused = [], []
+        for key, findings in judged:
+            if findings is None:
+                reused.append((run_id, key))
+            else:
+                fresh.append((key, run_id, encode_findings(findings)))
+        with self.db.conn:
+            self.db.conn.executemany("insert or replace into judged_documents values (?, ?, ?)", fresh)
+            self.db.conn.executemany("update judged_documents set run_id = ? where key = ?", reused)
+
+    def forget_judged(self, run_id: int) -> None:
+        """Only the last judging counts: the next run compares its documents with this one's."""
+        with self.db.conn:
+            self.db.conn.execute("delete from judged_documents where run_id != ?", [run_id])
 
     def reported_checks(self, run_id: int) -> Iterator[ReportedCheck]:
         """The checks a run used, as `checks(run_id)` picks them (by URL, the newest), for the reports: only
@@ -1099,7 +1185,7 @@ class Store:
                     "update runs set documents_of = ? where id = ?", [None if heir == run_id else heir, run_id]
                 )
             dropped = conn.execute(f"delete from runs where id not in ({marks})", kept).rowcount
-            for table in ("run_documents", "run_checks", "findings", "host_probes"):
+            for table in ("run_documents", "run_checks", "findings", "host_probes", "judged_documents"):
                 conn.execute(f"delete from {table} where run_id not in ({marks})", kept)
             conn.execute("delete from contents where hash not in (select content from run_documents)")
             conn.execute("delete from links where content not in (select hash from contents)")

@@ -876,7 +876,7 @@ def test_judging_split_over_forked_children_finds_what_one_process_finds(
     judged_here, real_judged = [], pipeline._judged
 
     def judged(store: Store, run_id: int, *args: Any) -> Any:
-        judged_here.append(args[-1])  # in a child: the parent never sees it
+        judged_here.append(args[3])  # in a child: the parent never sees it
         return real_judged(store, run_id, *args)
 
     monkeypatch.setattr(pipeline, "_judged", judged)
@@ -887,7 +887,7 @@ def test_judging_split_over_forked_children_finds_what_one_process_finds(
     ]
 
     def failing(store: Store, run_id: int, *args: Any) -> Any:
-        if args[-1].start > 0:
+        if args[3].start > 0:
             raise ValueError("a rule broke")
         return real_judged(store, run_id, *args)
 
@@ -975,3 +975,95 @@ def test_a_parse_whose_content_was_pruned_is_made_again(tmp_path: Path, monkeypa
     parsed.clear()
     third = pipeline.lint(config)
     assert parsed == ["a.md"] and _outcome_of(third) == _outcome_of(first)
+
+
+def _judged_documents(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The documents judging reads from now on (page_findings runs for every document judged)."""
+    judged: list[str] = []
+    real = pipeline.page_findings
+
+    def counting(document: Any, checks: Any) -> Any:
+        judged.append(Path(document.path).name)
+        return real(document, checks)
+
+    monkeypatch.setattr(pipeline, "page_findings", counting)
+    return judged
+
+
+def _stories(tmp_path: Path, loopback: Any, names: str, *, gone: str = "") -> None:
+    """A document per name whose page's <title> is another story's (a title-mismatch each)."""
+    for name in names:
+        page = loopback.add_route(
+            f"/judged/{tmp_path.name}/{name}", lambda request: (200, {}, "<head><title>Other news</title></head>")
+        )
+        related = f"related:\n  - title: Gone\n    webUrl: {gone}\n" if gone and name == names[-1] else ""
+        _write(tmp_path / "corpus" / f"{name}.md", f"---\ntitle: Story {name}\nwebUrl: {page}\n{related}---\n")
+
+
+def _verdicts(outcome: pipeline.Outcome) -> list[tuple[str, str, str, str]]:
+    return [(f.code, f.document, f.field, f.message) for f in outcome.report.findings]
+
+
+def test_a_scheduled_run_takes_the_verdicts_on_unchanged_documents_from_the_last_judging(
+    tmp_path: Path, loopback: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stories(tmp_path, loopback, "abc")
+    config = _config(tmp_path, max_age=86_400.0)
+    first = pipeline.audit(config)
+    assert [code for code, *_ in _verdicts(first)] == ["title-mismatch"] * 3
+    judged = _judged_documents(monkeypatch)
+    second = pipeline.audit(config)
+    assert judged == []  # every check reused and every document as it was: nothing judged again
+    assert _verdicts(second) == _verdicts(first)
+    assert {f.failing_runs for f in second.report.findings} == {2}  # still counted as the second run's
+    with closing(sqlite3.connect(config.db)) as db:
+        assert db.execute("select run_id, count(*) from judged_documents group by run_id").fetchall() == [(2, 3)]
+
+    _write(tmp_path / "corpus" / "b.md", (tmp_path / "corpus" / "b.md").read_text().replace("Story b", "Other news"))
+    third = pipeline.audit(config)
+    assert judged == ["b.md"]  # the edited document only
+    assert [document for _, document, *_ in _verdicts(third)] == [d for _, d, *_ in _verdicts(first) if "b.md" not in d]
+
+
+def test_documents_are_judged_again_when_what_judging_reads_changes(
+    tmp_path: Path, loopback: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = loopback.url_for(f"/status/404/judged-{tmp_path.name}")
+    _stories(tmp_path, loopback, "abc", gone=gone)
+    config = _config(tmp_path, max_age=86_400.0)
+    first = pipeline.audit(config)
+    judged = _judged_documents(monkeypatch)
+    # c.md cites a URL that failed before: its history may make it flaky, so it is judged every run.
+    assert _verdicts(pipeline.audit(config)) == _verdicts(first)
+    assert judged == ["c.md"]
+    judged.clear()
+    # A setting judging reads: every document judged again.
+    pipeline.audit(replace(config, flaky_window=config.flaky_window + 1))
+    assert judged == ["a.md", "b.md", "c.md"]
+    judged.clear()
+    # Checks made afresh (no --max-age): new answers, so every document is judged again.
+    pipeline.audit(replace(config, max_age=None))
+    assert judged == ["a.md", "b.md", "c.md"]
+
+
+def test_a_url_that_failed_before_is_judged_with_its_history_every_run(
+    tmp_path: Path, loopback: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = iter([200, 500, 200])
+    flaky = loopback.add_route(
+        f"/judged/flaky-{tmp_path.name}", lambda request: (next(answers, 200), {}, b"<head></head>")
+    )
+    _write(tmp_path / "corpus" / "a.md", f"---\ntitle: Story\nwebUrl: {flaky}\n---\n")
+    fetching = _config(tmp_path)
+    pipeline.audit(fetching)  # ok
+    pipeline.audit(fetching)  # failing
+    reusing = replace(fetching, max_age=86_400.0)
+    third = pipeline.audit(reusing)  # asked again (it failed): ok, a second flip
+    assert [f.message for f in third.report.findings if f.code == "flaky-link"] == [
+        "flipped between ok and failing 2 times in the last 3 runs (✓✗✓, oldest first)"
+    ]
+    # The same check reused, the same document: still judged, as its history has grown by a run.
+    fourth = pipeline.audit(reusing)
+    assert [f.message for f in fourth.report.findings if f.code == "flaky-link"] == [
+        "flipped between ok and failing 2 times in the last 4 runs (✓✗✓✓, oldest first)"
+    ]

@@ -316,8 +316,8 @@ def test_judging_gives_each_document_the_checks_the_run_used(tmp_path: Path) -> 
 
     def judged(keep: int) -> list[tuple[str, list[str], dict[str, int | None]]]:
         return [
-            (document.path, [link.url for link in links], {url: check.status for url, check in checks.items()})
-            for document, links, checks in store.judging(run_id, window=2, keep=keep)
+            (unit.path, [link.url for link in unit.links], {url: check.status for url, check in unit.checks.items()})
+            for unit in store.judging(run_id, window=2, keep=keep)
         ]
 
     assert judged(keep=1) == judged(keep=100) == expected

@@ -30,7 +30,7 @@ def _assert_views_agree(store: Store) -> None:
         documents = _rows(store, "select path from run_documents_resolved where run_id = ? order by position", [run.id])
         assert [row["path"] for row in documents] == [d.path for d in store.iter_documents(run.id)]
         links = _rows(store, "select * from run_links where run_id = ? order by document, field", [run.id])
-        cited = [link for _, document_links, _ in store.judging(run.id) for link in document_links]
+        cited = [link for unit in store.judging(run.id) for link in unit.links]
         expected = sorted(cited, key=lambda link: (link.document, link.field))
         assert [LINKS.decode(row, document=row["document"]) for row in links] == expected
     latest = {}
