@@ -58,6 +58,7 @@ from auditor.store import (
     CheckWriter,
     JudgingKey,
     ParsedFile,
+    PlannedCheck,
     Row,
     Store,
     content_hash,
@@ -413,15 +414,16 @@ def _plan(
     ours = _shard_filter(config, rules)
 
     def decide() -> Iterator[Target]:
-        latest = store.latest_checks(url for url, _ in batch)
+        latest = store.latest_outcomes(url for url, _ in batch)
         reused: list[int] = []
         excluded: list[Check] = []
+        asked: list[tuple[str, str | None, Kind, int | None]] = []  # URL, where fetched, kind, previous check
         for url, kind in batch:
             previous = latest.get(url)
             why = rules.excluded_by(url)
             if why is not None:
                 tally.not_fetched += 1
-                if previous is not None and previous.id is not None and previous.excluded and previous.message == why:
+                if previous is not None and previous.excluded and previous.message == why:
                     reused.append(previous.id)  # excluded again, for the same reason: a pointer, not a copy
                 else:
                     excluded.append(_excluded(url, kind, why))
@@ -429,12 +431,16 @@ def _plan(
             fetch = rules.fetch_url(url)
             if previous is not None and previous.fetched_url != fetch:
                 previous = None  # an answer from another address is neither reused nor revalidated
-            if previous is not None and previous.id is not None and _still_fresh(previous, kind, config):
+            if previous is not None and _still_fresh(previous, kind, config):
                 reused.append(previous.id)
                 tally.reused += 1
                 tally.not_fetched += 1
             else:
-                yield remapped.target(url, fetch, kind, previous)
+                asked.append((url, fetch, kind, previous.id if previous is not None else None))
+        # Whole checks only for the URLs asked again: a conditional request may confirm one.
+        whole = store.checks_by_id(check_id for *_, check_id in asked if check_id is not None)
+        for url, fetch, kind, check_id in asked:
+            yield remapped.target(url, fetch, kind, whole.get(check_id) if check_id is not None else None)
         store.add_checks(run_id, excluded)
         store.reuse_checks(run_id, reused)
         batch.clear()
@@ -475,7 +481,7 @@ def _excluded(url: str, kind: Kind, why: str) -> Check:
     return Check(url=url, kind=kind, ok=False, reason=Reason.EXCLUDED, message=why, attempts=0, checked_at=now_iso())
 
 
-def _still_fresh(previous: Check, kind: Kind, config: Config) -> bool:
+def _still_fresh(previous: PlannedCheck, kind: Kind, config: Config) -> bool:
     """A result is reused only if it was fine, for the same kind of fetch, and young enough;
     one that was fine only by an accepted status, only while the config still accepts it."""
     if config.max_age is None or not previous.ok or previous.kind != kind or not previous.checked_at:

@@ -362,3 +362,30 @@ def test_the_reports_read_the_checks_a_run_used_lean(tmp_path: Path) -> None:
     store.db.execute("update checks set kind = 'telepathy' where url = 'https://x/'")
     with pytest.raises(DatabaseError, match="cannot read the check of 'https://x/'"):
         reported()
+
+
+def test_a_plan_reads_the_newest_check_of_each_url_as_the_whole_check_says(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.sqlite")
+    run_id = _run(store)
+    store.add_checks(run_id, [make_check(url="https://a/", status=None, ok=False, reason=Reason.RESET)])
+    store.add_checks(
+        run_id,
+        [
+            make_check(url="https://a/", status=403, ok=True, final_url="https://a/x", etag='"1"', head={"title": "T"}),
+            make_check(url="https://b/", ok=False, reason=Reason.EXCLUDED, message="--exclude b", checked_at=""),
+        ],
+    )
+    planned = store.latest_outcomes(["https://a/", "https://b/", "https://unknown/"])
+    whole = store.latest_checks(["https://a/", "https://b/"])
+    assert planned.keys() == whole.keys() == {"https://a/", "https://b/"}
+    for url, check in whole.items():
+        outcome = planned[url]
+        assert check.id is not None and store.checks_by_id([check.id]) == {check.id: check}
+        assert (outcome.id, outcome.kind, outcome.ok, outcome.status, outcome.reason, outcome.message) == (
+            check.id, check.kind, check.ok, check.status, check.reason, check.message
+        )  # fmt: skip
+        assert (outcome.final_url, outcome.fetched_url, outcome.checked_at) == (
+            check.final_url, check.fetched_url, check.checked_at
+        )  # fmt: skip
+        assert (outcome.accepted, outcome.excluded) == (check.accepted, check.excluded)
+    assert planned["https://a/"].accepted and planned["https://b/"].excluded
