@@ -224,6 +224,9 @@ _JOIN_TABLES = (
     "create table if not exists run_documents (run_id integer not null, path text not null, "
     "content text not null, position integer not null, primary key (run_id, path)) without rowid",
     "create index if not exists run_documents_order on run_documents (run_id, position)",
+    # Whether a run cited a URL, from the URL's links: a URL's history (flaky links, `auditor history`)
+    # asks it of every earlier run. Without it each asking scanned the run's documents, 5 ms a URL and run.
+    "create index if not exists run_documents_content on run_documents (run_id, content)",
     "create table if not exists run_checks (run_id integer not null, check_id integer not null, "
     "primary key (run_id, check_id)) without rowid",
     "create unique index if not exists contents_hash on contents (hash)",
