@@ -226,7 +226,9 @@ _JOIN_TABLES = (
     "create index if not exists run_documents_order on run_documents (run_id, position)",
     # Whether a run cited a URL, from the URL's links: a URL's history (flaky links, `auditor history`)
     # asks it of every earlier run. Without it each asking scanned the run's documents, 5 ms a URL and run.
-    "create index if not exists run_documents_content on run_documents (run_id, content)",
+    # Content first: led by run_id, the planner took it for a run's documents too, and read their links
+    # in content-hash order, not the order they were written in (twice as long to count unique URLs).
+    "create index if not exists run_documents_by_content on run_documents (content, run_id)",
     "create table if not exists run_checks (run_id integer not null, check_id integer not null, "
     "primary key (run_id, check_id)) without rowid",
     "create unique index if not exists contents_hash on contents (hash)",
