@@ -1046,9 +1046,7 @@ def test_documents_are_judged_again_when_what_judging_reads_changes(
     assert judged == ["a.md", "b.md", "c.md"]
 
 
-def test_a_url_that_failed_before_is_judged_with_its_history_every_run(
-    tmp_path: Path, loopback: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_url_that_failed_before_is_judged_with_its_history_every_run(tmp_path: Path, loopback: Any) -> None:
     answers = iter([200, 500, 200])
     flaky = loopback.add_route(
         f"/judged/flaky-{tmp_path.name}", lambda request: (next(answers, 200), {}, b"<head></head>")
