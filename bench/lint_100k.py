@@ -31,7 +31,12 @@ a shared machine, a steadier measure than the wall time.
 
 Then the same over the real documents of ../shared/real_corpus/docs, when present.
 
-    .venv/bin/python bench/lint_100k.py [--docs 100000] [--publishers 50] [--corpus DIR] [--rounds 1]
+With ``--phases`` it runs ``auditor lint`` once in its own process instead, each phase timed as
+bench/phases.py times an audit's (parsing and storing, with the links' indexes made at its end;
+counting the unique URLs; building and writing the reports): wall and CPU seconds, the CPU of the
+processes each ran, and the cores it kept busy. No memory figures then.
+
+    .venv/bin/python bench/lint_100k.py [--docs 100000] [--publishers 50] [--corpus DIR] [--rounds 1] [--phases]
 
 Never part of the unit tests.
 """
@@ -41,6 +46,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -235,6 +241,28 @@ def lint(corpus: Path, scratch: Path, extra: list[str]) -> Result:
     )
 
 
+def lint_in_phases(corpus: Path, extra: list[str]) -> int:
+    from phases import timed  # bench/phases.py, beside this file
+
+    import auditor.pipeline
+    from auditor.cli import main as auditor_main
+
+    started = time.perf_counter()
+    for name in ("_ingest", "_count_urls", "build_report", "write_reports"):
+        setattr(auditor.pipeline, name, timed(name, getattr(auditor.pipeline, name), started))
+    with tempfile.TemporaryDirectory(prefix="lint-bench-phases-") as tmp:
+        sys.argv = ["auditor", "lint", str(corpus), "--db", f"{tmp}/audit.sqlite", "--out", f"{tmp}/reports",
+                    "--annotations", "none", "--quiet", *extra]  # fmt: skip
+        print(" ".join(sys.argv))
+        try:
+            auditor_main()
+        except SystemExit as end:
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            print(f"  exit {end.code}: {time.perf_counter() - started:.2f} s wall; CPU {time.process_time():.2f} s "
+                  f"here, {children.ru_utime + children.ru_stime:.2f} s in child processes")  # fmt: skip
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=100_000)
@@ -243,8 +271,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--keep", type=Path, default=None, help="keep the database and reports of the last round here")
     parser.add_argument("--no-real", action="store_true", help="skip ../shared/real_corpus")
+    parser.add_argument("--phases", action="store_true", help="one lint in this process, each phase timed")
     args, extra = parser.parse_known_args()
     corpus, expected = corpus_for(args)
+    if args.phases:
+        return lint_in_phases(corpus, extra)
     results = []
     missing: set[tuple[str, str, str]] = set()
     for round_number in range(args.rounds):
