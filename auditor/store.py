@@ -742,12 +742,18 @@ class Store:
             yield row["normalized_url"], Kind.IMAGE if row["is_image"] else Kind(row["kind"])
 
     def count_unique_urls(self, run_id: int) -> int:
-        row = next(
-            self.db.query(
-                f"select count(distinct normalized_url) as n {self._RUN_LINKS}", [self._documents_run(run_id)]
-            )
+        documents_run = self._documents_run(run_id)
+        only_this_run = (
+            "select (select count(*) from contents) = "
+            "(select count(distinct content) from run_documents where run_id = ?)"
         )
-        return int(row["n"])
+        if self.db.execute(only_this_run, [documents_run]).fetchone()[0]:
+            # Every stored content is this run's (a first run), so every link is: the normalized_url index
+            # counts them without joining each link to the run's documents (0.13 s against 1.6 s for 2
+            # million links).
+            return int(self.db.execute("select count(distinct normalized_url) from links").fetchone()[0])
+        row = self.db.execute(f"select count(distinct normalized_url) {self._RUN_LINKS}", [documents_run]).fetchone()
+        return int(row[0])
 
     def checked_urls(self, run_id: int) -> set[str]:
         """The URLs this run already has a result for (a resumed run checks only the rest)."""

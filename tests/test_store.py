@@ -389,3 +389,25 @@ def test_a_plan_reads_the_newest_check_of_each_url_as_the_whole_check_says(tmp_p
         )  # fmt: skip
         assert (outcome.accepted, outcome.excluded) == (check.accepted, check.excluded)
     assert planned["https://a/"].accepted and planned["https://b/"].excluded
+
+
+def test_unique_urls_are_counted_per_run_whether_or_not_the_store_holds_other_runs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.sqlite")
+
+    def ingest(cited: dict[str, list[str]]) -> int:
+        run_id = _run(store)
+        documents = store.documents_writer(run_id)
+        for path, urls in cited.items():
+            links = [LINKS.encode(make_link(document=path, url=url, line=n)) for n, url in enumerate(urls)]
+            documents.add(path, CONTENTS.encode(Document(path, {"urls": urls}, {})), links)
+        documents.flush()
+        return run_id
+
+    # a.md and c.md have the same content: its links are stored once.
+    first = ingest({"a.md": ["https://x/", "https://y/"], "b.md": ["https://y/"], "c.md": ["https://x/", "https://y/"]})
+    assert store.count_unique_urls(first) == 2  # every stored content is this run's: counted from the links alone
+    second = ingest({"d.md": ["https://y/", "https://z/", "https://w/"]})
+    assert (
+        store.count_unique_urls(first) == 2
+    )  # the store holds another run's links now: counted by the run's documents
+    assert store.count_unique_urls(second) == 3
