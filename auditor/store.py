@@ -778,7 +778,7 @@ class Store:
         return {row["url"]: PlannedCheck._make(_planned_values(row)) for row in rows}
 
     def checks_by_id(self, ids: Iterable[int]) -> dict[int, Check]:
-        """Whole checks by id (those a plan asks again, to revalidate them)."""
+        """Whole checks by id, read 500 at a time (those a plan asks again, those judging cites)."""
         wanted = sorted(set(ids))
         found: dict[int, Check] = {}
         for start in range(0, len(wanted), 500):
@@ -1429,12 +1429,7 @@ class DecodedChecks:
         wanted = set(check_ids)
         for check_id in wanted & self.kept.keys():
             self.kept.move_to_end(check_id)
-        missing = sorted(wanted - self.kept.keys())
-        for start in range(0, len(missing), 500):
-            chunk = missing[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.store.db.query(f"select * from checks where id in ({marks})", chunk):
-                self.kept[row["id"]] = CHECKS.decode(row)
+        self.kept.update(self.store.checks_by_id(wanted - self.kept.keys()))
         # The ids just loaded stay (a window may cite more than `keep`); the least recently used go.
         excess = len(self.kept) - max(self.keep, len(wanted))
         for _ in range(excess):
