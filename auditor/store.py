@@ -765,8 +765,9 @@ class Store:
         return {row["url"] for row in rows}
 
     def latest_outcomes(self, urls: Iterable[str]) -> dict[str, PlannedCheck]:
-        """`latest_checks`, only the columns a plan decides by: a scheduled run reuses most checks, and
-        decoding each whole (its head, its redirects) cost a quarter of planning 15,000 URLs."""
+        """The newest stored check of each URL (any run), only the columns a plan decides by: a scheduled
+        run reuses most checks, and decoding each whole (its head, its redirects) cost a quarter of
+        planning 15,000 URLs (`checks_by_id` reads the few asked again)."""
         columns = ", ".join(PlannedCheck._fields)
         rows = self._rows_for(
             urls,
@@ -786,16 +787,6 @@ class Store:
             for row in self.db.query(f"select * from checks where id in ({','.join('?' * len(chunk))})", chunk):
                 found[row["id"]] = CHECKS.decode(row)
         return found
-
-    def latest_checks(self, urls: Iterable[str]) -> dict[str, Check]:
-        """The most recent stored check of each URL (any run), for reuse and revalidation."""
-        rows = self._rows_for(
-            urls,
-            lambda marks: (
-                f"select * from checks where id in (select max(id) from checks where url in ({marks}) group by url)"
-            ),
-        )
-        return {row["url"]: CHECKS.decode(row) for row in rows}
 
     def _rows_for(self, keys: Iterable[str], query: Callable[[str], str]) -> Iterator[dict[str, Any]]:
         """The rows of `query(marks)` for these keys, bound 500 at a time (SQLite caps a statement's parameters)."""
@@ -1021,18 +1012,6 @@ class Store:
         )
         for url, group in itertools.groupby(rows, key=lambda row: row["normalized_url"]):
             yield url, [LINKS.decode(row, document=row["document_path"]) for row in group]
-
-    def iter_documents(self, run_id: int, *, positions: range | None = None) -> Iterator[Document]:
-        """The run's documents in ingest order: all, or those at these positions."""
-        part, bounds = ("", []) if positions is None else (_AT_POSITIONS, [positions.start, positions.stop])
-        rows = self._stream(
-            "select run_documents.path as document_path, contents.* from run_documents "
-            f"join contents on contents.hash = run_documents.content where run_documents.run_id = ?{part} "
-            "order by run_documents.position",
-            [self._documents_run(run_id), *bounds],
-        )
-        for row in rows:
-            yield CONTENTS.decode(row, path=row["document_path"])
 
     def findings(self, run_id: int) -> list[Finding]:
         rows = self.db.query("select * from findings where run_id = ? order by rowid", [run_id])

@@ -133,7 +133,9 @@ def test_a_database_of_the_first_release_opens_and_reads(tmp_path: Path) -> None
     store = Store.open_existing(path)
     run = store.run(1)
     assert (run.mode, run.status, run.corpus, run.documents) == (Mode.AUDIT, RunStatus.FINISHED, ("seeds",), 1)
-    (document,) = store.iter_documents(1)
+    (unit,) = store.judging(1)
+    document = unit.document
+    assert document is not None
     assert (document.path, document.data, document.line("title")) == ("a.md", {"title": "T"}, 2)
     check = store.checks(1)["https://a.example/"]
     assert isinstance(check, Check) and (check.ok, check.reason, check.width) == (False, "dns", None)
@@ -376,11 +378,12 @@ def test_a_plan_reads_the_newest_check_of_each_url_as_the_whole_check_says(tmp_p
         ],
     )
     planned = store.latest_outcomes(["https://a/", "https://b/", "https://unknown/"])
-    whole = store.latest_checks(["https://a/", "https://b/"])
-    assert planned.keys() == whole.keys() == {"https://a/", "https://b/"}
-    for url, check in whole.items():
-        outcome = planned[url]
-        assert check.id is not None and store.checks_by_id([check.id]) == {check.id: check}
+    assert planned.keys() == {"https://a/", "https://b/"}
+    whole = store.checks_by_id(outcome.id for outcome in planned.values())
+    assert whole[planned["https://a/"].id].status == 403  # the newest of the URL's two checks
+    for url, outcome in planned.items():
+        check = whole[outcome.id]
+        assert (check.id, check.url) == (outcome.id, url)
         assert (outcome.id, outcome.kind, outcome.ok, outcome.status, outcome.reason, outcome.message) == (
             check.id, check.kind, check.ok, check.status, check.reason, check.message
         )  # fmt: skip

@@ -28,7 +28,7 @@ def _assert_views_agree(store: Store) -> None:
         assert {row["url"]: row["check_id"] for row in rows} == used, f"run {run.id}"
         assert len(rows) == len(used)  # one row per URL
         documents = _rows(store, "select path from run_documents_resolved where run_id = ? order by position", [run.id])
-        assert [row["path"] for row in documents] == [d.path for d in store.iter_documents(run.id)]
+        assert [row["path"] for row in documents] == [unit.path for unit in store.judging(run.id)]
         links = _rows(store, "select * from run_links where run_id = ? order by document, field", [run.id])
         cited = [link for unit in store.judging(run.id) for link in unit.links]
         expected = sorted(cited, key=lambda link: (link.document, link.field))
@@ -42,7 +42,7 @@ def _assert_views_agree(store: Store) -> None:
     for run_id in latest.values():
         assert [FINDINGS.decode(row) for row in rows if row["run_id"] == run_id] == store.findings(run_id)
     status = {row["url"]: row for row in _rows(store, "select * from url_status")}
-    newest = store.latest_checks(status)
+    newest = store.latest_outcomes(status)
     assert {url: row["check_id"] for url, row in status.items()} == {url: c.id for url, c in newest.items()}
     assert all(bool(row["ok"]) == newest[url].ok for url, row in status.items())
 
