@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -242,10 +241,9 @@ def lint(corpus: Path, scratch: Path, extra: list[str]) -> Result:
 
 
 def lint_in_phases(corpus: Path, extra: list[str]) -> int:
-    from phases import timed  # bench/phases.py, beside this file
+    from phases import run_timed, timed  # bench/phases.py, beside this file
 
     import auditor.pipeline
-    from auditor.cli import main as auditor_main
 
     started = time.perf_counter()
     for name in ("_ingest", "_count_urls", "build_report", "write_reports"):
@@ -254,12 +252,7 @@ def lint_in_phases(corpus: Path, extra: list[str]) -> int:
         sys.argv = ["auditor", "lint", str(corpus), "--db", f"{tmp}/audit.sqlite", "--out", f"{tmp}/reports",
                     "--annotations", "none", "--quiet", *extra]  # fmt: skip
         print(" ".join(sys.argv))
-        try:
-            auditor_main()
-        except SystemExit as end:
-            children = resource.getrusage(resource.RUSAGE_CHILDREN)
-            print(f"  exit {end.code}: {time.perf_counter() - started:.2f} s wall; CPU {time.process_time():.2f} s "
-                  f"here, {children.ru_utime + children.ru_stime:.2f} s in child processes")  # fmt: skip
+        run_timed(started)
     return 0
 
 

@@ -62,6 +62,17 @@ def timed(name: str, phase: Callable[..., Any], started: float) -> Callable[...,
     return run
 
 
+def run_timed(started: float) -> None:
+    """Run `auditor` with sys.argv as it is, and say how it ended: its exit code, the wall seconds since
+    `started`, and the CPU of this process and of the children it waited for."""
+    try:
+        auditor_main()
+    except SystemExit as end:
+        children = _children_cpu()
+        print(f"  exit {end.code}: {time.perf_counter() - started:.2f} s wall; CPU {time.process_time():.2f} s "
+              f"here, {children:.2f} s in child processes")  # fmt: skip
+
+
 def main() -> None:
     given = sys.argv[1:]
     split = given.index("--") if "--" in given else len(given)
@@ -112,12 +123,7 @@ def main() -> None:
                     "--rate", "1000", "--fail-on", "never", "--quiet", *extra]  # fmt: skip
         latency = f"{args.latency * 1000:.0f} ms per response"
         print(f"auditor audit {' '.join(sys.argv[3:])} ({args.docs} documents, {latency})")
-        try:
-            auditor_main()
-        except SystemExit as end:
-            children = resource.getrusage(resource.RUSAGE_CHILDREN)
-            print(f"  exit {end.code}: {time.perf_counter() - started:.2f} s wall; CPU {time.process_time():.2f} s "
-                  f"here, {children.ru_utime + children.ru_stime:.2f} s in child processes")  # fmt: skip
+        run_timed(started)
     finally:
         if server is not None:
             server.terminate()
