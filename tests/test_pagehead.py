@@ -6,6 +6,7 @@ import pytest
 
 from auditor.model import DateSource
 from auditor.pagehead import HeadParser, PageHead
+from auditor.pubdate import MAX_CANDIDATES_PER_SOURCE
 from auditor.simhash import simhash
 
 BASE = "https://news.example.com/section/article.html"
@@ -423,3 +424,48 @@ def test_a_head_end_inside_a_script_does_not_end_the_head() -> None:
     for chunk_size in (7, len(data)):
         head = _parse(data, chunk_size).result()
         assert (head.title, head.canonical) == ("Still the head", "https://news.example.com/c")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<!-- the template's </head> and <body> -->",
+        "<title>How to close </head> tags</title>",
+        "<style>/* </head> */ body{}</style>",
+    ],
+)
+def test_a_head_end_that_a_browser_reads_as_text_does_not_end_the_head(text: str) -> None:
+    data = f'<html><head>{text}<link rel="canonical" href="/c"></head><body><link rel="amphtml" href="/x">'.encode()
+    for chunk_size in (1, 9, len(data)):
+        parser = _parse(data, chunk_size)
+        assert parser.result().canonical == "https://news.example.com/c", (text, chunk_size)
+        assert parser.result().amphtml is None
+
+
+def test_elements_after_one_that_belongs_in_a_body_still_count() -> None:
+    # An HTML5 parser moves everything after a body element in the head into the body; the head is
+    # over only at its own end tag or the body's start tag, and what comes before that is the head's.
+    data = (
+        b'<html><head><noscript><img src="/pixel.gif"></noscript><div class="ad"></div>'
+        b'<link rel="canonical" href="/c"><title>T</title><meta property="og:title" content="O"></head><body>'
+    )
+    head = _parse(data).result()
+    assert (head.canonical, head.title, head.og_title) == ("https://news.example.com/c", "T", "O")
+
+
+def test_a_tag_whose_name_starts_with_body_is_not_the_body() -> None:
+    parser = HeadParser(BASE)
+    assert parser.feed(b'<html><head><bodyguard></bodyguard><link rel="canonical" href="/c">') is False
+    assert parser.feed(b"<body >") is True
+    assert parser.result().canonical == "https://news.example.com/c"
+
+
+def test_reading_a_head_that_is_not_over_yet_adds_nothing_to_it() -> None:
+    # A source keeps its first few candidates: each reading of the unfinished head must not add its own.
+    parser = HeadParser(BASE, encoding="utf-8")
+    assert parser.feed(b'<html><head><meta name="date" content="some day">') is False
+    for _ in range(MAX_CANDIDATES_PER_SOURCE + 1):
+        assert parser.result().published_time is None
+    assert parser.feed(b'<meta name="date" content="2016-05-02"></head>') is True
+    assert parser.result().published_time == "2016-05-02"
+    assert parser.date_candidates().readable()[DateSource.NAME_DATE].text == "2016-05-02"
