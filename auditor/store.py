@@ -66,8 +66,15 @@ def _json_dumps(value: Any) -> str:
 
 def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+        # Field by field, one level: the encoder comes back here for a record inside. (dataclasses.asdict
+        # deep-copies every value on the way: a third of storing a crawl's checks went to a head's.)
+        return {name: getattr(value, name) for name in _field_names(type(value))}
     return str(value)  # dates in front matter, and the like
+
+
+@functools.cache
+def _field_names(record: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(record))
 
 
 _ENCODER = json.JSONEncoder(default=_jsonable)
