@@ -66,7 +66,7 @@ from auditor.store import (
 )
 from auditor.suggest import suggest
 
-CHECK_BATCH = 50
+CHECK_BATCH = 500
 REUSE_BATCH = 500  # URLs whose last results are looked up at once
 CHECK_FLUSH_SECONDS = 2.0
 
