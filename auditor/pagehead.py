@@ -178,7 +178,8 @@ class HeadParser:
 
     def _read_head(self, text: str) -> str:
         """Adds text to the head; once a tag in it ends the head, parses the head and returns what follows."""
-        recent, self._tail = self._tail + text, (self._tail + text)[-_HEAD_END_LONGEST:]
+        recent = self._tail + text
+        self._tail = recent[-_HEAD_END_LONGEST:]
         self._text.append(text)
         if not text or _HEAD_END.search(recent) is None:
             return ""  # the head goes on: parsed once it is over, not piece by piece
