@@ -750,14 +750,9 @@ class Store:
 
     def count_unique_urls(self, run_id: int) -> int:
         documents_run = self._documents_run(run_id)
-        only_this_run = (
-            "select (select count(*) from contents) = "
-            "(select count(distinct content) from run_documents where run_id = ?)"
-        )
-        if self.db.execute(only_this_run, [documents_run]).fetchone()[0]:
-            # Every stored content is this run's (a first run), so every link is: the normalized_url index
-            # counts them without joining each link to the run's documents (0.13 s against 1.6 s for 2
-            # million links).
+        if self.db.execute(_EVERY_CONTENT_THE_RUNS.format(run="run_id = ?"), [documents_run]).fetchone()[0]:
+            # The normalized_url index counts them without joining each link to the run's documents
+            # (0.13 s against 1.6 s for 2 million links).
             return int(self.db.execute("select count(distinct normalized_url) from links").fetchone()[0])
         row = self.db.execute(f"select count(distinct normalized_url) {self._RUN_LINKS}", [documents_run]).fetchone()
         return int(row[0])
@@ -1340,7 +1335,14 @@ class ReferenceSource:
 
     def cited_urls(self) -> Iterator[str]:
         """Each normalised URL the run cites, once, in sorted order."""
-        for (url,) in self._query(f"select distinct links.normalized_url {self._FROM} order by 1"):
+        if next(self._query(_EVERY_CONTENT_THE_RUNS.format(run=self._RUN)))[0]:
+            # Read off the normalized_url index, sorted and distinct already: on a first run of 2 million
+            # links 0.4 s, where joining each to the run's documents and sorting them took 2 to 7 s.
+            sql = "select distinct normalized_url from links order by 1"
+            rows = _read_only_rows(self.path, sql, [])
+        else:
+            rows = self._query(f"select distinct links.normalized_url {self._FROM} order by 1")
+        for (url,) in rows:
             yield url
 
     def counts(self) -> Iterator[tuple[str, int]]:
@@ -1352,6 +1354,14 @@ class ReferenceSource:
 
     def _query(self, sql: str) -> Iterator[Any]:
         return _read_only_rows(self.path, sql, [self.run_id])
+
+
+# Whether every stored content is one run's documents' (`run`: which, as a condition on run_documents): a
+# first run's, or any run of a store of one unchanged corpus. Then every link is that run's, and the
+# links' own indexes answer for the run without a join.
+_EVERY_CONTENT_THE_RUNS = (
+    "select (select count(*) from contents) = (select count(distinct content) from run_documents where {run})"
+)
 
 
 def _read_only_rows(path: Path, sql: str, params: list[Any], factory: Any = None) -> Iterator[Any]:

@@ -11,7 +11,7 @@ from conftest import make_check, make_link
 from auditor.corpus import Document
 from auditor.errors import DatabaseError
 from auditor.model import Check, Code, Evidence, Finding, Hop, Kind, Mode, PageHead, Reason, RunStatus, Severity
-from auditor.store import CONTENTS, FINDINGS, LINKS, Store
+from auditor.store import CONTENTS, FINDINGS, LINKS, ReferenceSource, Store
 
 
 def _run(store: Store, corpus: list[str] | None = None) -> int:
@@ -394,8 +394,11 @@ def test_a_plan_reads_the_newest_check_of_each_url_as_the_whole_check_says(tmp_p
     assert planned["https://a/"].accepted and planned["https://b/"].excluded
 
 
-def test_unique_urls_are_counted_per_run_whether_or_not_the_store_holds_other_runs(tmp_path: Path) -> None:
+def test_unique_urls_are_counted_and_listed_per_run_whether_or_not_the_store_holds_other_runs(tmp_path: Path) -> None:
     store = Store(tmp_path / "a.sqlite")
+
+    def cited(run_id: int) -> list[str]:  # as the reports list them, through a reader of their own
+        return list(ReferenceSource(store.path, run_id).cited_urls())
 
     def ingest(cited: dict[str, list[str]]) -> int:
         run_id = _run(store)
@@ -408,9 +411,9 @@ def test_unique_urls_are_counted_per_run_whether_or_not_the_store_holds_other_ru
 
     # a.md and c.md have the same content: its links are stored once.
     first = ingest({"a.md": ["https://x/", "https://y/"], "b.md": ["https://y/"], "c.md": ["https://x/", "https://y/"]})
-    assert store.count_unique_urls(first) == 2  # every stored content is this run's: counted from the links alone
+    # Every stored content is this run's: counted and listed from the links alone.
+    assert (store.count_unique_urls(first), cited(first)) == (2, ["https://x/", "https://y/"])
     second = ingest({"d.md": ["https://y/", "https://z/", "https://w/"]})
-    assert (
-        store.count_unique_urls(first) == 2
-    )  # the store holds another run's links now: counted by the run's documents
-    assert store.count_unique_urls(second) == 3
+    # The store holds another run's links now: each run's are found by its documents.
+    assert (store.count_unique_urls(first), cited(first)) == (2, ["https://x/", "https://y/"])
+    assert (store.count_unique_urls(second), cited(second)) == (3, ["https://w/", "https://y/", "https://z/"])
