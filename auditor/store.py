@@ -1356,9 +1356,9 @@ class ReferenceSource:
         return _read_only_rows(self.path, sql, [self.run_id])
 
 
-# Whether every stored content is one run's documents' (`run`: which, as a condition on run_documents): a
-# first run's, or any run of a store of one unchanged corpus. Then every link is that run's, and the
-# links' own indexes answer for the run without a join.
+# Whether every stored content is the content of one run's documents (`{run}`: the condition on
+# run_documents that picks them): so in a first run, or any run of a store of one unchanged corpus.
+# Then every link is that run's, and the links' own indexes answer for the run without a join.
 _EVERY_CONTENT_THE_RUNS = (
     "select (select count(*) from contents) = (select count(distinct content) from run_documents where {run})"
 )

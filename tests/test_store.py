@@ -397,7 +397,7 @@ def test_a_plan_reads_the_newest_check_of_each_url_as_the_whole_check_says(tmp_p
 def test_unique_urls_are_counted_and_listed_per_run_whether_or_not_the_store_holds_other_runs(tmp_path: Path) -> None:
     store = Store(tmp_path / "a.sqlite")
 
-    def cited(run_id: int) -> list[str]:  # as the reports list them, through a reader of their own
+    def listed(run_id: int) -> list[str]:  # as the reports list them, through a reader of their own
         return list(ReferenceSource(store.path, run_id).cited_urls())
 
     def ingest(cited: dict[str, list[str]]) -> int:
@@ -412,8 +412,8 @@ def test_unique_urls_are_counted_and_listed_per_run_whether_or_not_the_store_hol
     # a.md and c.md have the same content: its links are stored once.
     first = ingest({"a.md": ["https://x/", "https://y/"], "b.md": ["https://y/"], "c.md": ["https://x/", "https://y/"]})
     # Every stored content is this run's: counted and listed from the links alone.
-    assert (store.count_unique_urls(first), cited(first)) == (2, ["https://x/", "https://y/"])
+    assert (store.count_unique_urls(first), listed(first)) == (2, ["https://x/", "https://y/"])
     second = ingest({"d.md": ["https://y/", "https://z/", "https://w/"]})
     # The store holds another run's links now: each run's are found by its documents.
-    assert (store.count_unique_urls(first), cited(first)) == (2, ["https://x/", "https://y/"])
-    assert (store.count_unique_urls(second), cited(second)) == (3, ["https://w/", "https://y/", "https://z/"])
+    assert (store.count_unique_urls(first), listed(first)) == (2, ["https://x/", "https://y/"])
+    assert (store.count_unique_urls(second), listed(second)) == (3, ["https://w/", "https://y/", "https://z/"])
