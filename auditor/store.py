@@ -48,6 +48,7 @@ from auditor.model import (
 )
 
 Record = TypeVar("Record")
+Key = TypeVar("Key", str, int)  # what rows are looked up by: hashes and URLs, or ids
 Row = tuple[Any, ...]
 
 
@@ -782,15 +783,10 @@ class Store:
 
     def checks_by_id(self, ids: Iterable[int]) -> dict[int, Check]:
         """Whole checks by id, read 500 at a time (those a plan asks again, those judging cites)."""
-        wanted = sorted(set(ids))
-        found: dict[int, Check] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            for row in self.db.query(f"select * from checks where id in ({','.join('?' * len(chunk))})", chunk):
-                found[row["id"]] = CHECKS.decode(row)
-        return found
+        rows = self._rows_for(ids, lambda marks: f"select * from checks where id in ({marks})")
+        return {row["id"]: CHECKS.decode(row) for row in rows}
 
-    def _rows_for(self, keys: Iterable[str], query: Callable[[str], str]) -> Iterator[dict[str, Any]]:
+    def _rows_for(self, keys: Iterable[Key], query: Callable[[str], str]) -> Iterator[dict[str, Any]]:
         """The rows of `query(marks)` for these keys, bound 500 at a time (SQLite caps a statement's parameters)."""
         wanted = sorted(set(keys))
         for start in range(0, len(wanted), 500):
